@@ -1,0 +1,29 @@
+"""Domain errors raised by services; the API exception handler maps them to 4xx."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+
+class ApplicationError(Exception):
+    """A domain error with a user-facing message and an HTTP status for the API."""
+
+    status_code: int = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class ConflictError(ApplicationError):
+    status_code = HTTPStatus.CONFLICT
+
+
+class UpstreamError(ApplicationError):
+    """A third party failed (5xx, timeout, bad answer): 502 to our caller."""
+
+    status_code = HTTPStatus.BAD_GATEWAY

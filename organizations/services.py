@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from common.exceptions import ApplicationError, ConflictError
+
+from .models import ApiKey, Membership, Organization
+
+KEY_PREFIX = "ik"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys carry 256 bits of randomness, so a fast hash is enough (as for GitHub tokens).
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def split_api_key(raw_key: str) -> str | None:
+    """The prefix of a well-formed key, else None."""
+    parts = raw_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+@transaction.atomic
+def organization_create(*, slug: str, name: str = "") -> Organization:
+    if not slug or slugify(slug) != slug:
+        raise ApplicationError(f"Invalid slug {slug!r}: use lowercase letters, digits and hyphens.")
+    if Organization.objects.filter(slug=slug).exists():
+        raise ConflictError(f"Organization {slug!r} already exists.")
+    return Organization.objects.create(slug=slug, name=name or slug)
+
+
+@transaction.atomic
+def membership_set(*, user: AbstractBaseUser, organization: Organization, role: str) -> Membership:
+    if role not in Membership.Role.values:
+        raise ApplicationError(f"Unknown role {role!r}.")
+    membership, _ = Membership.objects.update_or_create(user=user, organization=organization, defaults={"role": role})
+    return membership
+
+
+def api_key_save_new(*, api_key: ApiKey) -> str:
+    """Give an unsaved key its secret and save it; returns the raw key, never stored."""
+    for _ in range(5):
+        api_key.prefix = secrets.token_hex(4)
+        raw_key = f"{KEY_PREFIX}_{api_key.prefix}_{secrets.token_urlsafe(32)}"
+        api_key.hashed_key = hash_api_key(raw_key)
+        try:
+            with transaction.atomic():
+                api_key.save(force_insert=True)
+        except IntegrityError:  # prefix collision: draw again
+            continue
+        return raw_key
+    raise ApplicationError("Could not allocate a unique key prefix; try again.")
+
+
+def api_key_create(*, organization: Organization, name: str, read_only: bool = False) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the raw key, which is never stored or shown again."""
+    api_key = ApiKey(organization=organization, name=name or "API key", read_only=read_only)
+    raw_key = api_key_save_new(api_key=api_key)
+    return api_key, raw_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_mark_used(*, api_key: ApiKey) -> None:
+    """Record use, at most once a minute per key, so reads do not become writes."""
+    now = timezone.now()
+    if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

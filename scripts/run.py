@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Run the development web server and a django-q2 cluster together until Ctrl-C.
+
+Each child runs in its own session, so the terminal's Ctrl-C reaches only this
+supervisor. On shutdown the cluster gets SIGTERM on its main process only (a signal to
+its whole process group can deadlock it, QUEUE_NOTES.md); the web server is stopped
+with its process group (runserver's autoreloader has a child).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT = 20
+
+
+def start(cmd: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)  # noqa: S603
+
+
+def stop(proc: subprocess.Popen, *, group: bool) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", default="8000")
+    args = parser.parse_args()
+
+    python = sys.executable
+    web = start([python, "manage.py", "runserver", f"{args.host}:{args.port}"])
+    cluster = start([python, "manage.py", "qcluster"])
+    print(
+        f"Serving http://{args.host}:{args.port}/ (admin: /admin/, API docs: /api/docs/) "
+        f"with a django-q2 cluster. Ctrl-C stops both.",
+        flush=True,
+    )
+
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    exit_code = 0
+    while not stopping:
+        if web.poll() is not None or cluster.poll() is not None:
+            print("A process exited unexpectedly; stopping.", file=sys.stderr, flush=True)
+            exit_code = 1
+            break
+        time.sleep(0.2)
+
+    print("Stopping the cluster and the web server...", flush=True)
+    stop(cluster, group=False)
+    stop(web, group=True)
+    print("Stopped.", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from organizations.services import api_key_create
+from tests.factories import OrganizationFactory
+
+
+class KeyClient(APIClient):
+    """An APIClient that sends an organization API key, plus the objects behind it."""
+
+    def __init__(self, raw_key: str, api_key, **kwargs):
+        super().__init__(**kwargs)
+        self.raw_key = raw_key
+        self.api_key = api_key
+        self.organization = api_key.organization
+        self.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+
+def make_key_client(organization, *, read_only: bool = False) -> KeyClient:
+    api_key, raw_key = api_key_create(organization=organization, name="test", read_only=read_only)
+    return KeyClient(raw_key, api_key)
+
+
+@pytest.fixture
+def organization():
+    return OrganizationFactory(slug="acme")
+
+
+@pytest.fixture
+def other_organization():
+    return OrganizationFactory(slug="globex")
+
+
+@pytest.fixture
+def api_client(organization) -> KeyClient:
+    """Read/write key of `organization`."""
+    return make_key_client(organization)
+
+
+@pytest.fixture
+def read_only_client(organization) -> KeyClient:
+    return make_key_client(organization, read_only=True)
+
+
+@pytest.fixture
+def other_client(other_organization) -> KeyClient:
+    """Read/write key of `other_organization`."""
+    return make_key_client(other_organization)
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
