@@ -1,0 +1,96 @@
+"""A real local HTTP receiver for webhook tests: records requests, answers as told."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Receiver:
+    def __init__(self):
+        self.requests: list[Received] = []
+        self.replies: list[Reply] = []  # consumed in order; then `default`
+        self.default = Reply()
+        self.responder: Callable[[Received], Reply] | None = None
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                with receiver._cond:
+                    receiver.requests.append(received)
+                    receiver._cond.notify_all()
+                    if receiver.responder is not None:
+                        reply = receiver.responder(received)
+                    else:
+                        reply = receiver.replies.pop(0) if receiver.replies else receiver.default
+                if reply.delay:
+                    time.sleep(reply.delay)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # clients that time out and hang up are part of the tests
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def start(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.time() + timeout
+        with self._cond:
+            while len(self.requests) < count:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+                self._cond.wait(remaining)
+            return list(self.requests)

@@ -1,0 +1,276 @@
+from datetime import timedelta
+from http import HTTPStatus
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook as ReferenceVerifier
+
+from tests.conftest import make_key_client
+from tests.webhooks.receiver import Reply
+from webhooks import tasks
+from webhooks.models import Delivery, Event, Webhook, WebhookLog
+from webhooks.services import trigger_event, webhook_create
+
+pytestmark = pytest.mark.django_db
+BASE = "/api/integrations/webhooks/"
+
+
+def test_create_returns_secret_once(api_client, receiver):
+    response = api_client.post(
+        BASE, {"name": "ATS", "url": receiver.url, "events": ["application.created", "offer.accepted"]}, format="json"
+    )
+    assert response.status_code == HTTPStatus.CREATED
+    body = response.json()
+    assert body["secret"].startswith("whsec_")
+    assert body["retry_attempts"] == 5 and body["is_active"] is True
+    for path in [BASE, f"{BASE}{body['id']}/"]:
+        assert body["secret"] not in api_client.get(path).content.decode()
+    assert "secret" not in api_client.get(f"{BASE}{body['id']}/").json()
+
+
+def test_create_with_own_secret_and_invalid_secret(api_client, receiver):
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    response = api_client.post(
+        BASE, {"name": "a", "url": receiver.url, "events": ["*"], "secret": secret}, format="json"
+    )
+    assert response.status_code == HTTPStatus.CREATED and response.json()["secret"] == secret
+    response = api_client.post(
+        BASE, {"name": "b", "url": receiver.url, "events": ["*"], "secret": "nope"}, format="json"
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST and "secret" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"events": ["no.such_event"]}, "events"),
+        ({"events": []}, "events"),
+        ({"retry_attempts": 11}, "retry_attempts"),
+        ({"retry_attempts": -1}, "retry_attempts"),
+        ({"url": "not a url"}, "url"),
+        ({"headers": {"Host": "x"}}, "headers"),
+        ({"headers": ["x"]}, "headers"),
+    ],
+)
+def test_invalid_input_is_400_and_changes_nothing(api_client, webhook, body, field):
+    base = {"name": "x", "url": "https://93.184.216.34/", "events": ["*"]}
+    response = api_client.post(BASE, {**base, **body}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST and field in response.json()
+    response = api_client.patch(f"{BASE}{webhook.pk}/", body, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST and field in response.json()
+    assert Webhook.objects.count() == 1
+    webhook.refresh_from_db()
+    assert webhook.events == ["application.created"] and webhook.retry_attempts == 3
+
+
+def test_update_and_delete(api_client, webhook):
+    response = api_client.put(
+        f"{BASE}{webhook.pk}/", {"name": "new", "url": webhook.url, "events": ["job.created"]}, format="json"
+    )
+    assert response.status_code == HTTPStatus.OK and response.json()["name"] == "new"
+    assert api_client.delete(f"{BASE}{webhook.pk}").status_code == HTTPStatus.NO_CONTENT
+    assert not Webhook.objects.exists()
+
+
+def test_sensitive_header_values_are_masked_and_kept(api_client, receiver):
+    response = api_client.post(
+        BASE,
+        {"name": "a", "url": receiver.url, "events": ["*"], "headers": {"Authorization": "Bearer sentinel-xyz"}},
+        format="json",
+    )
+    webhook_id = response.json()["id"]
+    assert "sentinel-xyz" not in api_client.get(f"{BASE}{webhook_id}/").content.decode()
+    body = api_client.get(f"{BASE}{webhook_id}/").json()
+    api_client.put(f"{BASE}{webhook_id}/", body, format="json")
+    assert Webhook.objects.get().headers == {"Authorization": "Bearer sentinel-xyz"}
+
+
+def test_test_endpoint_sends_now_and_returns_the_attempt(api_client, webhook, receiver):
+    response = api_client.post(f"{BASE}{webhook.pk}/test/")
+    assert response.status_code == HTTPStatus.OK
+    attempt = response.json()
+    assert attempt["success"] is True and attempt["status"] == 200 and attempt["event"] == "webhook.test"
+    assert attempt["duration_ms"] > 0 and attempt["error"] == ""
+    [request] = receiver.wait_for(1)
+    assert ReferenceVerifier(webhook.secret).verify(request.body, request.headers)["type"] == "webhook.test"
+
+    receiver.default = Reply(status=500, body=b"down")
+    attempt = api_client.post(f"{BASE}{webhook.pk}/test").json()
+    assert attempt["success"] is False and attempt["status"] == 500 and attempt["error"] == "HTTP 500"
+    assert attempt["response_body"] == "down"
+    assert Delivery.objects.filter(event__type="webhook.test", state="failed").count() == 1  # no retries
+
+
+def _failing_history(organization, webhook, receiver, count=3):
+    receiver.responder = lambda r: Reply(status=500 if r.json()["data"].get("n", 0) % 2 else 200)
+    for n in range(count):
+        trigger_event(organization=organization, event="application.created", payload={"n": n})
+    tasks.deliver_due()
+
+
+def test_logs_newest_first_with_filters_and_pagination(api_client, organization, webhook, receiver):
+    _failing_history(organization, webhook, receiver, count=5)
+    body = api_client.get(f"{BASE}{webhook.pk}/logs/").json()
+    assert body["count"] == 5
+    times = [row["created_at"] for row in body["results"]]
+    assert times == sorted(times, reverse=True)
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/?success=false").json()["count"] == 2
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/?success=true").json()["count"] == 3
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/?event=job.created").json()["count"] == 0
+    future = (timezone.now() + timedelta(hours=1)).isoformat()
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/", {"since": future}).json()["count"] == 0
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/", {"until": future}).json()["count"] == 5
+    page = api_client.get(f"{BASE}{webhook.pk}/logs/?page_size=2&page=3").json()
+    assert len(page["results"]) == 1
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/?since=yesterday").status_code == HTTPStatus.BAD_REQUEST
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/?success=maybe").status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_list_endpoints_run_constant_queries(api_client, organization, receiver, django_assert_max_num_queries):
+    for index in range(30):
+        webhook_create(organization=organization, name=f"w{index}", url=receiver.url, events=["*"])
+    trigger_event(organization=organization, event="job.created", payload={})
+    tasks.deliver_due()
+    webhook = Webhook.objects.first()
+    api_client.get(BASE)  # records the key's first use
+    with django_assert_max_num_queries(3):
+        assert len(api_client.get(f"{BASE}?page_size=100").json()["results"]) == 30
+    with django_assert_max_num_queries(4):
+        api_client.get(f"{BASE}{webhook.pk}/logs/?page_size=100")
+
+
+def test_stats(api_client, organization, webhook, receiver):
+    _failing_history(organization, webhook, receiver, count=4)
+    stats = api_client.get(f"{BASE}{webhook.pk}/stats/").json()
+    assert stats["attempts"] == 4 and stats["successes"] == 2 and stats["failures"] == 2
+    assert stats["success_rate"] == 0.5
+    assert stats["last_24h"]["attempts"] == 4
+    durations = sorted(WebhookLog.objects.values_list("duration_ms", flat=True))
+    assert stats["p95_duration_ms"] == durations[-1]
+    assert stats["mean_duration_ms"] == pytest.approx(sum(durations) / 4, abs=0.01)
+    assert stats["pending_deliveries"] == 2
+    assert stats["last_success_at"] and stats["last_failure_at"]
+    WebhookLog.objects.update(created_at=timezone.now() - timedelta(days=2))
+    assert api_client.get(f"{BASE}{webhook.pk}/stats/").json()["last_24h"]["attempts"] == 0
+
+
+def test_replay_sends_the_same_message_again(api_client, organization, webhook, receiver):
+    trigger_event(organization=organization, event="application.created", payload={"x": 1})
+    tasks.deliver_due()
+    log = WebhookLog.objects.get()
+    response = api_client.post(f"{BASE}{webhook.pk}/logs/{log.pk}/replay/")
+    assert response.status_code == HTTPStatus.CREATED
+    assert response.json()["attempt"] == 2 and response.json()["success"] is True
+    first, second = receiver.wait_for(2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.body == second.body
+
+
+def test_recover_resends_failed_deliveries_in_the_window(api_client, organization, webhook, receiver):
+    receiver.default = Reply(status=500)
+    Webhook.objects.filter(pk=webhook.pk).update(retry_attempts=0)
+    for n in range(3):
+        trigger_event(organization=organization, event="application.created", payload={"n": n})
+    tasks.deliver_due()
+    assert Delivery.objects.filter(state="failed").count() == 3
+    old = Delivery.objects.order_by("created_at").first()
+    Delivery.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
+
+    receiver.default = Reply(status=200)
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    response = api_client.post(f"{BASE}{webhook.pk}/recover/", {"since": since}, format="json")
+    assert response.status_code == HTTPStatus.ACCEPTED and response.json() == {"recovered": 2}
+    assert tasks.deliver_due() == 2
+    assert Delivery.objects.filter(state="succeeded").count() == 2
+    assert Delivery.objects.get(pk=old.pk).state == "failed"
+    bad = api_client.post(
+        f"{BASE}{webhook.pk}/recover/", {"since": "2030-01-01T00:00:00Z", "until": since}, format="json"
+    )
+    assert bad.status_code == HTTPStatus.BAD_REQUEST
+    assert api_client.post(f"{BASE}{webhook.pk}/recover/", {}, format="json").status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_rotate_secret_returns_new_secret(api_client, webhook):
+    response = api_client.post(f"{BASE}{webhook.pk}/rotate-secret/")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["secret"] != webhook.secret and response.json()["previous_secret_expires_at"]
+
+
+def test_event_catalogue(api_client):
+    events = {row["event"] for row in api_client.get(f"{BASE}events/").json()}
+    assert {"application.created", "offer.accepted", "job.closed", "webhook.test"} <= events
+
+
+def test_trigger_event_endpoint(api_client, webhook):
+    response = api_client.post(
+        "/api/events/", {"event": "application.created", "payload": {"id": 1}, "idempotency_key": "abc"}, format="json"
+    )
+    assert response.status_code == HTTPStatus.ACCEPTED
+    assert response.json()["event"] == "application.created" and response.json()["deliveries"] == 1
+    again = api_client.post(
+        "/api/events/", {"event": "application.created", "payload": {"id": 2}, "idempotency_key": "abc"}, format="json"
+    )
+    assert again.json()["id"] == response.json()["id"]
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"event": "nope.nothing", "payload": {}},
+        {"event": "webhook.test", "payload": {}},
+        {"event": "application.created", "payload": [1, 2]},
+        {"event": "application.created", "payload": "text"},
+        {"payload": {}},
+        {"event": "application.created", "idempotency_key": "x" * 201},
+    ],
+)
+def test_trigger_event_rejects_bad_input(api_client, body):
+    response = api_client.post("/api/events/", body, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert not Event.objects.exists()
+
+
+def test_read_only_key_cannot_write(read_only_client, organization, webhook):
+    log_count = WebhookLog.objects.count()
+    for method, path in [
+        ("post", BASE),
+        ("patch", f"{BASE}{webhook.pk}/"),
+        ("delete", f"{BASE}{webhook.pk}/"),
+        ("post", f"{BASE}{webhook.pk}/test/"),
+        ("post", f"{BASE}{webhook.pk}/rotate-secret/"),
+        ("post", f"{BASE}{webhook.pk}/recover/"),
+        ("post", "/api/events/"),
+    ]:
+        response = getattr(read_only_client, method)(path, {}, format="json")
+        assert response.status_code == HTTPStatus.FORBIDDEN, (method, path)
+    assert read_only_client.get(f"{BASE}{webhook.pk}/stats/").status_code == HTTPStatus.OK
+    assert WebhookLog.objects.count() == log_count and Webhook.objects.get().secret == webhook.secret
+
+
+def test_other_organization_gets_404_everywhere_and_sees_nothing(organization, other_organization, webhook, receiver):
+    trigger_event(organization=organization, event="application.created", payload={})
+    tasks.deliver_due()
+    log = WebhookLog.objects.get()
+    other = make_key_client(other_organization)
+    for method, path in [
+        ("get", f"{BASE}{webhook.pk}/"),
+        ("put", f"{BASE}{webhook.pk}/"),
+        ("patch", f"{BASE}{webhook.pk}/"),
+        ("delete", f"{BASE}{webhook.pk}/"),
+        ("post", f"{BASE}{webhook.pk}/test/"),
+        ("get", f"{BASE}{webhook.pk}/logs/"),
+        ("get", f"{BASE}{webhook.pk}/stats/"),
+        ("post", f"{BASE}{webhook.pk}/logs/{log.pk}/replay/"),
+        ("post", f"{BASE}{webhook.pk}/recover/"),
+        ("post", f"{BASE}{webhook.pk}/rotate-secret/"),
+    ]:
+        response = getattr(other, method)(path, {}, format="json")
+        assert response.status_code == HTTPStatus.NOT_FOUND, (method, path)
+    assert other.get(BASE).json()["count"] == 0
+    # A log id of another webhook under one's own webhook is a 404 too.
+    own = webhook_create(organization=other_organization, name="own", url=receiver.url, events=["*"])
+    assert other.post(f"{BASE}{own.pk}/logs/{log.pk}/replay/").status_code == HTTPStatus.NOT_FOUND
+    assert len(receiver.requests) == 1
+    webhook.refresh_from_db()
+    assert webhook.is_active and Webhook.objects.filter(pk=webhook.pk).exists()

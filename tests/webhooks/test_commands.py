@@ -1,0 +1,88 @@
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from webhooks import tasks
+from webhooks.models import Delivery, Event, WebhookLog
+from webhooks.services import trigger_event
+
+pytestmark = pytest.mark.django_db
+
+
+def test_trigger_event_command(organization, webhook, receiver):
+    out = StringIO()
+    call_command("trigger_event", "acme", "application.created", "--payload", '{"id": 5}', stdout=out)
+    assert "1 delivery" in out.getvalue()
+    assert Event.objects.get().payload == {"id": 5}
+    tasks.deliver_due()
+    assert receiver.wait_for(1)[0].json()["data"] == {"id": 5}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope", "application.created"], "No organization"),
+        (["acme", "no.such"], "Unknown event type"),
+        (["acme", "application.created", "--payload", "{bad"], "not valid JSON"),
+        (["acme", "application.created", "--payload", "[1]"], "JSON object"),
+    ],
+)
+def test_trigger_event_command_errors(organization, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("trigger_event", *args, stdout=StringIO())
+    assert not Event.objects.exists()
+
+
+def _history(organization, receiver):
+    for n in range(4):
+        trigger_event(organization=organization, event="application.created", payload={"n": n})
+    tasks.deliver_due()
+    old = timezone.now() - timedelta(days=40)
+    old_ids = list(Delivery.objects.order_by("created_at").values_list("pk", flat=True)[:3])
+    WebhookLog.objects.filter(delivery_id__in=old_ids).update(created_at=old)
+    Delivery.objects.filter(pk__in=old_ids).update(finished_at=old)
+    Event.objects.filter(deliveries__in=old_ids).update(created_at=old)
+
+
+def test_prune_dry_run_changes_nothing(organization, webhook, receiver):
+    _history(organization, receiver)
+    out = StringIO()
+    call_command("prune_webhook_logs", "--dry-run", stdout=out)
+    assert "Would delete 3 log(s), 3 finished delivery(ies)" in out.getvalue()
+    assert WebhookLog.objects.count() == 4 and Delivery.objects.count() == 4
+
+
+def test_prune_deletes_old_in_batches_and_keeps_newer(organization, webhook, receiver):
+    _history(organization, receiver)
+    newest = WebhookLog.objects.order_by("-created_at").first()
+    out = StringIO()
+    call_command("prune_webhook_logs", "--older-than-days", "30", "--batch-size", "2", stdout=out)
+    assert "logs: 2 deleted so far" in out.getvalue() and "logs: 3 deleted so far" in out.getvalue()
+    assert list(WebhookLog.objects.all()) == [newest]
+    assert Delivery.objects.count() == 1 and Event.objects.count() == 1
+
+
+def test_prune_keeps_pending_deliveries(organization, webhook, receiver):
+    trigger_event(organization=organization, event="application.created", payload={})
+    Event.objects.update(created_at=timezone.now() - timedelta(days=90))
+    call_command("prune_webhook_logs", "--older-than-days", "1", stdout=StringIO())
+    assert Delivery.objects.count() == 1 and Event.objects.count() == 1
+
+
+@pytest.mark.parametrize("args", [["--older-than-days", "-1"], ["--batch-size", "0"], ["--older-than-days", "x"]])
+def test_prune_rejects_bad_arguments(args):
+    with pytest.raises((CommandError, SystemExit)):
+        call_command("prune_webhook_logs", *args, stdout=StringIO(), stderr=StringIO())
+
+
+def test_sweep_and_prune_are_scheduled():
+    from django_q.models import Schedule
+
+    call_command("setup_schedules", stdout=StringIO())
+    schedules = dict(Schedule.objects.values_list("name", "func"))
+    assert schedules["webhooks.sweep"] == "webhooks.tasks.sweep"
+    assert schedules["webhooks.prune_logs"] == "webhooks.tasks.prune_logs"
+    assert Schedule.objects.get(name="webhooks.sweep").minutes == 1

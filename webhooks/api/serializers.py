@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from webhooks.delivery import SENSITIVE_HEADER
+from webhooks.models import Webhook, WebhookLog
+
+REDACTED = "[redacted]"
+
+
+def mask_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name: (REDACTED if SENSITIVE_HEADER.search(name) else value) for name, value in (headers or {}).items()}
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False)
+    headers = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text="Extra request headers. Values of sensitive names (auth, token, key, secret...) "
+        f"read back as {REDACTED!r}; sending {REDACTED!r} keeps the stored value.",
+    )
+    retry_attempts = serializers.IntegerField(min_value=0, max_value=10, required=False)
+
+    class Meta:
+        model = Webhook
+        fields = [
+            "id",
+            "name",
+            "url",
+            "events",
+            "headers",
+            "retry_attempts",
+            "is_active",
+            "success_count",
+            "failure_count",
+            "consecutive_failures",
+            "disabled_at",
+            "disabled_reason",
+            "last_triggered_at",
+            "last_success_at",
+            "last_failure_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "success_count",
+            "failure_count",
+            "consecutive_failures",
+            "disabled_at",
+            "disabled_reason",
+            "last_triggered_at",
+            "last_success_at",
+            "last_failure_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["headers"] = mask_headers(instance.headers)
+        return data
+
+    def validate_headers(self, headers):
+        stored = getattr(self.instance, "headers", None) or {}
+        return {
+            name: (stored[name] if value == REDACTED and name in stored else value) for name, value in headers.items()
+        }
+
+
+class WebhookCreateSerializer(WebhookSerializer):
+    secret = serializers.CharField(
+        required=False,
+        write_only=False,
+        help_text="Optional `whsec_` + base64 secret; generated when omitted. Returned only here.",
+    )
+
+    class Meta(WebhookSerializer.Meta):
+        fields = [*WebhookSerializer.Meta.fields, "secret"]
+
+
+class WebhookSecretSerializer(WebhookSerializer):
+    secret = serializers.CharField(read_only=True)
+    previous_secret_expires_at = serializers.DateTimeField(read_only=True)
+
+    class Meta(WebhookSerializer.Meta):
+        fields = [*WebhookSerializer.Meta.fields, "secret", "previous_secret_expires_at"]
+
+
+class WebhookLogSerializer(serializers.ModelSerializer):
+    webhook_id = serializers.UUIDField(read_only=True)
+    event = serializers.CharField(source="event_type", read_only=True)
+    status = serializers.IntegerField(source="response_status", read_only=True, allow_null=True)
+
+    class Meta:
+        model = WebhookLog
+        fields = [
+            "id",
+            "webhook_id",
+            "event",
+            "message_id",
+            "attempt",
+            "success",
+            "status",
+            "duration_ms",
+            "error",
+            "request_url",
+            "request_headers",
+            "response_body",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class WebhookLogFilterSerializer(serializers.Serializer):
+    success = serializers.BooleanField(required=False, allow_null=True, default=None)
+    event = serializers.CharField(required=False, max_length=100)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class WindowStatsSerializer(serializers.Serializer):
+    attempts = serializers.IntegerField()
+    successes = serializers.IntegerField()
+    failures = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True, help_text="0 to 1")
+    mean_duration_ms = serializers.FloatField(allow_null=True)
+    p95_duration_ms = serializers.FloatField(allow_null=True)
+
+
+class WebhookStatsSerializer(WindowStatsSerializer):
+    last_24h = WindowStatsSerializer()
+    pending_deliveries = serializers.IntegerField()
+    failed_deliveries = serializers.IntegerField()
+    consecutive_failures = serializers.IntegerField()
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    last_failure_at = serializers.DateTimeField(allow_null=True)
+
+
+class RecoverSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class RecoverResultSerializer(serializers.Serializer):
+    recovered = serializers.IntegerField()
+
+
+class EventCatalogueEntrySerializer(serializers.Serializer):
+    event = serializers.CharField()
+    description = serializers.CharField()
+
+
+class EventTriggerSerializer(serializers.Serializer):
+    event = serializers.CharField(max_length=100)
+    payload = serializers.JSONField(required=False, default=dict)
+    idempotency_key = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
+
+
+class EventAcceptedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    event = serializers.CharField()
+    deliveries = serializers.IntegerField(help_text="How many webhooks the event is delivered to.")

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.api.tenancy import OrganizationScopedMixin
+from organizations.access import request_organization
+from webhooks import selectors, services
+from webhooks.events import event_catalogue
+from webhooks.models import Webhook, WebhookLog
+
+from .serializers import (
+    EventAcceptedSerializer,
+    EventCatalogueEntrySerializer,
+    EventTriggerSerializer,
+    RecoverResultSerializer,
+    RecoverSerializer,
+    WebhookCreateSerializer,
+    WebhookLogFilterSerializer,
+    WebhookLogSerializer,
+    WebhookSecretSerializer,
+    WebhookSerializer,
+    WebhookStatsSerializer,
+)
+
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+LOG_FILTERS = [
+    OpenApiParameter("success", OpenApiTypes.BOOL, description="only successful (true) or failed (false) attempts"),
+    OpenApiParameter("event", OpenApiTypes.STR, description="event type"),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="attempts at or after"),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="attempts at or before"),
+]
+
+
+@extend_schema_view(
+    create=extend_schema(request=WebhookCreateSerializer, responses={201: WebhookSecretSerializer}),
+)
+class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
+    """Webhooks of the organization. The secret is returned only by create and rotate-secret."""
+
+    queryset = Webhook.objects.all()
+    serializer_class = WebhookSerializer
+    lookup_value_regex = UUID_PATTERN
+
+    def scoped_queryset(self, organization):
+        return selectors.webhook_list(organization=organization)
+
+    def create(self, request, *args, **kwargs):
+        serializer = WebhookCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        webhook = services.webhook_create(organization=self.organization, **serializer.validated_data)
+        return Response(WebhookSecretSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.webhook_update(webhook=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.webhook_delete(webhook=instance)
+
+    @extend_schema(request=None, responses=WebhookLogSerializer, summary="Send a webhook.test event now")
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        log = services.webhook_send_test(webhook=self.get_object())
+        return Response(WebhookLogSerializer(log).data)
+
+    @extend_schema(parameters=LOG_FILTERS, responses=WebhookLogSerializer(many=True), summary="Attempts, newest first")
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        webhook = self.get_object()
+        filters = WebhookLogFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        logs = selectors.webhook_log_list(webhook=webhook, **filters.validated_data)
+        page = self.paginate_queryset(logs)
+        return self.get_paginated_response(WebhookLogSerializer(page, many=True).data)
+
+    @extend_schema(responses=WebhookStatsSerializer, summary="Delivery statistics")
+    @action(detail=True, methods=["get"])
+    def stats(self, request, pk=None):
+        stats = selectors.webhook_stats(webhook=self.get_object())
+        return Response(WebhookStatsSerializer(stats).data)
+
+    @extend_schema(
+        request=None,
+        responses={201: WebhookLogSerializer},
+        parameters=[OpenApiParameter("log_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        summary="Send a logged attempt's event to this webhook again",
+    )
+    @action(detail=True, methods=["post"], url_path=rf"logs/(?P<log_id>{UUID_PATTERN})/replay")
+    def replay(self, request, pk=None, log_id=None):
+        webhook = self.get_object()
+        log = get_object_or_404(WebhookLog.objects.select_related("webhook"), pk=log_id, webhook=webhook)
+        new_log = services.log_replay(log=log)
+        return Response(WebhookLogSerializer(new_log).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RecoverSerializer, responses={202: RecoverResultSerializer})
+    @action(detail=True, methods=["post"])
+    def recover(self, request, pk=None):
+        webhook = self.get_object()
+        serializer = RecoverSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.deliveries_recover(webhook=webhook, **serializer.validated_data)
+        return Response(RecoverResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=WebhookSecretSerializer, summary="New secret; the old one signs 24 h more")
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        webhook = services.webhook_rotate_secret(webhook=self.get_object())
+        return Response(WebhookSecretSerializer(webhook).data)
+
+
+class EventCatalogueView(APIView):
+    @extend_schema(responses=EventCatalogueEntrySerializer(many=True), summary="The event catalogue")
+    def get(self, request):
+        entries = [{"event": name, "description": text} for name, text in sorted(event_catalogue().items())]
+        return Response(EventCatalogueEntrySerializer(entries, many=True).data)
+
+
+class EventTriggerView(APIView):
+    @extend_schema(request=EventTriggerSerializer, responses={202: EventAcceptedSerializer}, summary="Trigger an event")
+    def post(self, request):
+        serializer = EventTriggerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        event = services.trigger_event(organization=request_organization(request), **serializer.validated_data)
+        body = {"id": event.id, "event": event.type, "deliveries": event.delivery_count}
+        return Response(EventAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

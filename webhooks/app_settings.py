@@ -1,0 +1,61 @@
+"""Webhook settings, read lazily so tests can override them with `settings`."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def _get(name: str, default):
+    return getattr(settings, name, default)
+
+
+def allow_private_urls() -> bool:
+    return bool(_get("WEBHOOKS_ALLOW_PRIVATE_URLS", False))
+
+
+def request_timeout() -> float:
+    return float(_get("WEBHOOKS_TIMEOUT", 15))
+
+
+def disable_after_failures() -> int:
+    return int(_get("WEBHOOKS_DISABLE_AFTER_FAILURES", 15))
+
+
+def log_retention_days() -> int:
+    return int(_get("WEBHOOKS_LOG_RETENTION_DAYS", 30))
+
+
+def batch_size() -> int:
+    """Deliveries claimed (and sent concurrently) by one task at a time."""
+    return int(_get("WEBHOOKS_BATCH_SIZE", 50))
+
+
+def send_concurrency() -> int:
+    return int(_get("WEBHOOKS_SEND_CONCURRENCY", 50))
+
+
+def lease_seconds() -> float:
+    """How long a claim lasts; must outlive a whole batch of sends (timeouts included)."""
+    default = request_timeout() * -(-batch_size() // send_concurrency()) * 2 + 30
+    return float(_get("WEBHOOKS_LEASE_SECONDS", default))
+
+
+def drain_seconds() -> float:
+    """How long one delivery task keeps claiming batches while a backlog remains."""
+    return float(_get("WEBHOOKS_DRAIN_SECONDS", 20))
+
+
+def response_excerpt_bytes() -> int:
+    return 4096
+
+
+def max_payload_bytes() -> int:
+    return int(_get("WEBHOOKS_MAX_PAYLOAD_BYTES", 256 * 1024))
+
+
+def secret_overlap_hours() -> int:
+    return 24
+
+
+def user_agent() -> str:
+    return _get("WEBHOOKS_USER_AGENT", "IntegrationFramework-Webhooks/1.0")

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    name = "webhooks"
+    verbose_name = "Webhooks"
+
+    def ready(self) -> None:
+        from common.schedules import ScheduleSpec, register_schedule
+
+        register_schedule(ScheduleSpec(name="webhooks.sweep", func="webhooks.tasks.sweep", minutes=1))
+        register_schedule(ScheduleSpec(name="webhooks.prune_logs", func="webhooks.tasks.prune_logs", minutes=24 * 60))

@@ -1,0 +1,368 @@
+"""The delivery engine: claim due deliveries, send them concurrently, record the results.
+
+The database owns every delivery's state (QUEUE_NOTES.md): a task only says "there may be
+work". A worker claims a batch atomically (`SELECT ... FOR UPDATE SKIP LOCKED` on
+PostgreSQL; SQLite's IMMEDIATE transactions serialize claims) by giving it a lease token
+that outlives the batch's sends, sends the batch concurrently over one pooled session,
+then writes all logs, delivery states and webhook counters in a few bulk statements,
+guarded by the lease token so a worker whose lease was taken over cannot overwrite newer
+state. A worker that dies mid-send leaves its lease to expire; the delivery is then
+claimed again and resent with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import requests
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from requests_hardened.ip_filter import InvalidIPAddress
+
+from . import app_settings, wakeup
+from .events import TEST_EVENT
+from .http import get_session
+from .models import Delivery, Event, Webhook, WebhookLog
+from .retry import next_attempt_time, parse_retry_after
+from .signing import secret_key_bytes, sign
+
+logger = logging.getLogger(__name__)
+
+SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|password|session|credential", re.IGNORECASE)
+MAX_BODY_READ = 64 * 1024
+# A delivery whose sends kept killing their worker gets this many extra claims at most.
+CRASH_ALLOWANCE = 1
+
+_executor: ThreadPoolExecutor | None = None
+_executor_size = 0
+
+
+@dataclass
+class Outcome:
+    delivery: Delivery
+    started_at: datetime
+    request_headers: dict[str, str] = field(default_factory=dict)
+    status: int | None = None
+    body_excerpt: str = ""
+    duration_ms: float = 0.0
+    error: str = ""
+    success: bool = False
+    retry_after: timedelta | None = None
+    gone: bool = False
+
+
+def event_body(event: Event) -> bytes:
+    """The request body; the same bytes on every attempt of the event."""
+    return json.dumps(
+        {"type": event.type, "timestamp": event.created_at.isoformat().replace("+00:00", "Z"), "data": event.payload},
+        cls=DjangoJSONEncoder,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def signing_keys(webhook: Webhook, *, now: datetime) -> list[bytes]:
+    keys = [secret_key_bytes(webhook.secret)]
+    if webhook.previous_secret and webhook.previous_secret_expires_at and webhook.previous_secret_expires_at > now:
+        keys.append(secret_key_bytes(webhook.previous_secret))
+    return keys
+
+
+def loggable_headers(headers: dict[str, str], custom: dict[str, str]) -> dict[str, str]:
+    logged = {name: ("[redacted]" if SENSITIVE_HEADER.search(name) else value) for name, value in custom.items()}
+    logged.update(headers)
+    return logged
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+
+def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]:
+    """Atomically lease up to `limit` due deliveries (or exactly `delivery_ids`)."""
+    now = timezone.now()
+    with transaction.atomic():
+        queryset = Delivery.objects.filter(state=Delivery.State.PENDING).filter(
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+        )
+        if delivery_ids is not None:
+            queryset = queryset.filter(pk__in=delivery_ids)
+        else:
+            queryset = queryset.filter(next_attempt_at__lte=now).order_by("next_attempt_at")
+        if connection.features.has_select_for_update_skip_locked:
+            queryset = queryset.select_for_update(skip_locked=True, of=("self",))
+        deliveries = list(queryset.select_related("event", "webhook")[:limit])
+        if not deliveries:
+            return []
+        token = uuid.uuid4()
+        expires = now + timedelta(seconds=app_settings.lease_seconds())
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            lease_token=token, lease_expires_at=expires, attempts=F("attempts") + 1
+        )
+    for delivery in deliveries:
+        delivery.lease_token = token
+        delivery.lease_expires_at = expires
+        delivery.attempts += 1
+    return deliveries
+
+
+# --- sending ----------------------------------------------------------------------------
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    global _executor, _executor_size
+    if _executor is None or _executor_size != size:
+        _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="webhook-send")
+        _executor_size = size
+    return _executor
+
+
+def _error_text(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, InvalidIPAddress):
+        return "Refused: the destination address is not public (SSRF protection)."
+    if isinstance(exc, requests.Timeout):
+        return f"Timed out after {timeout:g} s."
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS error."
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        if "Failed to resolve" in text or "Name or service not known" in text:
+            return "Could not resolve the host."
+        if "refused" in text.lower():
+            return "Connection refused."
+        if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
+            return "Connection closed by the receiver."
+        return "Connection error."
+    return f"Request failed ({type(exc).__name__})."
+
+
+def send_one(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
+    webhook = delivery.webhook
+    now = timezone.now()
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": delivery.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(msg_id=delivery.message_id, timestamp=timestamp, body=body, keys=keys),
+    }
+    custom = webhook.headers or {}
+    outcome = Outcome(delivery=delivery, started_at=now, request_headers=loggable_headers(headers, custom))
+    timeout = app_settings.request_timeout()
+    started = time.perf_counter()
+    try:
+        response = get_session().post(
+            webhook.url,
+            data=body,
+            headers={**custom, **headers},
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+        )
+        try:
+            chunks, size = [], 0
+            for chunk in response.iter_content(8192):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY_READ:
+                    break
+            raw = b"".join(chunks)
+        finally:
+            response.close()
+        outcome.status = response.status_code
+        outcome.body_excerpt = raw[: app_settings.response_excerpt_bytes()].decode("utf-8", "replace")
+        outcome.success = 200 <= response.status_code < 300
+        outcome.gone = response.status_code == 410
+        if not outcome.success:
+            outcome.error = f"HTTP {response.status_code}"
+            if 300 <= response.status_code < 400:
+                outcome.error += " (redirects are not followed)"
+            outcome.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    except requests.RequestException as exc:
+        outcome.error = _error_text(exc, timeout)
+    except Exception as exc:  # never let one delivery break the batch
+        logger.exception("Unexpected error delivering %s", delivery.message_id)
+        outcome.error = f"Unexpected error ({type(exc).__name__})."
+    outcome.duration_ms = (time.perf_counter() - started) * 1000
+    return outcome
+
+
+def send_batch(deliveries: list[Delivery]) -> list[Outcome]:
+    now = timezone.now()
+    bodies: dict[uuid.UUID, bytes] = {}
+    keys: dict[uuid.UUID, list[bytes]] = {}
+    jobs = []
+    for delivery in deliveries:
+        if delivery.event_id not in bodies:
+            bodies[delivery.event_id] = event_body(delivery.event)
+        if delivery.webhook_id not in keys:
+            keys[delivery.webhook_id] = signing_keys(delivery.webhook, now=now)
+        jobs.append((delivery, bodies[delivery.event_id], keys[delivery.webhook_id]))
+    if len(jobs) == 1:
+        return [send_one(*jobs[0])]
+    size = min(app_settings.send_concurrency(), len(jobs))
+    pool = _pool(max(app_settings.send_concurrency(), 1))
+    del size
+    return list(pool.map(lambda job: send_one(*job), jobs))
+
+
+# --- recording --------------------------------------------------------------------------
+
+
+def _finalize_unsent(deliveries: list[Delivery], reason: str, now: datetime) -> None:
+    for delivery in deliveries:
+        delivery.state = Delivery.State.FAILED
+        delivery.next_attempt_at = None
+        delivery.lease_token = None
+        delivery.lease_expires_at = None
+        delivery.last_error = reason
+        delivery.finished_at = now
+
+
+def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Delivery]) -> list[Delivery]:
+    """Write logs, delivery states and webhook counters in a few bulk statements."""
+    now = timezone.now()
+    logs = []
+    changed: list[Delivery] = list(unsent)
+    retrying: list[Delivery] = []
+    per_webhook: dict[uuid.UUID, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        delivery = outcome.delivery
+        logs.append(
+            WebhookLog(
+                organization_id=delivery.organization_id,
+                webhook_id=delivery.webhook_id,
+                delivery_id=delivery.pk,
+                event_type=delivery.event.type,
+                message_id=delivery.message_id,
+                attempt=delivery.attempts,
+                request_url=delivery.webhook.url,
+                request_headers=outcome.request_headers,
+                response_status=outcome.status,
+                response_body=outcome.body_excerpt,
+                duration_ms=round(outcome.duration_ms, 3),
+                error=outcome.error[:500],
+                success=outcome.success,
+                created_at=outcome.started_at,
+            )
+        )
+        per_webhook[delivery.webhook_id].append(outcome)
+        delivery.lease_token = None
+        delivery.lease_expires_at = None
+        delivery.last_error = outcome.error[:500]
+        if outcome.success:
+            delivery.state = Delivery.State.SUCCEEDED
+            delivery.next_attempt_at = None
+            delivery.finished_at = now
+        elif outcome.gone or delivery.attempts >= delivery.max_attempts:
+            delivery.state = Delivery.State.FAILED
+            delivery.next_attempt_at = None
+            delivery.finished_at = now
+        else:
+            delivery.next_attempt_at = next_attempt_time(
+                now=now, retry_number=delivery.attempts, retry_after=outcome.retry_after
+            )
+            retrying.append(delivery)
+        changed.append(delivery)
+
+    with transaction.atomic():
+        WebhookLog.objects.bulk_create(logs)
+        Delivery.objects.filter(lease_token=token).bulk_update(
+            changed, ["state", "next_attempt_at", "lease_token", "lease_expires_at", "last_error", "finished_at"]
+        )
+        for webhook_id, webhook_outcomes in per_webhook.items():
+            _update_webhook_counters(webhook_id, webhook_outcomes, now)
+    if retrying:
+        wakeup.schedule(min(d.next_attempt_at for d in retrying))
+    return changed
+
+
+def _update_webhook_counters(webhook_id: uuid.UUID, outcomes: list[Outcome], now: datetime) -> None:
+    outcomes = sorted(outcomes, key=lambda o: o.started_at)
+    successes = sum(o.success for o in outcomes)
+    failures = len(outcomes) - successes
+    updates: dict = {
+        "success_count": F("success_count") + successes,
+        "failure_count": F("failure_count") + failures,
+        "last_triggered_at": now,
+    }
+    if successes:
+        last_success = max(i for i, o in enumerate(outcomes) if o.success)
+        updates["consecutive_failures"] = len(outcomes) - 1 - last_success
+        updates["last_success_at"] = now
+    else:
+        updates["consecutive_failures"] = F("consecutive_failures") + failures
+    if failures:
+        updates["last_failure_at"] = now
+    Webhook.objects.filter(pk=webhook_id).update(**updates)
+    if not failures:
+        return
+    if any(o.gone for o in outcomes):
+        Webhook.objects.filter(pk=webhook_id, is_active=True).update(
+            is_active=False, disabled_at=now, disabled_reason="The endpoint answered 410 Gone."
+        )
+        return
+    threshold = app_settings.disable_after_failures()
+    Webhook.objects.filter(pk=webhook_id, is_active=True, consecutive_failures__gte=threshold).update(
+        is_active=False,
+        disabled_at=now,
+        disabled_reason=f"Disabled after {threshold} consecutive failed deliveries.",
+    )
+
+
+def process(deliveries: list[Delivery]) -> list[Outcome]:
+    """Send a claimed batch and record it. Returns the outcomes of what was sent."""
+    if not deliveries:
+        return []
+    token = deliveries[0].lease_token
+    now = timezone.now()
+    sendable, inactive, crashed = [], [], []
+    for delivery in deliveries:
+        if delivery.attempts > delivery.max_attempts + CRASH_ALLOWANCE:
+            crashed.append(delivery)
+        elif not delivery.webhook.is_active and delivery.event.type != TEST_EVENT:
+            inactive.append(delivery)
+        else:
+            sendable.append(delivery)
+    _finalize_unsent(inactive, "Not sent: the webhook is disabled.", now)
+    _finalize_unsent(crashed, "Not sent: its sends kept interrupting the worker.", now)
+    outcomes = send_batch(sendable) if sendable else []
+    record_outcomes(token, outcomes, inactive + crashed)
+    return outcomes
+
+
+def deliver_due(*, time_budget: float | None = None) -> int:
+    """Claim and send due deliveries in batches while a backlog remains; returns how many."""
+    budget = app_settings.drain_seconds() if time_budget is None else time_budget
+    limit = app_settings.batch_size()
+    started = time.monotonic()
+    sent = 0
+    while True:
+        batch = claim_due(limit=limit)
+        process(batch)
+        sent += len(batch)
+        if len(batch) < limit:
+            return sent
+        if time.monotonic() - started > budget:
+            from .dispatch import enqueue_drains
+
+            enqueue_drains(1)  # hand the rest of the backlog to a fresh task
+            return sent
+
+
+def due_count() -> int:
+    now = timezone.now()
+    return (
+        Delivery.objects.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
+        .count()
+    )

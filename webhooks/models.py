@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from fernet_fields import EncryptedCharField
+
+from organizations.models import Organization
+
+
+class Webhook(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhooks")
+    name = models.CharField(max_length=200)
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
+    headers = models.JSONField(default=dict, blank=True)
+    retry_attempts = models.PositiveSmallIntegerField(default=5)
+    is_active = models.BooleanField(default=True)
+    # Standard Webhooks secrets ("whsec_" + base64), encrypted at rest. After a rotation
+    # the previous secret keeps signing beside the new one until it expires.
+    secret = EncryptedCharField(max_length=200)
+    previous_secret = EncryptedCharField(max_length=200, null=True, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+
+    success_count = models.PositiveBigIntegerField(default=0)
+    failure_count = models.PositiveBigIntegerField(default=0)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    last_triggered_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "webhooks"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "is_active"], name="webhook_org_active")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+
+class Event(models.Model):
+    """One occurrence of a platform event, fanned out to a delivery per subscribed webhook."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhook_events")
+    type = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    # NULL, not "", when absent: the partial unique constraint only covers given keys.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "webhook_events"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="unique_event_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class Delivery(models.Model):
+    """The state of one event's delivery to one webhook. The database owns it, not the broker.
+
+    A worker claims a due delivery by setting a lease (`lease_token`, `lease_expires_at`);
+    results are written only while that token still holds, and a delivery whose lease
+    expired (its worker died) is claimed again and resent with the same message id.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "webhook_deliveries"
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["event", "webhook"], name="unique_delivery_per_webhook")]
+        indexes = [
+            # The claim/sweep query: pending deliveries by due time.
+            models.Index(fields=["next_attempt_at"], condition=Q(state="pending"), name="delivery_due"),
+            models.Index(fields=["webhook", "state", "created_at"], name="delivery_webhook_state"),
+            models.Index(fields=["state", "finished_at"], name="delivery_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+    @property
+    def message_id(self) -> str:
+        """The `webhook-id`: the same on every retry and replay of this event to this webhook."""
+        return f"msg_{self.id.hex}"
+
+
+class WebhookLog(models.Model):
+    """One attempt to deliver an event to a webhook."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="logs")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="logs")
+    event_type = models.CharField(max_length=100)
+    message_id = models.CharField(max_length=40)
+    attempt = models.PositiveIntegerField()
+    request_url = models.URLField(max_length=2000)
+    request_headers = models.JSONField(default=dict)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    duration_ms = models.FloatField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    success = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "webhook_logs"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["webhook", "-created_at"], name="log_webhook_created"),
+            models.Index(fields=["webhook", "success", "-created_at"], name="log_webhook_success"),
+            models.Index(fields=["created_at"], name="log_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.attempt} → {self.response_status or self.error}"

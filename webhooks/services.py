@@ -1,0 +1,365 @@
+"""Writes: webhooks, events and deliveries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from common.exceptions import ApplicationError, ConflictError
+from organizations.models import Organization
+
+from . import app_settings
+from .delivery import claim_due, process
+from .dispatch import enqueue_drains
+from .events import ALL_EVENTS, TEST_EVENT, is_known_event
+from .models import Delivery, Event, Webhook, WebhookLog
+from .signing import generate_secret, secret_key_bytes
+from .targets import validate_headers, validate_target_url
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRY_ATTEMPTS = 10
+WEBHOOK_FIELDS = {"name", "url", "events", "headers", "retry_attempts", "is_active", "integration"}
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def validate_events(events: Any) -> list[str]:
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise ValidationError({"events": 'A non-empty list of event types (or ["*"]).'})
+    unknown = [e for e in events if e != ALL_EVENTS and not is_known_event(e)]
+    if unknown:
+        raise ValidationError({"events": f"Unknown event types: {', '.join(sorted(set(unknown)))}."})
+    return list(dict.fromkeys(events))
+
+
+def _validate_webhook_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    cleaned = dict(fields)
+    for name, check in (
+        ("url", validate_target_url),
+        ("headers", lambda value: cleaned.__setitem__("headers", validate_headers(value))),
+        ("events", lambda value: cleaned.__setitem__("events", validate_events(value))),
+    ):
+        if name in fields:
+            try:
+                check(fields[name])
+            except ValidationError as exc:
+                errors[name] = exc.messages
+    if "retry_attempts" in fields and not 0 <= int(fields["retry_attempts"]) <= MAX_RETRY_ATTEMPTS:
+        errors["retry_attempts"] = [f"Between 0 and {MAX_RETRY_ATTEMPTS}."]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def validate_secret(secret: str) -> str:
+    try:
+        secret_key_bytes(secret)
+    except ValueError as exc:
+        raise ValidationError({"secret": str(exc)}) from None
+    return secret
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def webhook_create(*, organization: Organization, secret: str | None = None, **fields: Any) -> Webhook:
+    unknown = set(fields) - WEBHOOK_FIELDS
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    cleaned = _validate_webhook_fields(fields)
+    webhook = Webhook(
+        organization=organization,
+        secret=validate_secret(secret) if secret else generate_secret(),
+        **cleaned,
+    )
+    if webhook.is_active is False:
+        webhook.disabled_at = timezone.now()
+        webhook.disabled_reason = "Created disabled."
+    webhook.save()
+    return webhook
+
+
+@transaction.atomic
+def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
+    unknown = set(fields) - WEBHOOK_FIELDS
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    cleaned = _validate_webhook_fields(fields)
+    is_active = cleaned.pop("is_active", None)
+    for name, value in cleaned.items():
+        setattr(webhook, name, value)
+    webhook.save()
+    if is_active is True and not webhook.is_active:
+        webhook_enable(webhook=webhook)
+    elif is_active is False and webhook.is_active:
+        webhook_disable(webhook=webhook, reason="Disabled by a user.")
+    return webhook
+
+
+@transaction.atomic
+def webhook_enable(*, webhook: Webhook) -> Webhook:
+    """Re-enable; the consecutive-failure count starts again from zero."""
+    webhook.is_active = True
+    webhook.consecutive_failures = 0
+    webhook.disabled_at = None
+    webhook.disabled_reason = ""
+    webhook.save(update_fields=["is_active", "consecutive_failures", "disabled_at", "disabled_reason", "updated_at"])
+    return webhook
+
+
+@transaction.atomic
+def webhook_disable(*, webhook: Webhook, reason: str) -> Webhook:
+    webhook.is_active = False
+    webhook.disabled_at = timezone.now()
+    webhook.disabled_reason = reason[:500]
+    webhook.save(update_fields=["is_active", "disabled_at", "disabled_reason", "updated_at"])
+    return webhook
+
+
+@transaction.atomic
+def webhook_delete(*, webhook: Webhook) -> None:
+    webhook.delete()
+
+
+@transaction.atomic
+def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
+    """A new secret; the old one keeps signing beside it for 24 hours."""
+    webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
+    webhook.previous_secret = webhook.secret
+    webhook.previous_secret_expires_at = timezone.now() + timedelta(hours=app_settings.secret_overlap_hours())
+    webhook.secret = generate_secret()
+    webhook.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    return webhook
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def _validate_event(event: str, payload: Any) -> None:
+    if not isinstance(event, str) or not is_known_event(event) or event in {TEST_EVENT, ALL_EVENTS}:
+        raise ValidationError({"event": f"Unknown event type {event!r}; see /api/integrations/webhooks/events/."})
+    if not isinstance(payload, dict):
+        raise ValidationError({"payload": "The payload must be a JSON object."})
+    try:
+        size = len(json.dumps(payload, separators=(",", ":")))
+    except (TypeError, ValueError):
+        raise ValidationError({"payload": "The payload must be JSON-serializable."}) from None
+    if size > app_settings.max_payload_bytes():
+        raise ValidationError({"payload": f"The payload exceeds {app_settings.max_payload_bytes()} bytes."})
+
+
+def trigger_event(
+    *,
+    organization: Organization,
+    event: str,
+    payload: dict | None = None,
+    idempotency_key: str | None = None,
+) -> Event:
+    """Record an event and a delivery for each active webhook subscribed to it.
+
+    May be called inside the caller's transaction: delivery tasks are enqueued only when
+    it commits, so nothing is sent for a rolled-back transaction. A repeated
+    `idempotency_key` returns the first event and creates no deliveries. The returned
+    event has `delivery_count`.
+    """
+    payload = {} if payload is None else payload
+    _validate_event(event, payload)
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+        raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
+    with transaction.atomic():
+        if idempotency_key is not None:
+            existing = _event_by_key(organization, idempotency_key)
+            if existing is not None:
+                return existing
+            try:
+                with transaction.atomic():
+                    record = Event.objects.create(
+                        organization=organization, type=event, payload=payload, idempotency_key=idempotency_key
+                    )
+            except IntegrityError:  # a concurrent trigger with the same key won
+                existing = _event_by_key(organization, idempotency_key)
+                if existing is None:
+                    raise
+                return existing
+        else:
+            record = Event.objects.create(organization=organization, type=event, payload=payload)
+        webhooks = [
+            w
+            for w in Webhook.objects.filter(organization=organization, is_active=True).only(
+                "id", "events", "retry_attempts"
+            )
+            if w.subscribes_to(event)
+        ]
+        now = timezone.now()
+        Delivery.objects.bulk_create(
+            [
+                Delivery(
+                    organization=organization,
+                    event=record,
+                    webhook_id=w.pk,
+                    max_attempts=1 + w.retry_attempts,
+                    next_attempt_at=now,
+                )
+                for w in webhooks
+            ]
+        )
+        record.delivery_count = len(webhooks)
+        if webhooks:
+            transaction.on_commit(lambda: enqueue_drains(len(webhooks)))
+    return record
+
+
+def _event_by_key(organization: Organization, key: str) -> Event | None:
+    event = Event.objects.filter(organization=organization, idempotency_key=key).first()
+    if event is not None:
+        event.delivery_count = event.deliveries.count()
+    return event
+
+
+# --- sending now: test, replay, recover ---------------------------------------------------
+
+
+def _send_now(delivery: Delivery) -> WebhookLog:
+    claimed = claim_due(limit=1, delivery_ids=[delivery.pk])
+    if not claimed:
+        raise ConflictError("This delivery is being sent right now; try again shortly.")
+    process(claimed)
+    return WebhookLog.objects.filter(delivery=delivery).order_by("-created_at", "-attempt").first()
+
+
+def webhook_send_test(*, webhook: Webhook) -> WebhookLog:
+    """Send a `webhook.test` event to this webhook now (even when disabled); no retries."""
+    now = timezone.now()
+    with transaction.atomic():
+        event = Event.objects.create(
+            organization_id=webhook.organization_id,
+            type=TEST_EVENT,
+            payload={"webhook_id": str(webhook.pk), "message": "This is a test event."},
+        )
+        delivery = Delivery.objects.create(
+            organization_id=webhook.organization_id, event=event, webhook=webhook, max_attempts=1, next_attempt_at=now
+        )
+    return _send_now(delivery)
+
+
+def log_replay(*, log: WebhookLog) -> WebhookLog:
+    """Send the logged attempt's event to its webhook again (same `webhook-id`), now."""
+    webhook = log.webhook
+    if not webhook.is_active and log.event_type != TEST_EVENT:
+        raise ConflictError("The webhook is disabled: re-enable it before replaying.")
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=log.delivery_id)
+        if delivery.lease_expires_at and delivery.lease_expires_at > timezone.now():
+            raise ConflictError("This delivery is being sent right now; try again shortly.")
+        _rearm(delivery, webhook, timezone.now())
+        delivery.save()
+    return _send_now(delivery)
+
+
+def _rearm(delivery: Delivery, webhook: Webhook, now: datetime) -> None:
+    delivery.state = Delivery.State.PENDING
+    delivery.max_attempts = delivery.attempts + 1 + webhook.retry_attempts
+    delivery.next_attempt_at = now
+    delivery.finished_at = None
+    delivery.last_error = ""
+    delivery.lease_token = None
+    delivery.lease_expires_at = None
+
+
+@dataclass
+class RecoverResult:
+    recovered: int
+
+
+def deliveries_recover(*, webhook: Webhook, since: datetime, until: datetime | None = None) -> RecoverResult:
+    """Send again every failed delivery of this webhook created in [since, until]."""
+    now = timezone.now()
+    until = until or now
+    if since > until:
+        raise ValidationError({"since": "Must be before until."})
+    if not webhook.is_active:
+        raise ConflictError("The webhook is disabled: re-enable it before recovering.")
+    with transaction.atomic():
+        failed = list(
+            Delivery.objects.select_for_update()
+            .filter(webhook=webhook, state=Delivery.State.FAILED, created_at__gte=since, created_at__lte=until)
+            .exclude(event__type=TEST_EVENT)
+        )
+        for delivery in failed:
+            _rearm(delivery, webhook, now)
+        Delivery.objects.bulk_update(
+            failed,
+            [
+                "state",
+                "max_attempts",
+                "next_attempt_at",
+                "finished_at",
+                "last_error",
+                "lease_token",
+                "lease_expires_at",
+            ],
+            batch_size=500,
+        )
+        if failed:
+            transaction.on_commit(lambda: enqueue_drains(len(failed)))
+    return RecoverResult(recovered=len(failed))
+
+
+# --- retention --------------------------------------------------------------------------
+
+
+@dataclass
+class PruneResult:
+    logs: int = 0
+    deliveries: int = 0
+    events: int = 0
+
+
+def logs_prune(
+    *,
+    older_than_days: int | None = None,
+    batch_size: int = 1000,
+    dry_run: bool = False,
+    progress=None,
+) -> PruneResult:
+    """Delete attempt logs older than the retention, then finished deliveries and the
+    events left without deliveries, in batches so no table is locked for long."""
+    days = app_settings.log_retention_days() if older_than_days is None else older_than_days
+    if days < 0 or batch_size < 1:
+        raise ValidationError("older_than_days must be >= 0 and batch_size >= 1.")
+    cutoff = timezone.now() - timedelta(days=days)
+    result = PruneResult()
+    logs = WebhookLog.objects.filter(created_at__lt=cutoff)
+    deliveries = Delivery.objects.filter(
+        state__in=[Delivery.State.SUCCEEDED, Delivery.State.FAILED], finished_at__lt=cutoff
+    )
+    events = Event.objects.filter(created_at__lt=cutoff, deliveries__isnull=True)
+    if dry_run:
+        return PruneResult(logs=logs.count(), deliveries=deliveries.count(), events=events.count())
+    for name, queryset in (("logs", logs), ("deliveries", deliveries), ("events", events)):
+        model = queryset.model
+        while True:
+            ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            with transaction.atomic():
+                batch = model.objects.filter(pk__in=ids)
+                if model is WebhookLog:  # nothing refers to logs: skip the collector
+                    deleted = batch._raw_delete(batch.db)
+                else:
+                    deleted = batch.delete()[1].get(model._meta.label, 0)
+            setattr(result, name, getattr(result, name) + deleted)
+            if progress:
+                progress(name, getattr(result, name))
+    return result
