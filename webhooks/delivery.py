@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
@@ -42,6 +42,7 @@ SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|password|session|cr
 MAX_BODY_READ = 64 * 1024
 # A delivery whose sends kept killing their worker gets this many extra claims at most.
 CRASH_ALLOWANCE = 1
+RECORD_TRIES = 3
 
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
@@ -209,34 +210,34 @@ def send_batch(deliveries: list[Delivery]) -> list[Outcome]:
         jobs.append((delivery, bodies[delivery.event_id], keys[delivery.webhook_id]))
     if len(jobs) == 1:
         return [send_one(*jobs[0])]
-    size = min(app_settings.send_concurrency(), len(jobs))
     pool = _pool(max(app_settings.send_concurrency(), 1))
-    del size
     return list(pool.map(lambda job: send_one(*job), jobs))
 
 
 # --- recording --------------------------------------------------------------------------
 
 
-def _finalize_unsent(deliveries: list[Delivery], reason: str, now: datetime) -> None:
+def _mark_unsent(deliveries: list[Delivery], reason: str) -> None:
     for delivery in deliveries:
-        delivery.state = Delivery.State.FAILED
-        delivery.next_attempt_at = None
-        delivery.lease_token = None
-        delivery.lease_expires_at = None
         delivery.last_error = reason
-        delivery.finished_at = now
 
 
-def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Delivery]) -> list[Delivery]:
-    """Write logs, delivery states and webhook counters in a few bulk statements."""
+def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Delivery]) -> None:
+    """Write logs, delivery states and webhook counters in a few bulk statements.
+
+    Deliveries with the same new state are updated by one UPDATE each (a batch usually
+    has one or two such groups), guarded by the lease token.
+    """
     now = timezone.now()
     logs = []
-    changed: list[Delivery] = list(unsent)
-    retrying: list[Delivery] = []
+    groups: dict[tuple, list[uuid.UUID]] = defaultdict(list)
+    retry_times: dict[tuple, datetime] = {}
     per_webhook: dict[uuid.UUID, list[Outcome]] = defaultdict(list)
+    for delivery in unsent:
+        groups[(Delivery.State.FAILED, delivery.last_error, None)].append(delivery.pk)
     for outcome in outcomes:
         delivery = outcome.delivery
+        error = outcome.error[:500]
         logs.append(
             WebhookLog(
                 organization_id=delivery.organization_id,
@@ -250,40 +251,51 @@ def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Deli
                 response_status=outcome.status,
                 response_body=outcome.body_excerpt,
                 duration_ms=round(outcome.duration_ms, 3),
-                error=outcome.error[:500],
+                error=error,
                 success=outcome.success,
                 created_at=outcome.started_at,
             )
         )
         per_webhook[delivery.webhook_id].append(outcome)
-        delivery.lease_token = None
-        delivery.lease_expires_at = None
-        delivery.last_error = outcome.error[:500]
         if outcome.success:
-            delivery.state = Delivery.State.SUCCEEDED
-            delivery.next_attempt_at = None
-            delivery.finished_at = now
+            groups[(Delivery.State.SUCCEEDED, "", None)].append(delivery.pk)
         elif outcome.gone or delivery.attempts >= delivery.max_attempts:
-            delivery.state = Delivery.State.FAILED
-            delivery.next_attempt_at = None
-            delivery.finished_at = now
+            groups[(Delivery.State.FAILED, error, None)].append(delivery.pk)
         else:
-            delivery.next_attempt_at = next_attempt_time(
-                now=now, retry_number=delivery.attempts, retry_after=outcome.retry_after
-            )
-            retrying.append(delivery)
-        changed.append(delivery)
+            # One jittered time per (retry number, error, Retry-After) in the batch.
+            key = (delivery.attempts, error, outcome.retry_after)
+            if key not in retry_times:
+                retry_times[key] = next_attempt_time(
+                    now=now, retry_number=delivery.attempts, retry_after=outcome.retry_after
+                )
+            groups[(Delivery.State.PENDING, error, retry_times[key])].append(delivery.pk)
 
-    with transaction.atomic():
-        WebhookLog.objects.bulk_create(logs)
-        Delivery.objects.filter(lease_token=token).bulk_update(
-            changed, ["state", "next_attempt_at", "lease_token", "lease_expires_at", "last_error", "finished_at"]
-        )
-        for webhook_id, webhook_outcomes in per_webhook.items():
-            _update_webhook_counters(webhook_id, webhook_outcomes, now)
-    if retrying:
-        wakeup.schedule(min(d.next_attempt_at for d in retrying))
-    return changed
+    for attempt in range(RECORD_TRIES):
+        try:
+            with transaction.atomic():
+                if logs:
+                    WebhookLog.objects.bulk_create(logs)
+                for (state, error, next_attempt_at), ids in groups.items():
+                    Delivery.objects.filter(pk__in=ids, lease_token=token).update(
+                        state=state,
+                        next_attempt_at=next_attempt_at,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        last_error=error,
+                        finished_at=None if state == Delivery.State.PENDING else now,
+                    )
+                # Webhook rows are locked in one global order, so that concurrent batches
+                # touching the same webhooks cannot deadlock.
+                for webhook_id in sorted(per_webhook):
+                    _update_webhook_counters(webhook_id, per_webhook[webhook_id], now)
+            break
+        except OperationalError:  # e.g. a lock timeout; the batch is re-recorded whole
+            if attempt == RECORD_TRIES - 1:
+                raise
+            logger.warning("Recording a delivery batch failed; trying again.", exc_info=True)
+            time.sleep(0.05 * (attempt + 1))
+    if retry_times:
+        wakeup.schedule(min(retry_times.values()))
 
 
 def _update_webhook_counters(webhook_id: uuid.UUID, outcomes: list[Outcome], now: datetime) -> None:
@@ -324,7 +336,6 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
     if not deliveries:
         return []
     token = deliveries[0].lease_token
-    now = timezone.now()
     sendable, inactive, crashed = [], [], []
     for delivery in deliveries:
         if delivery.attempts > delivery.max_attempts + CRASH_ALLOWANCE:
@@ -333,8 +344,8 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
             inactive.append(delivery)
         else:
             sendable.append(delivery)
-    _finalize_unsent(inactive, "Not sent: the webhook is disabled.", now)
-    _finalize_unsent(crashed, "Not sent: its sends kept interrupting the worker.", now)
+    _mark_unsent(inactive, "Not sent: the webhook is disabled.")
+    _mark_unsent(crashed, "Not sent: its sends kept interrupting the worker.")
     outcomes = send_batch(sendable) if sendable else []
     record_outcomes(token, outcomes, inactive + crashed)
     return outcomes

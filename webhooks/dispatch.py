@@ -1,10 +1,18 @@
-"""Telling workers there is work: django-q2 tasks that carry no state of their own."""
+"""Telling workers there is work: django-q2 tasks that carry no state of their own.
+
+A delivery task claims *every* due delivery (in batches) when it runs, so a trigger need
+not enqueue a task when enough tasks are already waiting in the broker: one of them
+will claim the new delivery. That keeps the broker's work per event constant under load.
+A lost or skipped task loses nothing: the sweeper finds due deliveries in the database.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from django.conf import settings
+from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
 
 from . import app_settings
@@ -13,23 +21,40 @@ logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "webhooks.tasks.deliver_due"
 
+_broker: Broker | None = None
+_broker_lock = threading.Lock()
 
-def max_parallel_drains() -> int:
-    return max(int(settings.Q_CLUSTER.get("workers", 2)), 1) * 2
+
+def broker() -> Broker:
+    """One broker per process: django-q2 otherwise opens a new connection per task."""
+    global _broker
+    if _broker is None:
+        with _broker_lock:
+            if _broker is None:
+                _broker = get_broker()
+    return _broker
 
 
-def enqueue_drains(delivery_count: int) -> int:
+def workers() -> int:
+    return max(int(settings.Q_CLUSTER.get("workers", 2)), 1)
+
+
+def enqueue_drains(delivery_count: int, *, coalesce: bool = False) -> int:
     """Enqueue enough delivery tasks for `delivery_count` due deliveries (bounded).
 
-    A lost task loses nothing: the sweeper finds due deliveries in the database.
+    With `coalesce`, tasks already waiting in the broker count towards that number.
     """
     if delivery_count <= 0:
         return 0
-    tasks = min(-(-delivery_count // app_settings.batch_size()), max_parallel_drains())
-    for _ in range(tasks):
-        try:
-            async_task(DELIVER_TASK)
-        except Exception:  # broker down: the sweeper will pick the work up
-            logger.warning("Could not enqueue a delivery task; the sweeper will retry.", exc_info=True)
-            return 0
-    return tasks
+    wanted = min(-(-delivery_count // app_settings.batch_size()), workers() * 2)
+    try:
+        queue = broker()
+        if coalesce:
+            waiting = queue.queue_size() or 0
+            wanted = min(wanted, max(workers() - waiting, 0))
+        for _ in range(wanted):
+            async_task(DELIVER_TASK, broker=queue)
+    except Exception:  # broker down: the sweeper will pick the work up
+        logger.warning("Could not enqueue a delivery task; the sweeper will retry.", exc_info=True)
+        return 0
+    return wanted

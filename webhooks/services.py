@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError, ConflictError
@@ -177,46 +179,92 @@ def trigger_event(
     _validate_event(event, payload)
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
         raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
-    with transaction.atomic():
-        if idempotency_key is not None:
-            existing = _event_by_key(organization, idempotency_key)
-            if existing is not None:
-                return existing
-            try:
-                with transaction.atomic():
-                    record = Event.objects.create(
-                        organization=organization, type=event, payload=payload, idempotency_key=idempotency_key
-                    )
-            except IntegrityError:  # a concurrent trigger with the same key won
-                existing = _event_by_key(organization, idempotency_key)
-                if existing is None:
-                    raise
-                return existing
-        else:
-            record = Event.objects.create(organization=organization, type=event, payload=payload)
-        webhooks = [
-            w
-            for w in Webhook.objects.filter(organization=organization, is_active=True).only(
-                "id", "events", "retry_attempts"
-            )
-            if w.subscribes_to(event)
-        ]
-        now = timezone.now()
-        Delivery.objects.bulk_create(
-            [
-                Delivery(
-                    organization=organization,
-                    event=record,
-                    webhook_id=w.pk,
-                    max_attempts=1 + w.retry_attempts,
-                    next_attempt_at=now,
+    if idempotency_key is None and connection.vendor == "postgresql":
+        record = _fan_out_postgres(organization, event, payload)
+    else:
+        record = _fan_out(organization, event, payload, idempotency_key)
+    if record.delivery_count and not getattr(record, "is_repeat", False):
+        count = record.delivery_count
+        transaction.on_commit(lambda: enqueue_drains(count, coalesce=True))
+    return record
+
+
+@transaction.atomic
+def _fan_out(organization: Organization, event: str, payload: dict, idempotency_key: str | None) -> Event:
+    if idempotency_key is not None:
+        existing = _event_by_key(organization, idempotency_key)
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                record = Event.objects.create(
+                    organization=organization, type=event, payload=payload, idempotency_key=idempotency_key
                 )
-                for w in webhooks
-            ]
+        except IntegrityError:  # a concurrent trigger with the same key won
+            existing = _event_by_key(organization, idempotency_key)
+            if existing is None:
+                raise
+            return existing
+    else:
+        record = Event.objects.create(organization=organization, type=event, payload=payload)
+    webhooks = [
+        w
+        for w in Webhook.objects.filter(organization=organization, is_active=True).only(
+            "id", "events", "retry_attempts"
         )
-        record.delivery_count = len(webhooks)
-        if webhooks:
-            transaction.on_commit(lambda: enqueue_drains(len(webhooks)))
+        if w.subscribes_to(event)
+    ]
+    now = timezone.now()
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                organization=organization,
+                event=record,
+                webhook_id=w.pk,
+                max_attempts=1 + w.retry_attempts,
+                next_attempt_at=now,
+            )
+            for w in webhooks
+        ]
+    )
+    record.delivery_count = len(webhooks)
+    return record
+
+
+# The hot path on PostgreSQL: the event and one delivery per subscribed active webhook in
+# a single statement (one round trip, atomic by itself); same rows as `_fan_out`.
+_FAN_OUT_SQL = """
+WITH event AS (
+    INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at)
+    VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, NULL, %(now)s)
+)
+INSERT INTO webhook_deliveries
+    (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error, created_at)
+SELECT gen_random_uuid(), %(organization_id)s, %(event_id)s, w.id, 'pending', 0, 1 + w.retry_attempts,
+       %(now)s, '', %(now)s
+FROM webhooks w
+WHERE w.organization_id = %(organization_id)s AND w.is_active
+  AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
+"""
+
+
+def _fan_out_postgres(organization: Organization, event: str, payload: dict) -> Event:
+    now = timezone.now()
+    record = Event(id=uuid.uuid4(), organization=organization, type=event, payload=payload, created_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FAN_OUT_SQL,
+            {
+                "event_id": record.id,
+                "organization_id": organization.pk,
+                "type": event,
+                "payload": json.dumps(payload, cls=DjangoJSONEncoder),
+                "now": now,
+            },
+        )
+        record.delivery_count = cursor.rowcount
+    record._state.adding = False
+    record._state.db = connection.alias
     return record
 
 
@@ -224,6 +272,7 @@ def _event_by_key(organization: Organization, key: str) -> Event | None:
     event = Event.objects.filter(organization=organization, idempotency_key=key).first()
     if event is not None:
         event.delivery_count = event.deliveries.count()
+        event.is_repeat = True
     return event
 
 

@@ -169,6 +169,7 @@ Q_CLUSTER = {
     "max_rss": 512 * 1024,
     "catch_up": False,
     "label": "Task queue",
+    "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

@@ -66,6 +66,8 @@ class Receiver:
                 pass
 
         class Server(ThreadingHTTPServer):
+            request_queue_size = 256
+
             def handle_error(self, request, client_address):
                 pass  # clients that time out and hang up are part of the tests
 

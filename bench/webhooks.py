@@ -1,0 +1,248 @@
+#!/usr/bin/env python
+"""Webhook delivery benchmark (`make bench`, or `python bench/webhooks.py`).
+
+For each configuration (SQLite + ORM broker; PostgreSQL + Redis broker) it creates a fresh
+database, starts a local receiver (bench/receiver.py) and a real django-q2 cluster with 2
+workers, then in this one process:
+- throughput: triggers N events (one webhook) and measures first trigger -> N-th receipt;
+- latency: triggers events at 10/s and measures trigger (commit) -> receipt, p50/p95/p99;
+- fan-out: one event to 1,000 subscribed webhooks, time until all are received;
+and counts lost (never received) and duplicated (received twice) deliveries.
+
+Options: --events N (default 3000), --only sqlite|postgres, --latency-events N.
+PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_webhooks; the
+database is dropped and re-created), Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = max(min(round(pct / 100 * len(ordered) + 0.5) - 1, len(ordered) - 1), 0)
+    return ordered[index]
+
+
+def scenario_env(name: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "bench-secret-key-" + "x" * 40,
+        "FERNET_KEYS": "bench-fernet-key",
+        "SECURE_SSL_REDIRECT": "false",
+        "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
+        "Q_WORKERS": "2",
+        "Q_CLUSTER_NAME": f"bench-{name}",
+        "LOG_LEVEL": "WARNING",
+        "Q_LOG_LEVEL": "ERROR",
+    }
+    if name == "sqlite":
+        db = Path("/tmp") / "bench-webhooks.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        env["DATABASE_URL"] = f"sqlite:///{db}"
+        env.pop("REDIS_URL", None)
+    else:
+        url = os.environ.get("BENCH_POSTGRES_URL", "postgres://root@127.0.0.1:5432/bench_webhooks")
+        dbname = url.rsplit("/", 1)[1]
+        admin = url.rsplit("/", 1)[0] + "/postgres"
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
+        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)
+        env["DATABASE_URL"] = url
+        env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+    return env
+
+
+def run_scenario(name: str, args) -> int:
+    """Parent side: prepare, then re-run this file as the measuring child."""
+    env = scenario_env(name)
+    subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    cmd = [
+        PYTHON,
+        __file__,
+        "--child",
+        name,
+        "--events",
+        str(args.events),
+        "--latency-events",
+        str(args.latency_events),
+    ]
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+
+
+class Receiver:
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen([PYTHON, str(ROOT / "bench" / "receiver.py"), str(self.port)])
+        for _ in range(100):
+            try:
+                self._get("/reset")
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("receiver did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def _get(self, path: str):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as response:
+            return json.loads(response.read())
+
+    def records(self) -> list:
+        return self._get("/records")
+
+    def reset(self) -> None:
+        self._get("/reset")
+
+    def wait(self, count: int, timeout: float) -> list:
+        deadline = time.time() + timeout
+        while True:
+            records = self.records()
+            if len(records) >= count or time.time() > deadline:
+                return records
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def child(name: str, events: int, latency_events: int) -> int:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from organizations.services import organization_create
+    from webhooks.models import Webhook
+    from webhooks.services import trigger_event, webhook_create
+
+    label = "SQLite + ORM broker" if name == "sqlite" else "PostgreSQL + Redis broker"
+    print(f"\n--- {label}: 2 workers, batch {settings.WEBHOOKS_BATCH_SIZE} ---", flush=True)
+    receiver = Receiver()
+    organization = organization_create(slug=f"bench-{name}")
+    webhook = webhook_create(organization=organization, name="bench", url=receiver.url, events=["application.created"])
+    cluster = subprocess.Popen([PYTHON, "manage.py", "qcluster"], cwd=ROOT, start_new_session=True)
+    failed = 0
+    try:
+        # Warm up: the cluster is up and the connection pool is open.
+        trigger_event(organization=organization, event="application.created", payload={"seq": -1})
+        if len(receiver.wait(1, 60)) < 1:
+            raise RuntimeError("the cluster delivered nothing within 60 s")
+        receiver.reset()
+
+        # 1. Throughput.
+        started = time.time()
+        for seq in range(events):
+            trigger_event(organization=organization, event="application.created", payload={"seq": seq})
+        triggered = time.time()
+        records = receiver.wait(events, timeout=max(120, events / 20))
+        ids = [r[1] for r in records]
+        last = max((r[0] for r in records), default=time.time())
+        lost = events - len(set(ids))
+        duplicated = len(ids) - len(set(ids))
+        rate = len(set(ids)) / (last - started)
+        print(
+            f"throughput: {events} events -> {len(set(ids))} received in {last - started:.2f} s = "
+            f"{rate:,.0f} deliveries/s (trigger loop {events / (triggered - started):,.0f} events/s); "
+            f"lost {lost}, duplicated {duplicated}",
+            flush=True,
+        )
+        failed += lost > 0 or duplicated > 0
+
+        # 2. Latency at light load: 10 events/s.
+        receiver.reset()
+        sent_at: dict[int, float] = {}
+        base = 1_000_000
+        for index in range(latency_events):
+            tick = time.time()
+            trigger_event(organization=organization, event="application.created", payload={"seq": base + index})
+            sent_at[base + index] = time.time()  # committed and enqueued
+            time.sleep(max(0.1 - (time.time() - tick), 0))
+        records = receiver.wait(latency_events, timeout=60)
+        latencies = [(at - sent_at[seq]) * 1000 for at, _, seq in records if seq in sent_at]
+        lost = latency_events - len({r[1] for r in records})
+        if latencies:
+            print(
+                f"latency at 10 events/s ({len(latencies)} events): p50 {percentile(latencies, 50):.1f} ms, "
+                f"p95 {percentile(latencies, 95):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+                f"mean {statistics.mean(latencies):.1f} ms; lost {lost}",
+                flush=True,
+            )
+        failed += lost > 0
+
+        # 3. Fan-out: one event to 1,000 webhooks.
+        Webhook.objects.filter(pk=webhook.pk).update(is_active=False)
+        Webhook.objects.bulk_create(
+            [
+                Webhook(
+                    organization=organization,
+                    name=f"fan-{i}",
+                    url=receiver.url,
+                    events=["job.created"],
+                    secret=webhook.secret,
+                )
+                for i in range(1000)
+            ]
+        )
+        receiver.reset()
+        started = time.time()
+        trigger_event(organization=organization, event="job.created", payload={"seq": 0})
+        records = receiver.wait(1000, timeout=120)
+        last = max((r[0] for r in records), default=time.time())
+        received = len({r[1] for r in records})
+        print(f"fan-out: 1 event -> {received}/1000 webhooks in {last - started:.2f} s", flush=True)
+        failed += received < 1000
+    finally:
+        cluster.send_signal(signal.SIGTERM)  # the main process only
+        try:
+            cluster.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+        receiver.stop()
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 3000)))
+    parser.add_argument("--latency-events", type=int, default=200)
+    parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
+    if args.child:
+        return child(args.child, args.events, args.latency_events)
+    failed = 0
+    for name in ["sqlite", "postgres"]:
+        if args.only and args.only != name:
+            continue
+        failed += run_scenario(name, args) != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
