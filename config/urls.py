@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 api_patterns = [
     path("", include("organizations.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django_q",
     "common",
     "organizations",
+    "integrations",
 ]
 
 MIDDLEWARE = [
