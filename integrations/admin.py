@@ -2,11 +2,15 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from common.exceptions import ApplicationError
 
 from .models import Integration
+from .oauth.flows import oauth_start_authorization
 from .services import integration_activate, integration_create, integration_deactivate, integration_update
 from .validation import (
     IntegrationInvalid,
@@ -105,6 +109,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     readonly_fields = [
         "id",
         "stored_credential_fields",
+        "oauth_authorization",
         "status_badge",
         "health_badge",
         "needs_reauthorization",
@@ -124,7 +129,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         if obj is None:
             return [(None, {"fields": main})]
         return [
-            (None, {"fields": ["id", *main, "stored_credential_fields"]}),
+            (None, {"fields": ["id", *main, "stored_credential_fields", "oauth_authorization"]}),
             (
                 "State",
                 {
@@ -159,6 +164,41 @@ class IntegrationAdmin(admin.ModelAdmin):
     @admin.display(description="Stored credential keys")
     def stored_credential_fields(self, obj: Integration) -> str:
         return ", ".join(obj.credential_fields) or "—"
+
+    @admin.display(description="OAuth authorization")
+    def oauth_authorization(self, obj: Integration):
+        if obj.pk is None or obj.auth_type != Integration.AuthType.OAUTH2:
+            return "—"
+        url = reverse("admin:integrations_integration_authorize", args=[obj.pk])
+        label = "Re-authorize" if obj.credentials.get("access_token") else "Authorize"
+        return format_html(
+            '<a class="button" href="{}">{} with {}</a> — you will return to a page that links back here.',
+            url,
+            label,
+            obj.provider_info.display_name if obj.provider_info else obj.provider,
+        )
+
+    def get_urls(self):
+        custom = [
+            path(
+                "<uuid:integration_id>/authorize/",
+                self.admin_site.admin_view(self.authorize_view),
+                name="integrations_integration_authorize",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def authorize_view(self, request, integration_id):
+        integration = get_object_or_404(Integration, pk=integration_id)
+        if not self.has_change_permission(request, integration):
+            return HttpResponseRedirect(reverse("admin:index"))
+        change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
+        try:
+            start = oauth_start_authorization(integration=integration)
+        except ApplicationError as error:
+            self.message_user(request, f"Cannot start authorization: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        return HttpResponseRedirect(start.authorization_url)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -16,3 +16,16 @@ class IntegrationsConfig(AppConfig):
                 clear_fernet_caches()
 
         setting_changed.connect(_on_setting_changed, weak=False, dispatch_uid="integrations-fernet-keys")
+
+        from common.schedules import ScheduleSpec, register_schedule
+
+        from . import app_settings
+
+        # Refreshes tokens expiring before the next run, so healthy integrations never lapse.
+        register_schedule(
+            ScheduleSpec(
+                name="integrations.refresh_expiring_tokens",
+                func="integrations.tasks.refresh_expiring_tokens",
+                minutes=app_settings.refresh_interval_minutes,
+            )
+        )

@@ -3,6 +3,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
+from fernet_fields import EncryptedTextField
 
 from organizations.models import Organization
 
@@ -82,3 +84,31 @@ class Integration(models.Model):
     def credential_fields(self) -> list[str]:
         """The names of the stored credential keys, never their values."""
         return sorted(self.credentials) if isinstance(self.credentials, dict) else []
+
+
+class OAuthState(models.Model):
+    """One authorization attempt: single-use, expiring, bound to an integration.
+
+    Only the SHA-256 of the `state` value is stored; the PKCE verifier is encrypted.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="oauth_states")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    state_hash = models.CharField(max_length=64, unique=True)
+    code_verifier = EncryptedTextField(blank=True, default="")
+    redirect_uri = models.URLField(max_length=500)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "integration_oauth_states"
+        indexes = [models.Index(fields=["expires_at"], name="oauth_state_expires")]
+
+    def __str__(self) -> str:
+        return f"OAuth state for {self.integration_id}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

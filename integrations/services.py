@@ -177,7 +177,7 @@ def integration_delete(*, integration: Integration) -> None:
     logger.info("Integration %s deleted", pk)
 
 
-def _error_text(integration: Integration, error: str) -> str:
+def safe_error_text(integration: Integration, error: str) -> str:
     secrets = list(integration.credentials.values()) if isinstance(integration.credentials, dict) else []
     return redact(str(error), secrets)[:MAX_ERROR_LENGTH]
 
@@ -186,7 +186,7 @@ def _error_text(integration: Integration, error: str) -> str:
 def integration_record_error(*, integration: Integration, error: str, mark_error: bool = False) -> Integration:
     """Record a failure (`last_error`, `last_error_at`); `mark_error` also sets status `error`."""
     locked = _lock(integration)
-    locked.last_error = _error_text(locked, error)
+    locked.last_error = safe_error_text(locked, error)
     locked.last_error_at = timezone.now()
     fields = ["last_error", "last_error_at", "updated_at"]
     if mark_error and locked.status != Integration.Status.INACTIVE:

@@ -107,3 +107,14 @@ class ProviderSerializer(serializers.Serializer):
     api_key_credentials = serializers.ListField(child=serializers.CharField())
     health_check = HealthCheckInfoSerializer()
     notes = serializers.CharField()
+
+
+class AuthorizationStartSerializer(serializers.Serializer):
+    authorization_url = serializers.URLField()
+    state = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class OAuthCallbackSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=4096, trim_whitespace=True)
+    state = serializers.CharField(max_length=4096, trim_whitespace=True)

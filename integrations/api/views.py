@@ -3,13 +3,15 @@ from http import HTTPStatus
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from common.api.tenancy import OrganizationScopedMixin
 from integrations import providers
 from integrations.models import Integration
+from integrations.oauth.flows import oauth_exchange_code, oauth_start_authorization
+from integrations.oauth.tokens import oauth_refresh_token
 from integrations.selectors import integration_list
 from integrations.services import (
     integration_create,
@@ -17,9 +19,16 @@ from integrations.services import (
     integration_record_sync,
     integration_update,
 )
+from organizations.access import resolve_access
 
 from .filters import IntegrationFilter
-from .serializers import IntegrationSerializer, ProviderSerializer, SyncResultSerializer
+from .serializers import (
+    AuthorizationStartSerializer,
+    IntegrationSerializer,
+    OAuthCallbackSerializer,
+    ProviderSerializer,
+    SyncResultSerializer,
+)
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -94,3 +103,46 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             error=serializer.validated_data.get("error", ""),
         )
         return Response(IntegrationSerializer(integration).data, status=HTTPStatus.OK)
+
+    # --- OAuth 2.0 ----------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Start OAuth authorization: the provider URL to send the user to",
+        responses=AuthorizationStartSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="oauth/authorize")
+    def oauth_authorize(self, request, pk=None):
+        integration = self.get_object()
+        # A GET, but it starts a flow that ends in writing tokens: only writers may start it.
+        if not resolve_access(request).can_write:
+            raise exceptions.PermissionDenied("This API key or role is read-only.")
+        start = oauth_start_authorization(integration=integration)
+        return Response(AuthorizationStartSerializer(start).data)
+
+    @extend_schema(
+        summary="Complete OAuth authorization: exchange the code, store the tokens",
+        request=OAuthCallbackSerializer,
+        responses=IntegrationSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="oauth/callback")
+    def oauth_callback(self, request, pk=None):
+        integration = self.get_object()
+        serializer = OAuthCallbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        integration = oauth_exchange_code(
+            code=serializer.validated_data["code"],
+            state=serializer.validated_data["state"],
+            integration=integration,
+            organization=self.organization,
+        )
+        return Response(IntegrationSerializer(integration).data)
+
+    @extend_schema(
+        summary="Refresh the access token now; returns the integration with the new token_expires_at",
+        request=None,
+        responses=IntegrationSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="oauth/refresh")
+    def oauth_refresh(self, request, pk=None):
+        integration = oauth_refresh_token(integration=self.get_object(), force=True)
+        return Response(IntegrationSerializer(integration).data)

@@ -142,3 +142,36 @@ def test_admin_actions_call_services(admin_client, integration, organization):
     assert integration.status == Integration.Status.ACTIVE
     assert pending.status == Integration.Status.PENDING  # not authorized yet: refused with a message
     assert "authorize it first" in response.content.decode()
+
+
+def test_admin_authorize_link_redirects_to_the_provider(admin_client, organization, settings):
+    from integrations.services import integration_create
+
+    settings.GOOGLE_CLIENT_ID = "google-client"
+    settings.GOOGLE_CLIENT_SECRET = SENTINEL
+    google = integration_create(organization=organization, name="G", provider="google_calendar", auth_type="oauth2")
+    page = admin_client.get(f"{ADMIN}{google.pk}/change/").content.decode()
+    assert f"{ADMIN}{google.pk}/authorize/" in page
+    assert "Token expires at" in page or "token expires at" in page.lower()
+    response = admin_client.get(f"{ADMIN}{google.pk}/authorize/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith("https://accounts.google.com/o/oauth2/v2/auth?")
+    assert SENTINEL not in response["Location"]
+
+
+def test_admin_authorize_without_client_reports_the_problem(admin_client, organization, settings):
+    from integrations.services import integration_create
+
+    settings.GOOGLE_CLIENT_ID = ""
+    google = integration_create(organization=organization, name="G", provider="google_calendar", auth_type="oauth2")
+    response = admin_client.get(f"{ADMIN}{google.pk}/authorize/", follow=True)
+    assert response.status_code == HTTPStatus.OK
+    assert "GOOGLE_CLIENT_ID" in response.content.decode()
+
+
+def test_admin_never_shows_tokens(admin_client, organization):
+    integration = OAuthIntegrationFactory(
+        organization=organization, credentials={"access_token": SENTINEL, "refresh_token": SENTINEL + "r"}
+    )
+    for url in [ADMIN, f"{ADMIN}{integration.pk}/change/"]:
+        assert SENTINEL not in admin_client.get(url).content.decode()
