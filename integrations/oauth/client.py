@@ -46,12 +46,13 @@ class OAuthUpstreamError(UpstreamError):
 
 @dataclass(frozen=True)
 class TokenSet:
-    access_token: str
-    refresh_token: str = ""
+    # Tokens are kept out of repr() so a logged object or a traceback never shows them.
+    access_token: str = field(repr=False)
+    refresh_token: str = field(default="", repr=False)
     token_type: str = ""
     scope: str = ""
     expires_in: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,13 @@ def test_concurrent_callers_cause_exactly_one_refresh():
     assert results == ["refreshed-1", "refreshed-1"]
     integration.refresh_from_db()
     assert integration.credentials["refresh_token"] == "rotated"
+
+
+def test_token_objects_do_not_show_secrets_in_repr(organization):
+    from integrations.oauth.client import TokenSet, resolve_client
+
+    tokens = TokenSet(access_token="ACCESS-x", refresh_token="REFRESH-x", extra={"id_token": "ID-x"})
+    assert not {"ACCESS-x", "REFRESH-x", "ID-x"} & set(repr(tokens).replace("'", " ").split())
+    assert "ACCESS-x" not in repr(tokens) and "REFRESH-x" not in repr(tokens)
+    client = resolve_client(authorized(organization))
+    assert "google-secret" not in repr(client)
