@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_patterns = [
     path("", include("organizations.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [

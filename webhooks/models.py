@@ -15,6 +15,14 @@ class Webhook(models.Model):
     name = models.CharField(max_length=200)
     url = models.URLField(max_length=2000)
     events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
+    integration = models.ForeignKey(
+        "integrations.Integration",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="webhooks",
+        help_text="Optional: the integration this webhook belongs to.",
+    )
     headers = models.JSONField(default=dict, blank=True)
     retry_attempts = models.PositiveSmallIntegerField(default=5)
     is_active = models.BooleanField(default=True)

@@ -43,7 +43,7 @@ def validate_events(events: Any) -> list[str]:
     return list(dict.fromkeys(events))
 
 
-def _validate_webhook_fields(fields: dict[str, Any]) -> dict[str, Any]:
+def _validate_webhook_fields(fields: dict[str, Any], organization: Organization | None = None) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     cleaned = dict(fields)
     for name, check in (
@@ -56,6 +56,9 @@ def _validate_webhook_fields(fields: dict[str, Any]) -> dict[str, Any]:
                 check(fields[name])
             except ValidationError as exc:
                 errors[name] = exc.messages
+    integration = fields.get("integration")
+    if integration is not None and organization is not None and integration.organization_id != organization.pk:
+        errors["integration"] = ["No such integration."]
     if "retry_attempts" in fields and not 0 <= int(fields["retry_attempts"]) <= MAX_RETRY_ATTEMPTS:
         errors["retry_attempts"] = [f"Between 0 and {MAX_RETRY_ATTEMPTS}."]
     if errors:
@@ -79,7 +82,7 @@ def webhook_create(*, organization: Organization, secret: str | None = None, **f
     unknown = set(fields) - WEBHOOK_FIELDS
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    cleaned = _validate_webhook_fields(fields)
+    cleaned = _validate_webhook_fields(fields, organization)
     webhook = Webhook(
         organization=organization,
         secret=validate_secret(secret) if secret else generate_secret(),
@@ -97,7 +100,7 @@ def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
     unknown = set(fields) - WEBHOOK_FIELDS
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    cleaned = _validate_webhook_fields(fields)
+    cleaned = _validate_webhook_fields(fields, webhook.organization)
     is_active = cleaned.pop("is_active", None)
     for name, value in cleaned.items():
         setattr(webhook, name, value)

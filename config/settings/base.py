@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "common",
     "organizations",
     "webhooks",
+    "integrations",
 ]
 
 MIDDLEWARE = [

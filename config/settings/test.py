@@ -1,6 +1,7 @@
 """Settings for the test suite (`make test`)."""
 
 import os
+import tempfile
 
 from .base import *
 from .base import derived_fernet_key, env
@@ -18,9 +19,14 @@ WEBHOOKS_TIMEOUT = 5.0
 # A queue name of this run's own, so tasks left in a shared Redis by another run are ignored.
 Q_CLUSTER["name"] = env.str("Q_CLUSTER_NAME", default=f"test-{os.getpid()}")
 
-# A cluster subprocess (tests/cluster.py) must see the test database: on SQLite use a file.
 if DATABASE_VENDOR == "sqlite":
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
+    # A file test database instead of Django's shared-cache in-memory one: a cluster
+    # subprocess (tests/cluster.py) can see it, and threads in tests (e.g. the token-refresh
+    # concurrency test) queue on SQLite's IMMEDIATE write lock like real processes do
+    # instead of failing with "database table is locked". One file per test process.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"integrations-test-{os.getpid()}.sqlite3"),
+    }
 # Settings a cluster subprocess receives from the test that starts it.
 if env.str("WEBHOOKS_LEASE_SECONDS", default=""):
     WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS")

@@ -274,3 +274,21 @@ def test_other_organization_gets_404_everywhere_and_sees_nothing(organization, o
     assert len(receiver.requests) == 1
     webhook.refresh_from_db()
     assert webhook.is_active and Webhook.objects.filter(pk=webhook.pk).exists()
+
+
+def test_webhook_can_belong_to_an_integration_of_the_same_organization(api_client, organization, other_organization):
+    from integrations.services import integration_create
+
+    def rippling(org):
+        return integration_create(
+            organization=org, name="HR", provider="rippling", auth_type="api_key", credentials={"api_key": "k"}
+        )
+
+    mine, theirs = rippling(organization), rippling(other_organization)
+    body = {"name": "a", "url": "https://93.184.216.34/", "events": ["*"]}
+    response = api_client.post(BASE, {**body, "integration": str(mine.pk)}, format="json")
+    assert response.status_code == HTTPStatus.CREATED and response.json()["integration"] == str(mine.pk)
+    for bad in [str(theirs.pk), "not-a-uuid"]:
+        response = api_client.post(BASE, {**body, "integration": bad}, format="json")
+        assert response.status_code == HTTPStatus.BAD_REQUEST and "integration" in response.json()
+    assert Webhook.objects.count() == 1

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from common.api.tenancy import OrganizationScopedRelatedField
+from integrations.models import Integration
 from webhooks.delivery import SENSITIVE_HEADER
 from webhooks.models import Webhook, WebhookLog
 
@@ -21,6 +23,9 @@ class WebhookSerializer(serializers.ModelSerializer):
         f"read back as {REDACTED!r}; sending {REDACTED!r} keeps the stored value.",
     )
     retry_attempts = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    integration = OrganizationScopedRelatedField(
+        queryset=Integration.objects.all(), required=False, allow_null=True, pk_field=serializers.UUIDField()
+    )
 
     class Meta:
         model = Webhook
@@ -29,6 +34,7 @@ class WebhookSerializer(serializers.ModelSerializer):
             "name",
             "url",
             "events",
+            "integration",
             "headers",
             "retry_attempts",
             "is_active",

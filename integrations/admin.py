@@ -1,0 +1,245 @@
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from common.exceptions import ApplicationError
+
+from .models import Integration
+from .oauth.flows import oauth_start_authorization
+from .services import integration_activate, integration_create, integration_deactivate, integration_update
+from .validation import (
+    IntegrationInvalid,
+    validate_config,
+    validate_credentials,
+    validate_provider_and_auth_type,
+)
+
+STATUS_COLOURS = {
+    Integration.Status.ACTIVE: "#1a7f37",
+    Integration.Status.PENDING: "#9a6700",
+    Integration.Status.INACTIVE: "#57606a",
+    Integration.Status.ERROR: "#cf222e",
+    Integration.HealthStatus.HEALTHY: "#1a7f37",
+    Integration.HealthStatus.DEGRADED: "#9a6700",
+    Integration.HealthStatus.UNHEALTHY: "#cf222e",
+    Integration.HealthStatus.UNKNOWN: "#57606a",
+}
+
+
+def badge(value: str, label: str):
+    colour = STATUS_COLOURS.get(value, "#57606a")
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
+        colour,
+        label,
+    )
+
+
+class IntegrationAdminForm(forms.ModelForm):
+    """The stored credentials are never rendered: `new_credentials` is a password input
+    that replaces them when filled and keeps them when left blank."""
+
+    new_credentials = forms.CharField(
+        label="Credentials",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 80}),
+        help_text=(
+            'A JSON object, e.g. {"api_key": "…"}. Leave blank to keep the stored credentials; '
+            "what you enter replaces them (OAuth tokens are kept). Never shown again."
+        ),
+    )
+
+    class Meta:
+        model = Integration
+        fields = ["organization", "name", "provider", "auth_type", "config"]
+
+    def clean_new_credentials(self):
+        raw = self.cleaned_data.get("new_credentials") or ""
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise forms.ValidationError("Not valid JSON (the value is not shown again).") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Must be a JSON object.")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        credentials = cleaned.get("new_credentials")
+        try:
+            provider = validate_provider_and_auth_type(cleaned.get("provider"), cleaned.get("auth_type"))
+            config = validate_config(provider, cleaned["auth_type"], cleaned.get("config") or {})
+            stored = self.instance.credentials if self.instance.pk else {}
+            validate_credentials(provider, cleaned["auth_type"], credentials or stored or {}, config=config)
+        except IntegrationInvalid as error:
+            for field, problems in error.errors.items():
+                target = field if field in {"provider", "auth_type", "config", "name"} else None
+                text = json.dumps(problems) if isinstance(problems, dict) else "; ".join(map(str, problems))
+                self.add_error(target if target else "new_credentials", f"{field}: {text}" if not target else text)
+        return cleaned
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationAdminForm
+    list_display = [
+        "name",
+        "organization",
+        "provider",
+        "auth_type",
+        "status_badge",
+        "health_badge",
+        "token_expires_at",
+        "last_sync_at",
+        "updated_at",
+    ]
+    list_filter = ["provider", "status", "health_status", "auth_type", "organization"]
+    list_select_related = ["organization"]
+    search_fields = ["name", "provider", "organization__slug", "organization__name", "last_error"]
+    readonly_fields = [
+        "id",
+        "stored_credential_fields",
+        "oauth_authorization",
+        "status_badge",
+        "health_badge",
+        "needs_reauthorization",
+        "token_expires_at",
+        "refresh_retry_at",
+        "last_sync_at",
+        "last_error",
+        "last_error_at",
+        "last_health_check_at",
+        "created_at",
+        "updated_at",
+    ]
+    actions = ["activate", "deactivate"]
+
+    def get_fieldsets(self, request, obj=None):
+        main = ["organization", "name", "provider", "auth_type", "config", "new_credentials"]
+        if obj is None:
+            return [(None, {"fields": main})]
+        return [
+            (None, {"fields": ["id", *main, "stored_credential_fields", "oauth_authorization"]}),
+            (
+                "State",
+                {
+                    "fields": [
+                        "status_badge",
+                        "health_badge",
+                        "needs_reauthorization",
+                        "token_expires_at",
+                        "refresh_retry_at",
+                        "last_sync_at",
+                        "last_error",
+                        "last_error_at",
+                        "last_health_check_at",
+                        "created_at",
+                        "updated_at",
+                    ]
+                },
+            ),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Integration):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Health", ordering="health_status")
+    def health_badge(self, obj: Integration):
+        return badge(obj.health_status, obj.get_health_status_display())
+
+    @admin.display(description="Stored credential keys")
+    def stored_credential_fields(self, obj: Integration) -> str:
+        return ", ".join(obj.credential_fields) or "—"
+
+    @admin.display(description="OAuth authorization")
+    def oauth_authorization(self, obj: Integration):
+        if obj.pk is None or obj.auth_type != Integration.AuthType.OAUTH2:
+            return "—"
+        url = reverse("admin:integrations_integration_authorize", args=[obj.pk])
+        label = "Re-authorize" if obj.credentials.get("access_token") else "Authorize"
+        return format_html(
+            '<a class="button" href="{}">{} with {}</a> — you will return to a page that links back here.',
+            url,
+            label,
+            obj.provider_info.display_name if obj.provider_info else obj.provider,
+        )
+
+    def get_urls(self):
+        custom = [
+            path(
+                "<uuid:integration_id>/authorize/",
+                self.admin_site.admin_view(self.authorize_view),
+                name="integrations_integration_authorize",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def authorize_view(self, request, integration_id):
+        integration = get_object_or_404(Integration, pk=integration_id)
+        if not self.has_change_permission(request, integration):
+            return HttpResponseRedirect(reverse("admin:index"))
+        change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
+        try:
+            start = oauth_start_authorization(integration=integration)
+        except ApplicationError as error:
+            self.message_user(request, f"Cannot start authorization: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        return HttpResponseRedirect(start.authorization_url)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            saved = integration_update(
+                integration=obj,
+                name=data["name"],
+                provider=data["provider"],
+                auth_type=data["auth_type"],
+                config=data.get("config") or {},
+                credentials=data.get("new_credentials"),
+            )
+        else:
+            saved = integration_create(
+                organization=data["organization"],
+                name=data["name"],
+                provider=data["provider"],
+                auth_type=data["auth_type"],
+                config=data.get("config") or {},
+                credentials=data.get("new_credentials") or {},
+            )
+        form.instance = saved
+        obj.pk = saved.pk
+
+    @admin.action(description="Activate selected integrations")
+    def activate(self, request, queryset):
+        done, failed = 0, []
+        for integration in queryset:
+            try:
+                integration_activate(integration=integration)
+                done += 1
+            except ApplicationError as error:
+                failed.append(f"{integration.name}: {error.message}")
+        self.message_user(request, f"Activated {done} integration(s).", messages.SUCCESS)
+        for failure in failed:
+            self.message_user(request, failure, messages.WARNING)
+
+    @admin.action(description="Deactivate selected integrations")
+    def deactivate(self, request, queryset):
+        count = 0
+        for integration in queryset:
+            integration_deactivate(integration=integration)
+            count += 1
+        self.message_user(request, f"Deactivated {count} integration(s).", messages.SUCCESS)

@@ -1,0 +1,120 @@
+from rest_framework import serializers
+
+from integrations.models import Integration
+from integrations.providers import AUTH_TYPES, PROVIDER_CHOICES
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    """Credentials are write-only: reads show `credential_fields`, the stored key names."""
+
+    provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
+    auth_type = serializers.ChoiceField(choices=[(value, value) for value in AUTH_TYPES])
+    config = serializers.JSONField(required=False, help_text="Provider settings: see /api/integrations/providers/.")
+    credentials = serializers.JSONField(
+        write_only=True,
+        required=False,
+        help_text="Write-only object of secrets; omitted on update keeps the stored ones, sent replaces them.",
+    )
+    credential_fields = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Integration
+        fields = [
+            "id",
+            "name",
+            "provider",
+            "auth_type",
+            "config",
+            "credentials",
+            "credential_fields",
+            "status",
+            "health_status",
+            "needs_reauthorization",
+            "token_expires_at",
+            "last_sync_at",
+            "last_error",
+            "last_error_at",
+            "last_health_check_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "status",
+            "health_status",
+            "needs_reauthorization",
+            "token_expires_at",
+            "last_sync_at",
+            "last_error",
+            "last_error_at",
+            "last_health_check_at",
+            "created_at",
+            "updated_at",
+        ]
+        # Uniqueness per organization is checked by the service (the organization is not a field).
+        validators = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["name"].validators = []
+        return fields
+
+    def validate_config(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+    def validate_credentials(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class SyncResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    error = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ConfigFieldSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    required_for = serializers.ListField(child=serializers.CharField())
+    default = serializers.JSONField(allow_null=True)
+    choices = serializers.ListField(child=serializers.CharField())
+    help = serializers.CharField()
+
+
+class HealthCheckInfoSerializer(serializers.Serializer):
+    method = serializers.CharField()
+    url = serializers.CharField()
+    success = serializers.CharField()
+    auth = serializers.CharField()
+    note = serializers.CharField()
+
+
+class ProviderSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    display_name = serializers.CharField()
+    category = serializers.CharField()
+    auth_types = serializers.ListField(child=serializers.CharField())
+    authorization_url = serializers.CharField()
+    token_url = serializers.CharField()
+    default_scopes = serializers.ListField(child=serializers.CharField())
+    supports_pkce = serializers.BooleanField()
+    token_auth_method = serializers.CharField()
+    extra_authorize_params = serializers.DictField(child=serializers.CharField())
+    config_fields = ConfigFieldSerializer(many=True)
+    api_key_credentials = serializers.ListField(child=serializers.CharField())
+    health_check = HealthCheckInfoSerializer()
+    notes = serializers.CharField()
+
+
+class AuthorizationStartSerializer(serializers.Serializer):
+    authorization_url = serializers.URLField()
+    state = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class OAuthCallbackSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=4096, trim_whitespace=True)
+    state = serializers.CharField(max_length=4096, trim_whitespace=True)

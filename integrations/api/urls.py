@@ -1,0 +1,14 @@
+from django.urls import re_path
+
+from common.api.routers import OptionalSlashRouter
+
+from .callback import oauth_callback
+from .views import IntegrationViewSet
+
+router = OptionalSlashRouter()
+router.register("integrations", IntegrationViewSet, basename="integration")
+
+urlpatterns = [
+    re_path(r"^integrations/oauth/callback/?$", oauth_callback, name="integration-oauth-callback"),
+    *router.urls,
+]

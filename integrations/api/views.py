@@ -1,0 +1,148 @@
+from http import HTTPStatus
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from common.api.tenancy import OrganizationScopedMixin
+from integrations import providers
+from integrations.models import Integration
+from integrations.oauth.flows import oauth_exchange_code, oauth_start_authorization
+from integrations.oauth.tokens import oauth_refresh_token
+from integrations.selectors import integration_list
+from integrations.services import (
+    integration_create,
+    integration_delete,
+    integration_record_sync,
+    integration_update,
+)
+from organizations.access import resolve_access
+
+from .filters import IntegrationFilter
+from .serializers import (
+    AuthorizationStartSerializer,
+    IntegrationSerializer,
+    OAuthCallbackSerializer,
+    ProviderSerializer,
+    SyncResultSerializer,
+)
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
+    """The organization's integrations. Credentials are write-only."""
+
+    queryset = Integration.objects.all()
+    serializer_class = IntegrationSerializer
+    filterset_class = IntegrationFilter
+    # Only UUIDs are ids, so /integrations/providers/, /oauth/... and the separately
+    # mounted /integrations/webhooks/ never match the detail route.
+    lookup_value_regex = UUID_PATTERN
+
+    def scoped_queryset(self, organization):
+        return integration_list(organization=organization)
+
+    def perform_create(self, serializer):
+        serializer.instance = integration_create(organization=self.organization, **serializer.validated_data)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        integration = self.get_object()
+        serializer = self.get_serializer(integration, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        if not partial:
+            data.setdefault("config", {})  # PUT replaces the config; credentials are kept unless sent
+        integration = integration_update(integration=integration, **data)
+        return Response(self.get_serializer(integration).data)
+
+    def perform_destroy(self, instance):
+        integration_delete(integration=instance)
+
+    @extend_schema(
+        summary="This organization's integrations of one provider",
+        parameters=[
+            OpenApiParameter("provider", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(providers.PROVIDERS))
+        ],
+        responses=IntegrationSerializer(many=True),
+    )
+    @action(detail=False, methods=["get"], url_path=r"provider/(?P<provider>[^/.]+)")
+    def by_provider(self, request, provider=None):
+        if providers.get_provider(provider) is None:
+            raise Http404
+        queryset = self.filter_queryset(self.get_queryset().filter(provider=provider))
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        summary="The provider catalogue",
+        responses=ProviderSerializer(many=True),
+        filters=False,
+    )
+    @action(detail=False, methods=["get"], pagination_class=None, filterset_class=None)
+    def providers(self, request):
+        return Response([provider.as_dict() for provider in providers.provider_list()])
+
+    @extend_schema(
+        summary="Record the result of a sync job (extension of SPEC §3)",
+        request=SyncResultSerializer,
+        responses=IntegrationSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        integration = self.get_object()
+        serializer = SyncResultSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        integration = integration_record_sync(
+            integration=integration,
+            success=serializer.validated_data["success"],
+            error=serializer.validated_data.get("error", ""),
+        )
+        return Response(IntegrationSerializer(integration).data, status=HTTPStatus.OK)
+
+    # --- OAuth 2.0 ----------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Start OAuth authorization: the provider URL to send the user to",
+        responses=AuthorizationStartSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="oauth/authorize")
+    def oauth_authorize(self, request, pk=None):
+        integration = self.get_object()
+        # A GET, but it starts a flow that ends in writing tokens: only writers may start it.
+        if not resolve_access(request).can_write:
+            raise exceptions.PermissionDenied("This API key or role is read-only.")
+        start = oauth_start_authorization(integration=integration)
+        return Response(AuthorizationStartSerializer(start).data)
+
+    @extend_schema(
+        summary="Complete OAuth authorization: exchange the code, store the tokens",
+        request=OAuthCallbackSerializer,
+        responses=IntegrationSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="oauth/callback")
+    def oauth_callback(self, request, pk=None):
+        integration = self.get_object()
+        serializer = OAuthCallbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        integration = oauth_exchange_code(
+            code=serializer.validated_data["code"],
+            state=serializer.validated_data["state"],
+            integration=integration,
+            organization=self.organization,
+        )
+        return Response(IntegrationSerializer(integration).data)
+
+    @extend_schema(
+        summary="Refresh the access token now; returns the integration with the new token_expires_at",
+        request=None,
+        responses=IntegrationSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="oauth/refresh")
+    def oauth_refresh(self, request, pk=None):
+        integration = oauth_refresh_token(integration=self.get_object(), force=True)
+        return Response(IntegrationSerializer(integration).data)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from fernet_fields import EncryptedTextField
+
+from organizations.models import Organization
+
+from . import providers
+from .fields import EncryptedJSONField
+
+
+class Integration(models.Model):
+    """A connection of one organization to one third-party service.
+
+    `credentials` is a JSON object encrypted at rest (API key, client secret, OAuth tokens);
+    it is write-only in the API and admin. Token bookkeeping (`token_expires_at`,
+    `needs_reauthorization`, `refresh_failure_count`, `refresh_retry_at`) is owned by
+    `integrations.oauth.tokens`.
+    """
+
+    class AuthType(models.TextChoices):
+        OAUTH2 = providers.OAUTH2, "OAuth 2.0"
+        API_KEY = providers.API_KEY, "API key"
+        JWT = providers.JWT, "JWT"
+        SAML = providers.SAML, "SAML"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"
+        ERROR = "error", "Error"
+
+    class HealthStatus(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        HEALTHY = "healthy", "Healthy"
+        DEGRADED = "degraded", "Degraded"
+        UNHEALTHY = "unhealthy", "Unhealthy"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="integrations")
+    name = models.CharField(max_length=200)
+    provider = models.CharField(max_length=50, choices=providers.PROVIDER_CHOICES)
+    auth_type = models.CharField(max_length=16, choices=AuthType.choices)
+    config = models.JSONField(default=dict, blank=True)
+    credentials = EncryptedJSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    health_status = models.CharField(max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    needs_reauthorization = models.BooleanField(default=False)
+    refresh_failure_count = models.PositiveIntegerField(default=0)
+    refresh_retry_at = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_health_check_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "integrations"
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="integration_unique_name_per_organization"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "provider"], name="integration_org_provider"),
+            models.Index(fields=["organization", "status"], name="integration_org_status"),
+            models.Index(fields=["organization", "health_status"], name="integration_org_health"),
+            models.Index(fields=["organization", "-created_at"], name="integration_org_created"),
+            models.Index(fields=["auth_type", "status", "token_expires_at"], name="integration_token_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.provider})"
+
+    @property
+    def provider_info(self) -> providers.Provider | None:
+        return providers.get_provider(self.provider)
+
+    @property
+    def credential_fields(self) -> list[str]:
+        """The names of the stored credential keys, never their values."""
+        return sorted(self.credentials) if isinstance(self.credentials, dict) else []
+
+
+class OAuthState(models.Model):
+    """One authorization attempt: single-use, expiring, bound to an integration.
+
+    Only the SHA-256 of the `state` value is stored; the PKCE verifier is encrypted.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="oauth_states")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    state_hash = models.CharField(max_length=64, unique=True)
+    code_verifier = EncryptedTextField(blank=True, default="")
+    redirect_uri = models.URLField(max_length=500)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "integration_oauth_states"
+        indexes = [models.Index(fields=["expires_at"], name="oauth_state_expires")]
+
+    def __str__(self) -> str:
+        return f"OAuth state for {self.integration_id}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

@@ -1,0 +1,202 @@
+"""Usable access tokens: the one function every caller uses, and refresh that never races.
+
+`get_access_token(integration)` returns a token valid for at least the refresh margin,
+refreshing it first when needed. A refresh takes the integration's row lock
+(`select_for_update`) and re-reads the row: if another worker refreshed meanwhile, its
+token is used and no second refresh is sent (providers rotating refresh tokens would
+answer `invalid_grant` to the stale one).
+
+- `invalid_grant` (after the re-read) is terminal: status `error`, `needs_reauthorization`,
+  and no further refresh attempts until the integration is authorized again.
+- Transient failures (5xx, timeouts, other refusals) back off: no new attempt before
+  `refresh_retry_at` (30 s doubling up to 30 min); meanwhile a still-valid token is served.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from common.exceptions import ApplicationError, UpstreamError
+from integrations import app_settings, providers
+from integrations.models import Integration
+from integrations.services import safe_error_text
+
+from .client import OAuthError, OAuthUpstreamError, resolve_client
+from .flows import apply_tokens
+
+logger = logging.getLogger(__name__)
+
+REAUTHORIZATION_REQUIRED = "Re-authorization required"
+
+
+class ReauthorizationRequired(ApplicationError):
+    pass
+
+
+def _copy(target: Integration, source: Integration) -> Integration:
+    for model_field in Integration._meta.concrete_fields:
+        setattr(target, model_field.attname, getattr(source, model_field.attname))
+    return target
+
+
+def token_needs_refresh(integration: Integration, *, margin: timedelta | None = None) -> bool:
+    if not (integration.credentials or {}).get("access_token"):
+        return True
+    if integration.token_expires_at is None:  # a token that does not expire (e.g. Slack without rotation)
+        return False
+    margin = app_settings.refresh_margin() if margin is None else margin
+    return integration.token_expires_at <= timezone.now() + margin
+
+
+def get_access_token(integration: Integration, *, margin: timedelta | None = None) -> str:
+    """A usable access token for the integration (refreshed first when it expires soon).
+
+    OAuth2: the stored token, refreshed when it expires within `margin` (default 5 min).
+    API key: the stored `api_key` (or `token`). Raises ApplicationError (400) when the
+    integration cannot produce one (not authorized, re-authorization required) and
+    UpstreamError (502) when the provider fails.
+    """
+    credentials = integration.credentials or {}
+    if integration.auth_type == providers.API_KEY:
+        token = credentials.get("api_key") or credentials.get("token")
+        if not token:
+            raise ApplicationError("This integration has no API key.")
+        return token
+    if integration.auth_type != providers.OAUTH2:
+        raise ApplicationError(f"Access tokens for {integration.auth_type} integrations are not supported yet.")
+    if not token_needs_refresh(integration, margin=margin):
+        return credentials["access_token"]
+    refreshed = oauth_refresh_token(integration=integration, margin=margin)
+    return refreshed.credentials["access_token"]
+
+
+def oauth_refresh_token(
+    *, integration: Integration, force: bool = False, margin: timedelta | None = None
+) -> Integration:
+    """Refresh the integration's token under its row lock; see the module docstring.
+
+    `force` refreshes even a fresh token (the API's refresh endpoint) and ignores the
+    backoff, but still not twice: if the token changed while waiting for the lock,
+    the newer one is kept.
+    """
+    seen_token = (integration.credentials or {}).get("access_token")
+    failure: ApplicationError | None = None
+    with transaction.atomic():
+        locked = Integration.objects.select_for_update().get(pk=integration.pk)
+        credentials = locked.credentials or {}
+        current = credentials.get("access_token")
+        if force and current and current != seen_token:
+            return _copy(integration, locked)  # refreshed by someone else meanwhile
+        if not force and not token_needs_refresh(locked, margin=margin):
+            return _copy(integration, locked)
+        if locked.needs_reauthorization:
+            raise ReauthorizationRequired(
+                f"{REAUTHORIZATION_REQUIRED}: the provider no longer accepts this integration's grant."
+            )
+        now = timezone.now()
+        if not force and locked.refresh_retry_at and locked.refresh_retry_at > now:
+            if current and locked.token_expires_at and locked.token_expires_at > now:
+                return _copy(integration, locked)  # still valid: serve it while backing off
+            retry_at = locked.refresh_retry_at.isoformat(timespec="seconds")
+            raise UpstreamError(f"Token refresh is backing off after a failure; next attempt after {retry_at}.")
+        refresh_token = credentials.get("refresh_token")
+        if not refresh_token:
+            raise ApplicationError(
+                "This integration has no refresh token: authorize it (again) to get a new access token."
+            )
+        client = resolve_client(locked)
+        try:
+            tokens = client.refresh(refresh_token=refresh_token)
+        except OAuthError as error:
+            failure = error
+            if error.is_terminal:
+                _mark_reauthorization_required(locked, error)
+            else:
+                _back_off(locked, error)
+        except OAuthUpstreamError as error:
+            failure = error
+            _back_off(locked, error)
+        else:
+            apply_tokens(locked, tokens)
+            locked.save()
+            logger.info("Token refreshed for integration %s", locked.pk)
+    _copy(integration, locked)
+    if failure is not None:
+        if isinstance(failure, OAuthError) and failure.is_terminal:
+            raise ReauthorizationRequired(locked.last_error)
+        raise failure
+    return integration
+
+
+def _mark_reauthorization_required(integration: Integration, error: OAuthError) -> None:
+    integration.needs_reauthorization = True
+    if integration.status != Integration.Status.INACTIVE:
+        integration.status = Integration.Status.ERROR
+    integration.last_error = safe_error_text(integration, f"{REAUTHORIZATION_REQUIRED}: {error.message}")
+    integration.last_error_at = timezone.now()
+    integration.refresh_retry_at = None
+    integration.save()
+    logger.warning("Integration %s needs re-authorization: %s", integration.pk, integration.last_error)
+
+
+def _back_off(integration: Integration, error: ApplicationError) -> None:
+    now = timezone.now()
+    integration.refresh_failure_count += 1
+    integration.refresh_retry_at = now + app_settings.refresh_backoff(integration.refresh_failure_count)
+    integration.last_error = safe_error_text(integration, f"Token refresh failed: {error.message}")
+    integration.last_error_at = now
+    integration.save()
+    logger.warning(
+        "Token refresh failed for integration %s (attempt %s, retry after %s): %s",
+        integration.pk,
+        integration.refresh_failure_count,
+        integration.refresh_retry_at.isoformat(),
+        integration.last_error,
+    )
+
+
+@dataclass(frozen=True)
+class RefreshSummary:
+    refreshed: int = 0
+    failed: int = 0
+
+
+def oauth_refresh_expiring_tokens(*, within: timedelta | None = None) -> RefreshSummary:
+    """Refresh every active OAuth token expiring before `within` + the margin (the next run).
+
+    Skips integrations that need re-authorization or are backing off. Each refresh is its
+    own transaction under its own row lock, so this can run beside request traffic and on
+    several clusters at once.
+    """
+    if within is None:
+        within = timedelta(minutes=app_settings.refresh_interval_minutes())
+    now = timezone.now()
+    margin = within + app_settings.refresh_margin()
+    candidates = (
+        Integration.objects.filter(
+            auth_type=providers.OAUTH2,
+            status=Integration.Status.ACTIVE,
+            needs_reauthorization=False,
+            token_expires_at__isnull=False,
+            token_expires_at__lte=now + margin,
+        )
+        .filter(Q(refresh_retry_at__isnull=True) | Q(refresh_retry_at__lte=now))
+        .order_by("token_expires_at")
+    )
+    refreshed = failed = 0
+    for integration in candidates.iterator():
+        try:
+            oauth_refresh_token(integration=integration, margin=margin)
+            refreshed += 1
+        except ApplicationError as error:
+            failed += 1
+            logger.warning("Proactive refresh of integration %s failed: %s", integration.pk, error.message)
+    if refreshed or failed:
+        logger.info("Proactive token refresh: %s refreshed, %s failed", refreshed, failed)
+    return RefreshSummary(refreshed=refreshed, failed=failed)

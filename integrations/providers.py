@@ -1,0 +1,409 @@
+"""The provider catalogue: one data entry per provider (PROVIDERS.md), no code per provider.
+
+Everything the rest of the app needs to know about a provider lives here: its category,
+the auth types it supports, its OAuth endpoints (URL templates filled from the
+integration's `config`), default scopes, PKCE support, extra authorization parameters,
+the config keys it needs and how its health is checked. Facts PROVIDERS.md marks as
+unconfirmed are left overridable through `config` (`use_pkce`, `token_auth_method`,
+`health_check_url`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Categories
+CALENDAR = "calendar"
+HRIS = "hris"
+E_SIGNATURE = "e_signature"
+JOB_BOARD = "job_board"
+COMMUNICATION = "communication"
+CATEGORIES = (CALENDAR, HRIS, E_SIGNATURE, JOB_BOARD, COMMUNICATION)
+
+# Auth types (Integration.AuthType mirrors these values)
+OAUTH2 = "oauth2"
+API_KEY = "api_key"
+JWT = "jwt"
+SAML = "saml"
+AUTH_TYPES = (OAUTH2, API_KEY, JWT, SAML)
+
+CLIENT_SECRET_POST = "client_secret_post"
+CLIENT_SECRET_BASIC = "client_secret_basic"
+TOKEN_AUTH_METHODS = (CLIENT_SECRET_POST, CLIENT_SECRET_BASIC)
+
+# Config value kinds
+STR = "str"
+URL = "url"
+LIST = "list"
+BOOL = "bool"
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    name: str
+    kind: str = STR
+    #: auth types for which the key is required (empty: always optional)
+    required_for: tuple[str, ...] = ()
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How to check an integration cheaply with its credential.
+
+    `success`: "2xx" (any 2xx answer), "json_ok" (2xx and `"ok": true`, Slack) or "none"
+    (no check is available: report degraded honestly). `url` may contain `{config_key}`.
+    `auth`: how the credential is sent: "bearer", "basic_api_key" (API key as the Basic
+    username, password "x") or "basic" (username/password credentials).
+    """
+
+    url: str = ""
+    method: str = "GET"
+    success: str = "2xx"
+    auth: str = "bearer"
+    note: str = ""
+
+
+# Config keys every OAuth2 provider accepts: the integration may bring its own OAuth app
+# (`client_id` here, `client_secret` in the credentials) and override unconfirmed facts.
+OAUTH_COMMON_FIELDS = (
+    ConfigField("client_id", help="OAuth client id; else <PREFIX>_CLIENT_ID from the environment"),
+    ConfigField("scopes", LIST, help="scopes to request; else the provider's defaults"),
+    ConfigField("use_pkce", BOOL, help="override the catalogue's PKCE support"),
+    ConfigField("token_auth_method", choices=TOKEN_AUTH_METHODS, help="how the client authenticates at the token URL"),
+    ConfigField("redirect_uri", URL, help="else <PREFIX>_REDIRECT_URI, else PUBLIC_BASE_URL + the callback path"),
+)
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    display_name: str
+    category: str
+    auth_types: tuple[str, ...]
+    env_prefix: str = ""
+    authorization_url: str = ""
+    token_url: str = ""
+    #: where refresh requests go when it differs from token_url (Dropbox Sign)
+    refresh_url: str = ""
+    default_scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    supports_pkce: bool = False
+    token_auth_method: str = CLIENT_SECRET_POST
+    extra_authorize_params: dict[str, str] = field(default_factory=dict)
+    config_fields: tuple[ConfigField, ...] = ()
+    #: credential keys an `api_key` integration needs (beside the generic rules)
+    api_key_credentials: tuple[str, ...] = ("api_key",)
+    health_check: HealthCheck = field(default_factory=HealthCheck)
+    notes: str = ""
+
+    @property
+    def supports_oauth2(self) -> bool:
+        return OAUTH2 in self.auth_types
+
+    def all_config_fields(self) -> tuple[ConfigField, ...]:
+        fields = self.config_fields
+        if self.supports_oauth2:
+            own = {f.name for f in fields}
+            fields = fields + tuple(f for f in OAUTH_COMMON_FIELDS if f.name not in own)
+        return fields
+
+    def config_field(self, name: str) -> ConfigField | None:
+        return next((f for f in self.all_config_fields() if f.name == name), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "category": self.category,
+            "auth_types": list(self.auth_types),
+            "authorization_url": self.authorization_url,
+            "token_url": self.token_url,
+            "default_scopes": list(self.default_scopes),
+            "supports_pkce": self.supports_pkce,
+            "token_auth_method": self.token_auth_method if self.supports_oauth2 else "",
+            "extra_authorize_params": dict(self.extra_authorize_params),
+            "config_fields": [
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "required_for": list(f.required_for),
+                    "default": f.default,
+                    "choices": list(f.choices),
+                    "help": f.help,
+                }
+                for f in self.all_config_fields()
+            ],
+            "api_key_credentials": list(self.api_key_credentials) if API_KEY in self.auth_types else [],
+            "health_check": {
+                "method": self.health_check.method,
+                "url": self.health_check.url,
+                "success": self.health_check.success,
+                "auth": self.health_check.auth,
+                "note": self.health_check.note,
+            },
+            "notes": self.notes,
+        }
+
+
+GOOGLE_AUTH = "https://accounts.google.com/o/oauth2/v2/auth"
+GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
+# Google issues a refresh token only for offline access, and re-issues it only with consent.
+GOOGLE_PARAMS = {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"}
+MS_AUTH = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize"
+MS_TOKEN = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+MS_TENANT = ConfigField("tenant", default="common", help="Entra tenant id or domain; `common` for multi-tenant apps")
+MS_HEALTH = HealthCheck("https://graph.microsoft.com/v1.0/me")
+
+_CATALOGUE: tuple[Provider, ...] = (
+    Provider(
+        name="google_calendar",
+        display_name="Google Calendar",
+        category=CALENDAR,
+        auth_types=(OAUTH2,),
+        env_prefix="GOOGLE",
+        authorization_url=GOOGLE_AUTH,
+        token_url=GOOGLE_TOKEN,
+        default_scopes=(
+            "https://www.googleapis.com/auth/calendar.readonly",
+            "https://www.googleapis.com/auth/calendar.events",
+        ),
+        supports_pkce=True,
+        extra_authorize_params=GOOGLE_PARAMS,
+        health_check=HealthCheck("https://www.googleapis.com/calendar/v3/users/me/calendarList/primary"),
+    ),
+    Provider(
+        name="gmail",
+        display_name="Gmail",
+        category=COMMUNICATION,
+        auth_types=(OAUTH2,),
+        env_prefix="GOOGLE",
+        authorization_url=GOOGLE_AUTH,
+        token_url=GOOGLE_TOKEN,
+        default_scopes=(
+            "https://www.googleapis.com/auth/gmail.readonly",
+            "https://www.googleapis.com/auth/gmail.send",
+        ),
+        supports_pkce=True,
+        extra_authorize_params=GOOGLE_PARAMS,
+        health_check=HealthCheck("https://gmail.googleapis.com/gmail/v1/users/me/profile"),
+    ),
+    Provider(
+        name="microsoft_outlook",
+        display_name="Microsoft Outlook / Office 365 calendar",
+        category=CALENDAR,
+        auth_types=(OAUTH2,),
+        env_prefix="MICROSOFT",
+        authorization_url=MS_AUTH,
+        token_url=MS_TOKEN,
+        default_scopes=("Calendars.ReadWrite", "User.Read", "offline_access"),
+        supports_pkce=True,
+        config_fields=(MS_TENANT,),
+        health_check=MS_HEALTH,
+        notes="Issues a new refresh token on every refresh; it is stored each time.",
+    ),
+    Provider(
+        name="outlook_mail",
+        display_name="Outlook mail",
+        category=COMMUNICATION,
+        auth_types=(OAUTH2,),
+        env_prefix="MICROSOFT",
+        authorization_url=MS_AUTH,
+        token_url=MS_TOKEN,
+        default_scopes=("Mail.Read", "Mail.Send", "offline_access"),
+        supports_pkce=True,
+        config_fields=(MS_TENANT,),
+        health_check=MS_HEALTH,
+    ),
+    Provider(
+        name="microsoft_teams",
+        display_name="Microsoft Teams",
+        category=COMMUNICATION,
+        auth_types=(OAUTH2,),
+        env_prefix="MICROSOFT",
+        authorization_url=MS_AUTH,
+        token_url=MS_TOKEN,
+        default_scopes=("Team.ReadBasic.All", "offline_access"),
+        supports_pkce=True,
+        config_fields=(MS_TENANT,),
+        health_check=MS_HEALTH,
+    ),
+    Provider(
+        name="slack",
+        display_name="Slack",
+        category=COMMUNICATION,
+        auth_types=(OAUTH2,),
+        env_prefix="SLACK",
+        authorization_url="https://slack.com/oauth/v2/authorize",
+        token_url="https://slack.com/api/oauth.v2.access",
+        default_scopes=("chat:write",),
+        scope_separator=",",
+        supports_pkce=False,  # PKCE would make the Slack app a public client
+        health_check=HealthCheck("https://slack.com/api/auth.test", success="json_ok"),
+        notes="Refresh tokens only with token rotation on; errors come as HTTP 200 with `ok: false`.",
+    ),
+    Provider(
+        name="linkedin",
+        display_name="LinkedIn",
+        category=JOB_BOARD,
+        auth_types=(OAUTH2,),
+        env_prefix="LINKEDIN",
+        authorization_url="https://www.linkedin.com/oauth/v2/authorization",
+        token_url="https://www.linkedin.com/oauth/v2/accessToken",
+        default_scopes=("openid", "profile", "email"),
+        supports_pkce=False,  # native apps only
+        health_check=HealthCheck("https://api.linkedin.com/v2/userinfo"),
+        notes="60-day access tokens; refresh tokens only for approved partner apps.",
+    ),
+    Provider(
+        name="indeed",
+        display_name="Indeed",
+        category=JOB_BOARD,
+        auth_types=(OAUTH2,),
+        env_prefix="INDEED",
+        authorization_url="https://secure.indeed.com/oauth/v2/authorize",
+        token_url="https://apis.indeed.com/oauth/v2/tokens",
+        default_scopes=("email", "offline_access", "employer_access"),
+        supports_pkce=False,  # unconfirmed: enable with config.use_pkce
+        health_check=HealthCheck("https://secure.indeed.com/v2/api/userinfo"),
+    ),
+    Provider(
+        name="glassdoor",
+        display_name="Glassdoor",
+        category=JOB_BOARD,
+        auth_types=(API_KEY,),
+        config_fields=(ConfigField("partner_id", required_for=(API_KEY,), help="Glassdoor partner id"),),
+        health_check=HealthCheck(success="none", auth="query", note="no public API confirmed: reported degraded"),
+        notes="Partner id and key are sent as query parameters.",
+    ),
+    Provider(
+        name="bamboohr",
+        display_name="BambooHR",
+        category=HRIS,
+        auth_types=(API_KEY, OAUTH2),
+        env_prefix="BAMBOOHR",
+        authorization_url="https://{company_domain}.bamboohr.com/authorize.php?request=authorize",
+        token_url="https://{company_domain}.bamboohr.com/token.php?request=token",
+        default_scopes=("offline_access",),
+        config_fields=(
+            ConfigField(
+                "company_domain",
+                required_for=(API_KEY, OAUTH2),
+                help="the subdomain of <company>.bamboohr.com",
+            ),
+        ),
+        health_check=HealthCheck(
+            "https://api.bamboohr.com/api/gateway.php/{company_domain}/v1/meta/fields", auth="basic_api_key"
+        ),
+        notes="API key as the Basic-auth username, password `x`. OAuth for partners only.",
+    ),
+    Provider(
+        name="workday",
+        display_name="Workday",
+        category=HRIS,
+        auth_types=(OAUTH2, API_KEY, SAML),
+        env_prefix="WORKDAY",
+        authorization_url="https://{auth_domain}/{tenant}/authorize",
+        token_url="https://{token_domain}/ccx/oauth2/{tenant}/token",
+        token_auth_method=CLIENT_SECRET_BASIC,
+        config_fields=(
+            ConfigField("tenant", required_for=(OAUTH2, API_KEY, SAML), help="Workday tenant name"),
+            ConfigField("auth_domain", required_for=(OAUTH2,), help="host of the authorization endpoint"),
+            ConfigField("token_domain", required_for=(OAUTH2,), help="host of the token endpoint"),
+            ConfigField("api_domain", help="host of the REST API, e.g. wd2-impl-services1.workday.com"),
+            ConfigField("health_check_url", URL, help="a cheap authenticated GET, e.g. reading one worker"),
+        ),
+        api_key_credentials=("username", "password"),
+        health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
+        notes="`api_key` auth here means Basic auth with `username`/`password` credentials.",
+    ),
+    Provider(
+        name="rippling",
+        display_name="Rippling",
+        category=HRIS,
+        auth_types=(API_KEY, OAUTH2),
+        env_prefix="RIPPLING",
+        authorization_url="https://app.rippling.com/apps/PLATFORM/{app_name}/authorize",
+        token_url="https://api.rippling.com/api/o/token/",
+        config_fields=(ConfigField("app_name", required_for=(OAUTH2,), help="your Rippling app's name"),),
+        health_check=HealthCheck("https://api.rippling.com/platform/api/me"),
+        notes="API token sent as Bearer; OAuth for app partners.",
+    ),
+    Provider(
+        name="docusign",
+        display_name="DocuSign",
+        category=E_SIGNATURE,
+        auth_types=(OAUTH2, JWT),
+        env_prefix="DOCUSIGN",
+        authorization_url="https://{account_domain}/oauth/auth",
+        token_url="https://{account_domain}/oauth/token",
+        default_scopes=("signature", "extended"),
+        supports_pkce=True,
+        token_auth_method=CLIENT_SECRET_BASIC,
+        config_fields=(
+            ConfigField(
+                "account_domain",
+                default="account.docusign.com",
+                help="account.docusign.com, or account-d.docusign.com for the demo environment",
+            ),
+            ConfigField("client_id", required_for=(JWT,), help="integration key"),
+            ConfigField("user_id", required_for=(JWT,), help="the impersonated user's id (JWT grant)"),
+        ),
+        health_check=HealthCheck("https://{account_domain}/oauth/userinfo"),
+        notes="The JWT grant has no refresh token: a new token is minted from the private key.",
+    ),
+    Provider(
+        name="hellosign",
+        display_name="HelloSign / Dropbox Sign",
+        category=E_SIGNATURE,
+        auth_types=(API_KEY, OAUTH2),
+        env_prefix="HELLOSIGN",
+        authorization_url="https://app.hellosign.com/oauth/authorize",
+        token_url="https://app.hellosign.com/oauth/token",
+        refresh_url="https://app.hellosign.com/oauth/token?refresh",
+        health_check=HealthCheck("https://api.hellosign.com/v3/account", auth="basic_api_key"),
+        notes="API key as the Basic-auth username.",
+    ),
+    Provider(
+        name="custom",
+        display_name="Custom (any standards-compliant service)",
+        category=COMMUNICATION,
+        auth_types=(OAUTH2, API_KEY, JWT, SAML),
+        env_prefix="",
+        authorization_url="{authorization_url}",
+        token_url="{token_url}",
+        supports_pkce=True,
+        config_fields=(
+            ConfigField("authorization_url", URL, required_for=(OAUTH2,), help="the authorization endpoint"),
+            ConfigField("token_url", URL, required_for=(OAUTH2,), help="the token endpoint"),
+            ConfigField("client_id", required_for=(OAUTH2,), help="OAuth client id"),
+            ConfigField("scopes", LIST, help="scopes to request"),
+            ConfigField("use_pkce", BOOL, default=True, help="PKCE (S256); default true"),
+            ConfigField(
+                "token_auth_method",
+                default=CLIENT_SECRET_POST,
+                choices=TOKEN_AUTH_METHODS,
+                help="client_secret_post (default) or client_secret_basic",
+            ),
+            ConfigField("health_check_url", URL, help="a GET that must answer 2xx with the credential"),
+            ConfigField("category", choices=CATEGORIES, default=COMMUNICATION, help="how to file it"),
+        ),
+        api_key_credentials=(),  # `api_key` or `token`: checked in validation
+        health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
+        notes="credentials: client_secret (OAuth2, optional for public PKCE clients), or api_key/token (Bearer).",
+    ),
+)
+
+PROVIDERS: dict[str, Provider] = {provider.name: provider for provider in _CATALOGUE}
+PROVIDER_CHOICES = [(provider.name, provider.display_name) for provider in _CATALOGUE]
+
+
+def get_provider(name: str) -> Provider | None:
+    return PROVIDERS.get(name)
+
+
+def provider_list() -> list[Provider]:
+    return list(_CATALOGUE)

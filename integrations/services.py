@@ -1,0 +1,252 @@
+"""Every write to an integration goes through these services (keyword-only, atomic)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from common.exceptions import ApplicationError
+from organizations.models import Organization
+
+from . import providers
+from .models import Integration
+from .validation import (
+    OAUTH_TOKEN_KEYS,
+    IntegrationInvalid,
+    credentials_complete,
+    validate_config,
+    validate_credentials,
+    validate_provider_and_auth_type,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 2000
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[Any]) -> str:
+    """`text` with every secret value (of 4+ characters) replaced: last_error never leaks one."""
+    for secret in sorted((s for s in secrets if isinstance(s, str) and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _lock(integration: Integration) -> Integration:
+    return Integration.objects.select_for_update().get(pk=integration.pk)
+
+
+def _sync_instance(target: Integration, source: Integration) -> Integration:
+    """Copy the saved state into the caller's instance, so callers holding it see it."""
+    for model_field in Integration._meta.concrete_fields:
+        setattr(target, model_field.attname, getattr(source, model_field.attname))
+    return target
+
+
+def _check_name(*, organization: Organization, name: Any, exclude_pk=None) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise IntegrationInvalid({"name": ["This field is required."]})
+    name = name.strip()
+    if len(name) > Integration._meta.get_field("name").max_length:
+        raise IntegrationInvalid({"name": ["At most 200 characters."]})
+    duplicates = Integration.objects.filter(organization=organization, name=name)
+    if exclude_pk is not None:
+        duplicates = duplicates.exclude(pk=exclude_pk)
+    if duplicates.exists():
+        raise IntegrationInvalid({"name": [f"An integration named {name!r} already exists."]})
+    return name
+
+
+def _save_unique(integration: Integration, **kwargs) -> None:
+    try:
+        with transaction.atomic():
+            integration.save(**kwargs)
+    except IntegrityError:  # a concurrent writer took the name
+        raise IntegrationInvalid({"name": [f"An integration named {integration.name!r} already exists."]}) from None
+
+
+@transaction.atomic
+def integration_create(
+    *,
+    organization: Organization,
+    name: str,
+    provider: str,
+    auth_type: str,
+    config: dict[str, Any] | None = None,
+    credentials: dict[str, str] | None = None,
+) -> Integration:
+    """Create an integration; complete non-OAuth credentials make it `active`, else `pending`."""
+    name = _check_name(organization=organization, name=name)
+    provider_info = validate_provider_and_auth_type(provider, auth_type)
+    config = validate_config(provider_info, auth_type, config if config is not None else {})
+    credentials = validate_credentials(provider_info, auth_type, credentials or {}, config=config)
+    complete = credentials_complete(auth_type, credentials)
+    integration = Integration(
+        organization=organization,
+        name=name,
+        provider=provider,
+        auth_type=auth_type,
+        config=config,
+        credentials=credentials,
+        status=Integration.Status.ACTIVE if complete else Integration.Status.PENDING,
+    )
+    _save_unique(integration, force_insert=True)
+    logger.info(
+        "Integration %s created: provider=%s auth_type=%s organization=%s status=%s",
+        integration.pk,
+        provider,
+        auth_type,
+        organization.slug,
+        integration.status,
+    )
+    return integration
+
+
+@transaction.atomic
+def integration_update(
+    *,
+    integration: Integration,
+    name: str | None = None,
+    provider: str | None = None,
+    auth_type: str | None = None,
+    config: dict[str, Any] | None = None,
+    credentials: dict[str, str] | None = None,
+) -> Integration:
+    """Change what is given (None keeps a value). Sending `credentials` replaces them.
+
+    Replacing the credentials of an OAuth2 integration keeps the tokens the OAuth flow
+    stored (unless the new credentials carry their own, or the provider or auth type
+    changes), so rotating a client secret does not force a re-authorization.
+    """
+    locked = _lock(integration)
+    new_name = (
+        locked.name if name is None else _check_name(organization=locked.organization, name=name, exclude_pk=locked.pk)
+    )
+    new_provider = locked.provider if provider is None else provider
+    new_auth_type = locked.auth_type if auth_type is None else auth_type
+    provider_info = validate_provider_and_auth_type(new_provider, new_auth_type)
+    connection_changed = (new_provider, new_auth_type) != (locked.provider, locked.auth_type)
+    new_config = validate_config(provider_info, new_auth_type, locked.config if config is None else config)
+    if credentials is None:
+        if connection_changed:
+            raise IntegrationInvalid({"credentials": ["Send new credentials when changing provider or auth type."]})
+        new_credentials = validate_credentials(provider_info, new_auth_type, locked.credentials, config=new_config)
+    else:
+        new_credentials = validate_credentials(provider_info, new_auth_type, credentials, config=new_config)
+        if new_auth_type == providers.OAUTH2 and not connection_changed:
+            for key in OAUTH_TOKEN_KEYS:
+                if key not in new_credentials and key in locked.credentials:
+                    new_credentials[key] = locked.credentials[key]
+
+    locked.name = new_name
+    locked.provider = new_provider
+    locked.auth_type = new_auth_type
+    locked.config = new_config
+    locked.credentials = new_credentials
+    if connection_changed:
+        locked.token_expires_at = None
+        locked.needs_reauthorization = False
+        locked.refresh_failure_count = 0
+        locked.refresh_retry_at = None
+    if locked.status != Integration.Status.INACTIVE and (connection_changed or credentials is not None):
+        complete = credentials_complete(new_auth_type, new_credentials)
+        if not complete:
+            locked.status = Integration.Status.PENDING
+        elif locked.status == Integration.Status.PENDING or (
+            locked.status == Integration.Status.ERROR and not locked.needs_reauthorization
+        ):
+            locked.status = Integration.Status.ACTIVE
+    _save_unique(locked)
+    logger.info("Integration %s updated (credentials %s)", locked.pk, "replaced" if credentials else "kept")
+    return _sync_instance(integration, locked)
+
+
+@transaction.atomic
+def integration_set_credentials(*, integration: Integration, credentials: dict[str, str]) -> Integration:
+    return integration_update(integration=integration, credentials=credentials)
+
+
+@transaction.atomic
+def integration_delete(*, integration: Integration) -> None:
+    pk = integration.pk
+    integration.delete()
+    logger.info("Integration %s deleted", pk)
+
+
+def safe_error_text(integration: Integration, error: str) -> str:
+    secrets = list(integration.credentials.values()) if isinstance(integration.credentials, dict) else []
+    return redact(str(error), secrets)[:MAX_ERROR_LENGTH]
+
+
+@transaction.atomic
+def integration_record_error(*, integration: Integration, error: str, mark_error: bool = False) -> Integration:
+    """Record a failure (`last_error`, `last_error_at`); `mark_error` also sets status `error`."""
+    locked = _lock(integration)
+    locked.last_error = safe_error_text(locked, error)
+    locked.last_error_at = timezone.now()
+    fields = ["last_error", "last_error_at", "updated_at"]
+    if mark_error and locked.status != Integration.Status.INACTIVE:
+        locked.status = Integration.Status.ERROR
+        fields.append("status")
+    locked.save(update_fields=fields)
+    logger.warning("Integration %s error recorded: %s", locked.pk, locked.last_error)
+    return _sync_instance(integration, locked)
+
+
+@transaction.atomic
+def integration_record_success(*, integration: Integration) -> Integration:
+    """Clear the last error; an integration in `error` that needs no re-authorization is active again."""
+    locked = _lock(integration)
+    locked.last_error = ""
+    locked.last_error_at = None
+    fields = ["last_error", "last_error_at", "updated_at"]
+    if locked.status == Integration.Status.ERROR and not locked.needs_reauthorization:
+        locked.status = Integration.Status.ACTIVE
+        fields.append("status")
+    locked.save(update_fields=fields)
+    return _sync_instance(integration, locked)
+
+
+@transaction.atomic
+def integration_record_sync(*, integration: Integration, success: bool, error: str = "") -> Integration:
+    """A sync job of the host platform ran: set `last_sync_at`, then clear or set the error."""
+    if not success and not (isinstance(error, str) and error.strip()):
+        error = "Sync failed."
+    if success:
+        integration = integration_record_success(integration=integration)
+    else:
+        integration = integration_record_error(integration=integration, error=error)
+    now = timezone.now()
+    Integration.objects.filter(pk=integration.pk).update(last_sync_at=now, updated_at=now)
+    integration.last_sync_at = now
+    integration.updated_at = now
+    logger.info("Integration %s sync recorded: success=%s", integration.pk, success)
+    return integration
+
+
+@transaction.atomic
+def integration_activate(*, integration: Integration) -> Integration:
+    locked = _lock(integration)
+    if locked.needs_reauthorization:
+        raise ApplicationError("This integration needs to be re-authorized before it can be activated.")
+    if not credentials_complete(locked.auth_type, locked.credentials):
+        raise ApplicationError("This integration has no usable credentials yet: authorize it first.")
+    if locked.status != Integration.Status.ACTIVE:
+        locked.status = Integration.Status.ACTIVE
+        locked.save(update_fields=["status", "updated_at"])
+        logger.info("Integration %s activated", locked.pk)
+    return _sync_instance(integration, locked)
+
+
+@transaction.atomic
+def integration_deactivate(*, integration: Integration) -> Integration:
+    locked = _lock(integration)
+    if locked.status != Integration.Status.INACTIVE:
+        locked.status = Integration.Status.INACTIVE
+        locked.save(update_fields=["status", "updated_at"])
+        logger.info("Integration %s deactivated", locked.pk)
+    return _sync_instance(integration, locked)

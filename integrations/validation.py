@@ -1,0 +1,141 @@
+"""Validation of an integration's provider, auth type, config and credentials.
+
+Errors are collected per field (`{"config": {"tenant": ["..."]}}`) and raised as one
+`IntegrationInvalid` (400 with field errors in the API, form errors in the admin).
+Messages never contain credential values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from common.exceptions import ApplicationError
+
+from . import providers
+from .providers import ConfigField, Provider
+
+MAX_CREDENTIAL_KEYS = 50
+MAX_CREDENTIAL_VALUE_LENGTH = 20_000
+#: keys the OAuth flow writes; a client replacing credentials keeps them (see services)
+OAUTH_TOKEN_KEYS = ("access_token", "refresh_token", "token_type", "scope", "id_token")
+
+
+class IntegrationInvalid(ApplicationError):
+    def __init__(self, errors: dict[str, Any]):
+        super().__init__("Invalid integration.", extra=errors)
+        self.errors = errors
+
+
+def _is_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in {"http", "https"} and bool(parts.netloc)
+
+
+def _check_value(spec: ConfigField, value: Any) -> str | None:
+    if spec.kind == providers.BOOL:
+        return None if isinstance(value, bool) else "Must be true or false."
+    if spec.kind == providers.LIST:
+        if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+            return "Must be a list of non-empty strings."
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return "Must be a non-empty string."
+    if spec.kind == providers.URL and not _is_url(value):
+        return "Must be an http(s) URL."
+    if spec.choices and value not in spec.choices:
+        return f"Must be one of: {', '.join(spec.choices)}."
+    if spec.kind == providers.STR and any(char in value for char in "/?#@ ") and spec.name != "client_id":
+        # Values interpolated into endpoint URLs (tenant, domains) must not change the URL's shape.
+        return "Must not contain '/', '?', '#', '@' or spaces."
+    return None
+
+
+def validate_provider_and_auth_type(provider_name: Any, auth_type: Any) -> Provider:
+    provider = providers.get_provider(provider_name) if isinstance(provider_name, str) else None
+    if provider is None:
+        raise IntegrationInvalid({"provider": [f"Unknown provider {provider_name!r}."]})
+    if auth_type not in provider.auth_types:
+        raise IntegrationInvalid(
+            {"auth_type": [f"{provider.name} supports: {', '.join(provider.auth_types)}; not {auth_type!r}."]}
+        )
+    return provider
+
+
+def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str, Any]:
+    """The config with defaults applied; raises IntegrationInvalid on unknown/missing/bad keys."""
+    if not isinstance(config, dict):
+        raise IntegrationInvalid({"config": ["Must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    specs = {spec.name: spec for spec in provider.all_config_fields()}
+    for key in config:
+        if key not in specs:
+            allowed = ", ".join(specs) or "none"
+            errors[key] = [f"Unknown key for {provider.name} (allowed: {allowed})."]
+    cleaned: dict[str, Any] = {}
+    for name, spec in specs.items():
+        value = config.get(name)
+        if value is None:
+            if auth_type in spec.required_for:
+                errors[name] = [f"Required for {provider.name} with {auth_type}."]
+            elif spec.default is not None:
+                cleaned[name] = spec.default
+            continue
+        problem = _check_value(spec, value)
+        if problem:
+            errors[name] = [problem]
+        else:
+            cleaned[name] = value.strip() if isinstance(value, str) else value
+    if errors:
+        raise IntegrationInvalid({"config": errors})
+    return cleaned
+
+
+def validate_credentials(provider: Provider, auth_type: str, credentials: Any, *, config: dict) -> dict[str, str]:
+    """Credentials must be a flat object of strings, with what the auth type needs."""
+    if not isinstance(credentials, dict):
+        raise IntegrationInvalid({"credentials": ["Must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    if len(credentials) > MAX_CREDENTIAL_KEYS:
+        raise IntegrationInvalid({"credentials": [f"At most {MAX_CREDENTIAL_KEYS} keys."]})
+    for key, value in credentials.items():
+        if not isinstance(value, str):
+            errors[key] = ["Must be a string."]
+        elif len(value) > MAX_CREDENTIAL_VALUE_LENGTH:
+            errors[key] = [f"At most {MAX_CREDENTIAL_VALUE_LENGTH} characters."]
+    present = {key for key, value in credentials.items() if isinstance(value, str) and value.strip()}
+
+    def need(*keys: str) -> None:
+        for key in keys:
+            if key not in present and key not in errors:
+                errors[key] = [f"Required for {auth_type} integrations."]
+
+    if auth_type == providers.API_KEY:
+        if provider.name == "custom":
+            if not present & {"api_key", "token"}:
+                errors["api_key"] = ["Provide `api_key` or `token`."]
+        else:
+            need(*provider.api_key_credentials)
+    elif auth_type == providers.JWT:
+        need("private_key")
+        if "private_key" in present and "-----BEGIN" not in credentials["private_key"]:
+            errors["private_key"] = ["Must be a PEM-encoded private key."]
+    elif auth_type == providers.SAML:
+        need("entity_id")
+        if not present & {"idp_metadata", "idp_metadata_url"}:
+            errors["idp_metadata_url"] = ["Provide the IdP metadata (`idp_metadata`) or its URL (`idp_metadata_url`)."]
+        elif "idp_metadata_url" in present and not _is_url(credentials["idp_metadata_url"]):
+            errors["idp_metadata_url"] = ["Must be an http(s) URL."]
+    elif auth_type == providers.OAUTH2 and provider.name != "custom" and config.get("client_id"):
+        # The integration brings its own OAuth app: it needs that app's secret.
+        need("client_secret")
+    if errors:
+        raise IntegrationInvalid({"credentials": errors})
+    return dict(credentials)
+
+
+def credentials_complete(auth_type: str, credentials: dict[str, str]) -> bool:
+    """Whether the integration can be used as is (OAuth needs an authorization first)."""
+    if auth_type == providers.OAUTH2:
+        return bool(credentials.get("access_token"))
+    return True
