@@ -6,7 +6,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-sqlite test-postgres lint format bench migrate schedules clean
+.PHONY: run test test-faults lint format bench migrate schedules clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,10 @@ bench: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## test-faults: fault injection against PostgreSQL with both brokers (see docs/RELIABILITY.md)
+FAULTS_DATABASE_URL ?= postgres://root@127.0.0.1:5432/test
+FAULTS_REDIS_URL ?= redis://127.0.0.1:6379/0
+test-faults: $(VENV)/.dev
+	env -u REDIS_URL RUN_FAULT_TESTS=1 DATABASE_URL=$(FAULTS_DATABASE_URL) $(PY) -m pytest tests/faults -p no:randomly $(PYTEST_ARGS)
+	RUN_FAULT_TESTS=1 DATABASE_URL=$(FAULTS_DATABASE_URL) REDIS_URL=$(FAULTS_REDIS_URL) $(PY) -m pytest tests/faults $(PYTEST_ARGS)

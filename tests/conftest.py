@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from rest_framework.test import APIClient
 
 from organizations.services import api_key_create
 from tests.factories import OrganizationFactory
+
+# The fault-injection suite needs PostgreSQL and takes minutes: `make test-faults` runs it.
+collect_ignore = [] if os.environ.get("RUN_FAULT_TESTS") else ["faults"]
 
 
 class KeyClient(APIClient):

@@ -17,6 +17,16 @@ def request_timeout() -> float:
     return float(_get("WEBHOOKS_TIMEOUT", 15))
 
 
+# Delay before retry n (1-based): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; the last repeats.
+DEFAULT_RETRY_DELAYS = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600]
+
+
+def retry_delays() -> list[float]:
+    """Seconds before each retry (SPEC §4); the last one repeats beyond the list."""
+    delays = _get("WEBHOOKS_RETRY_DELAYS", None) or DEFAULT_RETRY_DELAYS
+    return [float(d) for d in delays]
+
+
 def disable_after_failures() -> int:
     return int(_get("WEBHOOKS_DISABLE_AFTER_FAILURES", 15))
 

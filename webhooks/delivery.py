@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
@@ -42,7 +42,6 @@ SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|password|session|cr
 MAX_BODY_READ = 64 * 1024
 # A delivery whose sends kept killing their worker gets this many extra claims at most.
 CRASH_ALLOWANCE = 1
-RECORD_TRIES = 3
 
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
@@ -60,6 +59,7 @@ class Outcome:
     success: bool = False
     retry_after: timedelta | None = None
     gone: bool = False
+    final: bool = False  # the delivery ends with this attempt (success, or no retry left)
 
 
 def event_body(event: Event) -> bytes:
@@ -258,8 +258,10 @@ def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Deli
         )
         per_webhook[delivery.webhook_id].append(outcome)
         if outcome.success:
+            outcome.final = True
             groups[(Delivery.State.SUCCEEDED, "", None)].append(delivery.pk)
         elif outcome.gone or delivery.attempts >= delivery.max_attempts:
+            outcome.final = True
             groups[(Delivery.State.FAILED, error, None)].append(delivery.pk)
         else:
             # One jittered time per (retry number, error, Retry-After) in the batch.
@@ -270,7 +272,11 @@ def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Deli
                 )
             groups[(Delivery.State.PENDING, error, retry_times[key])].append(delivery.pk)
 
-    for attempt in range(RECORD_TRIES):
+    # Keep trying (reconnecting) while the lease holds: a database restart in the middle
+    # of a batch must not turn into a resend of everything the batch already delivered.
+    lease_end = time.monotonic() + max(app_settings.lease_seconds() - 5, 1)
+    pause = 0.1
+    while True:
         try:
             with transaction.atomic():
                 if logs:
@@ -289,16 +295,21 @@ def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Deli
                 for webhook_id in sorted(per_webhook):
                     _update_webhook_counters(webhook_id, per_webhook[webhook_id], now)
             break
-        except OperationalError:  # e.g. a lock timeout; the batch is re-recorded whole
-            if attempt == RECORD_TRIES - 1:
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > lease_end:
                 raise
             logger.warning("Recording a delivery batch failed; trying again.", exc_info=True)
-            time.sleep(0.05 * (attempt + 1))
+            connection.close()
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
     if retry_times:
         wakeup.schedule(min(retry_times.values()))
 
 
 def _update_webhook_counters(webhook_id: uuid.UUID, outcomes: list[Outcome], now: datetime) -> None:
+    """Attempt counters, and `consecutive_failures`: deliveries that ended failed (no
+    retry left, or 410) since the last successful attempt. A failed attempt that will be
+    retried does not count, so a short outage does not disable a webhook."""
     outcomes = sorted(outcomes, key=lambda o: o.started_at)
     successes = sum(o.success for o in outcomes)
     failures = len(outcomes) - successes
@@ -309,10 +320,12 @@ def _update_webhook_counters(webhook_id: uuid.UUID, outcomes: list[Outcome], now
     }
     if successes:
         last_success = max(i for i, o in enumerate(outcomes) if o.success)
-        updates["consecutive_failures"] = len(outcomes) - 1 - last_success
+        updates["consecutive_failures"] = sum(o.final and not o.success for o in outcomes[last_success + 1 :])
         updates["last_success_at"] = now
     else:
-        updates["consecutive_failures"] = F("consecutive_failures") + failures
+        final_failures = sum(o.final for o in outcomes)
+        if final_failures:
+            updates["consecutive_failures"] = F("consecutive_failures") + final_failures
     if failures:
         updates["last_failure_at"] = now
     Webhook.objects.filter(pk=webhook_id).update(**updates)

@@ -8,14 +8,15 @@ from email.utils import parsedate_to_datetime
 
 from django.utils import timezone
 
-# Delay before retry n (1-based): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; the last repeats.
-RETRY_DELAYS = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600]
+from . import app_settings
+
 JITTER = 0.2
 MAX_RETRY_AFTER = timedelta(hours=24)
 
 
 def retry_delay(retry_number: int, *, rng: random.Random | None = None) -> timedelta:
-    base = RETRY_DELAYS[min(retry_number, len(RETRY_DELAYS)) - 1]
+    delays = app_settings.retry_delays()
+    base = delays[min(retry_number, len(delays)) - 1]
     factor = 1 + (rng or random).uniform(-JITTER, JITTER)
     return timedelta(seconds=base * factor)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,17 +31,28 @@ class Reply:
 
 
 class Receiver:
-    def __init__(self):
-        self.requests: list[Received] = []
+    def __init__(self, *, port: int = 0, requests: list[Received] | None = None):
+        self.requests: list[Received] = [] if requests is None else requests
         self.replies: list[Reply] = []  # consumed in order; then `default`
         self.default = Reply()
         self.responder: Callable[[Received], Reply] | None = None
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         self._cond = threading.Condition(self._lock)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with receiver._lock:
+                    receiver._connections.add(self.connection)
+
+            def finish(self):
+                with receiver._lock:
+                    receiver._connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -71,7 +83,7 @@ class Receiver:
             def handle_error(self, request, client_address):
                 pass  # clients that time out and hang up are part of the tests
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -84,8 +96,16 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut every open (keep-alive) connection: the receiver is down."""
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.time() + timeout

@@ -174,6 +174,13 @@ def test_410_disables_the_webhook_at_once(organization, webhook, receiver):
 def test_consecutive_failures_disable_and_reenable_resets(organization, webhook, receiver, settings, api_client):
     settings.WEBHOOKS_DISABLE_AFTER_FAILURES = 3
     receiver.default = Reply(status=500)
+    # A failed attempt that will be retried does not count: only deliveries that end failed.
+    trigger_event(organization=organization, event="application.created", payload={})
+    tasks.deliver_due()
+    webhook.refresh_from_db()
+    assert webhook.consecutive_failures == 0 and webhook.failure_count == 1
+    Delivery.objects.all().delete()
+    Webhook.objects.filter(pk=webhook.pk).update(retry_attempts=0)
     for _ in range(2):
         trigger_event(organization=organization, event="application.created", payload={})
     tasks.deliver_due()
@@ -198,6 +205,7 @@ def test_consecutive_failures_disable_and_reenable_resets(organization, webhook,
 
 
 def test_success_resets_consecutive_failures(organization, webhook, receiver):
+    Webhook.objects.filter(pk=webhook.pk).update(retry_attempts=0)
     receiver.replies = [Reply(status=500), Reply(status=500)]
     for _ in range(2):
         trigger_event(organization=organization, event="application.created", payload={})
