@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 import responses
 from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -95,6 +96,8 @@ def test_overlapping_runs_never_check_an_integration_twice(organization, receive
             summaries.append(health_run())
         except Exception as error:  # pragma: no cover - surfaced below
             errors.append(error)
+        finally:
+            connections.close_all()  # this thread's own connection
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for thread in threads:
@@ -160,3 +163,20 @@ def test_history_is_pruned_after_the_retention(organization, settings):
     out = StringIO()
     call_command("prune_health_checks", "--older-than-days", "2", "--batch-size", "1", stdout=out)
     assert "Deleted 1 health check(s) older than 2 day(s)." in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_refreshes_expiring_tokens_in_its_worker_threads(organization):
+    from tests.integrations.oauth_helpers import GOOGLE_TOKEN_URL, token_body
+
+    from .conftest import GOOGLE_URL, oauth
+
+    integration = oauth(organization, token="old-access", token_expires_at=timezone.now() + timedelta(seconds=30))
+    with responses.RequestsMock() as mock:
+        mock.post(GOOGLE_TOKEN_URL, body=token_body("new-access", "new-refresh"), content_type="application/json")
+        mock.get(GOOGLE_URL, json={}, match=[responses.matchers.header_matcher({"Authorization": "Bearer new-access"})])
+        summary = health_run()
+    assert summary.counts["healthy"] == 1
+    integration.refresh_from_db()
+    assert integration.credentials["access_token"] == "new-access"
+    assert integration.token_expires_at > timezone.now() + timedelta(minutes=50)
