@@ -2,14 +2,18 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from health.views import healthz
+
 api_patterns = [
     path("", include("organizations.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("health.api.urls")),
     path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    re_path(r"^healthz/?$", healthz, name="healthz"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include(api_patterns)),

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "organizations",
     "webhooks",
     "integrations",
+    "health",
 ]
 
 MIDDLEWARE = [
@@ -147,6 +148,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    "ENUM_NAME_OVERRIDES": {
+        "IntegrationStatusEnum": "integrations.models.Integration.Status",
+        "HealthStatusEnum": "integrations.models.Integration.HealthStatus",
+        "HealthCheckStatusEnum": "health.models.HealthCheck.Status",
+    },
 }
 
 # --- django-q2 --------------------------------------------------------------------------
@@ -199,3 +205,14 @@ WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=50)
 WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=50)
 # Seconds before each retry; empty means SPEC §4's 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 WEBHOOKS_RETRY_DELAYS = env.list("WEBHOOKS_RETRY_DELAYS", cast=float, default=[])
+
+# --- Health monitoring ------------------------------------------------------------------
+HEALTH_CHECK_INTERVAL_MINUTES = env.int("HEALTH_CHECK_INTERVAL_MINUTES", default=5)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)
+HEALTH_CHECK_SLOW_MS = env.float("HEALTH_CHECK_SLOW_MS", default=2000)
+HEALTH_UNHEALTHY_THRESHOLD = env.int("HEALTH_UNHEALTHY_THRESHOLD", default=3)
+HEALTH_CHECK_CONCURRENCY = env.int("HEALTH_CHECK_CONCURRENCY", default=50)
+HEALTH_CHECK_BATCH_SIZE = env.int("HEALTH_CHECK_BATCH_SIZE", default=200)
+HEALTH_HISTORY_RETENTION_DAYS = env.int("HEALTH_HISTORY_RETENTION_DAYS", default=30)
+HEALTH_ALLOW_PRIVATE_URLS = env.bool("HEALTH_ALLOW_PRIVATE_URLS", default=False)
+HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS", default=180)

@@ -1,0 +1,192 @@
+from django.contrib import admin, messages
+from django.db.models import Prefetch
+from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html, format_html_join
+
+from integrations.admin import IntegrationAdmin, badge
+from integrations.models import Integration
+
+from .models import ClusterHeartbeat, HealthCheck
+from .services import health_run
+
+STRIP_LENGTH = 24
+STRIP_COLOURS = {
+    HealthCheck.Status.HEALTHY: "#1a7f37",
+    HealthCheck.Status.DEGRADED: "#d4a72c",
+    HealthCheck.Status.UNHEALTHY: "#cf222e",
+}
+
+
+def uptime_strip(checks) -> str:
+    """Small coloured blocks, oldest left, one per check; a tooltip gives time, status and ms."""
+    checks = list(checks)[:STRIP_LENGTH][::-1]
+    if not checks:
+        return "—"
+    blocks = format_html_join(
+        "",
+        '<span title="{}" style="display:inline-block;width:6px;height:14px;margin-right:1px;background:{}"></span>',
+        (
+            (
+                f"{c.checked_at:%Y-%m-%d %H:%M} {c.status}"
+                + (f" {c.response_time_ms} ms" if c.response_time_ms is not None else ""),
+                STRIP_COLOURS.get(c.status, "#57606a"),
+            )
+            for c in checks
+        ),
+    )
+    return format_html('<span style="white-space:nowrap">{}</span>', blocks)
+
+
+class RecentChecksFormSet(BaseInlineFormSet):
+    def get_queryset(self):
+        return super().get_queryset()[:20]
+
+
+class HealthCheckInline(admin.TabularInline):
+    model = HealthCheck
+    formset = RecentChecksFormSet
+    verbose_name_plural = "Health history (latest 20)"
+    fields = [
+        "checked_at",
+        "status_badge",
+        "response_time_ms",
+        "http_status",
+        "consecutive_unhealthy",
+        "transition",
+        "error",
+    ]
+    readonly_fields = fields
+    ordering = ["-checked_at", "-id"]
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    @admin.display(description="Status")
+    def status_badge(self, obj: HealthCheck):
+        return badge(obj.status, obj.get_status_display())
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+# The integrations admin, extended from here with health (history inline, uptime, check now),
+# so the integrations app does not depend on the health app.
+admin.site.unregister(Integration)
+
+
+@admin.register(Integration)
+class MonitoredIntegrationAdmin(IntegrationAdmin):
+    inlines = [*IntegrationAdmin.inlines, HealthCheckInline]
+    list_display = [*IntegrationAdmin.list_display]
+    list_display.insert(list_display.index("health_badge") + 1, "uptime")
+    readonly_fields = [*IntegrationAdmin.readonly_fields, "uptime"]
+    actions = [*IntegrationAdmin.actions, "check_now"]
+
+    def get_inlines(self, request, obj):
+        # The history inline is read-only: nothing of it is ever submitted, so a POST of the
+        # form is handled without it (no management form required from the client).
+        inlines = super().get_inlines(request, obj)
+        if request.method == "POST":
+            return [inline for inline in inlines if inline is not HealthCheckInline]
+        return inlines
+
+    def get_queryset(self, request):
+        recent = HealthCheck.objects.order_by("-checked_at", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(Prefetch("health_checks", queryset=recent[:STRIP_LENGTH], to_attr="recent_checks"))
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None:
+            for name, options in fieldsets:
+                if name == "State":
+                    fields = list(options["fields"])
+                    fields.insert(fields.index("health_badge") + 1, "uptime")
+                    options["fields"] = fields
+        return fieldsets
+
+    @admin.display(description="Recent checks")
+    def uptime(self, obj: Integration):
+        checks = getattr(obj, "recent_checks", None)
+        if checks is None:
+            checks = obj.health_checks.order_by("-checked_at", "-id")[:STRIP_LENGTH]
+        return uptime_strip(checks)
+
+    @admin.action(description="Check health now")
+    def check_now(self, request, queryset):
+        summary = health_run(integration_ids=list(queryset.values_list("pk", flat=True)), force=True)
+        counts = summary.counts
+        text = ", ".join(f"{counts[s]} {s}" for s in HealthCheck.Status.values if counts[s]) or "nothing"
+        level = messages.WARNING if summary.unhealthy else messages.SUCCESS
+        self.message_user(request, f"Checked {len(summary.checks)} integration(s): {text}.", level)
+        if summary.skipped:
+            self.message_user(
+                request, f"{summary.skipped} skipped: being checked by a run right now.", messages.WARNING
+            )
+
+
+@admin.register(HealthCheck)
+class HealthCheckAdmin(admin.ModelAdmin):
+    list_display = [
+        "checked_at",
+        "integration",
+        "organization",
+        "status_badge",
+        "response_time_ms",
+        "http_status",
+        "consecutive_unhealthy",
+        "transition",
+        "short_error",
+    ]
+    list_filter = ["status", "transition", "checked_at", "integration__provider"]
+    list_select_related = ["integration__organization"]
+    search_fields = ["integration__name", "integration__organization__slug", "error"]
+    raw_id_fields = ["integration"]
+    date_hierarchy = "checked_at"
+    readonly_fields = [
+        "integration",
+        "status",
+        "response_time_ms",
+        "http_status",
+        "error",
+        "consecutive_unhealthy",
+        "transition",
+        "checked_at",
+    ]
+
+    @admin.display(description="Organization", ordering="integration__organization__slug")
+    def organization(self, obj: HealthCheck):
+        return obj.integration.organization
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: HealthCheck):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Error")
+    def short_error(self, obj: HealthCheck) -> str:
+        return obj.error if len(obj.error) <= 80 else obj.error[:79] + "…"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ClusterHeartbeat)
+class ClusterHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["name", "beat_at"]
+    readonly_fields = ["name", "beat_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,48 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from common.api.tenancy import OrganizationScopedMixin
+from health.selectors import health_summary
+from health.services import health_check_now
+from integrations.api.views import UUID_PATTERN
+from integrations.models import Integration
+from integrations.selectors import integration_list
+
+from .serializers import HealthCheckNowSerializer, HealthQuerySerializer, HealthSummarySerializer
+
+
+class IntegrationHealthViewSet(OrganizationScopedMixin, viewsets.GenericViewSet):
+    """Health of one integration: `/api/integrations/{id}/health/` and `.../health/check/`."""
+
+    queryset = Integration.objects.all()
+    lookup_value_regex = UUID_PATTERN
+    pagination_class = None
+    filter_backends = []
+
+    def scoped_queryset(self, organization):
+        return integration_list(organization=organization)
+
+    @extend_schema(
+        summary="Latest health status, recent checks and uptime over 24 h",
+        parameters=[HealthQuerySerializer],
+        responses=HealthSummarySerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="health")
+    def health(self, request, pk=None):
+        query = HealthQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        summary = health_summary(integration=self.get_object(), limit=query.validated_data["limit"])
+        return Response(HealthSummarySerializer(summary).data)
+
+    @extend_schema(
+        summary="Run a health check now and return it",
+        request=None,
+        responses=HealthCheckNowSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="health/check")
+    def check(self, request, pk=None):
+        integration = self.get_object()
+        record = health_check_now(integration=integration)
+        return Response(HealthCheckNowSerializer({"integration": integration, "record": record}).data)

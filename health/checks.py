@@ -1,0 +1,196 @@
+"""One health check of one integration against its provider (no database writes here).
+
+The catalogue (`integrations.providers`) says per provider which URL to call, how the
+credential is sent and what counts as success; this module applies the rules:
+
+- 2xx within `HEALTH_CHECK_SLOW_MS` → healthy (Slack: only with `"ok": true`);
+- a slower 2xx, 429, or no check available for this provider/auth type → degraded;
+- 401/403, a provider-level failure (`"ok": false`), any other non-2xx, 5xx, a timeout,
+  a connection error, missing credentials or a token that cannot be obtained → unhealthy.
+
+Error texts never contain credential values: they are built from fixed phrases, the
+provider's short error code, and are redacted against the credentials and the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import requests
+from django.utils import timezone
+from requests_hardened.ip_filter import InvalidIPAddress
+
+from common.exceptions import ApplicationError, UpstreamError
+from integrations import providers
+from integrations.models import Integration
+from integrations.oauth.tokens import get_access_token
+from integrations.services import MAX_ERROR_LENGTH, redact
+
+from . import app_settings
+from .http import get_session
+
+logger = logging.getLogger(__name__)
+
+HEALTHY = "healthy"
+DEGRADED = "degraded"
+UNHEALTHY = "unhealthy"
+MAX_PROVIDER_ERROR = 100
+
+
+@dataclass
+class CheckResult:
+    integration_id: object
+    status: str
+    checked_at: datetime
+    response_time_ms: int | None = None
+    http_status: int | None = None
+    error: str = ""
+    secrets: list[str] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.error = redact(self.error, self.secrets)[:MAX_ERROR_LENGTH]
+        self.secrets = []  # not kept beyond redaction
+
+
+class _NoCheck(Exception):
+    """No check is available: reported as degraded."""
+
+
+class _CannotCheck(Exception):
+    """The integration cannot be checked (no credentials, no token): unhealthy."""
+
+
+def _check_url(integration: Integration, provider: providers.Provider) -> str:
+    template = provider.health_check.url
+    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    values = {}
+    config = integration.config if isinstance(integration.config, dict) else {}
+    for name in names:
+        spec = provider.config_field(name)
+        value = config.get(name, spec.default if spec else None)
+        if not isinstance(value, str) or not value:
+            if name == "health_check_url":
+                raise _NoCheck("No health check available: set config.health_check_url.")
+            raise _CannotCheck(f"Cannot check: config.{name} is missing.")
+        values[name] = value
+    return template.format(**values)
+
+
+def _credential(integration: Integration, provider: providers.Provider) -> tuple[dict, tuple | None, list[str]]:
+    """Headers, Basic auth and the secret values in play, for the check request."""
+    credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
+    auth_type = integration.auth_type
+    if auth_type == providers.OAUTH2:
+        if not credentials.get("access_token") and not credentials.get("refresh_token"):
+            raise _CannotCheck("Missing credentials: the integration has not been authorized.")
+        try:
+            token = get_access_token(integration)  # refreshes first when it expires soon
+        except UpstreamError as error:
+            raise _CannotCheck(f"Could not get an access token: {error.message}") from None
+        except ApplicationError as error:
+            raise _CannotCheck(f"Missing credentials: {error.message}") from None
+        return {"Authorization": f"Bearer {token}"}, None, [token]
+    if auth_type == providers.API_KEY:
+        how = provider.health_check.auth
+        if credentials.get("username") and credentials.get("password") and not credentials.get("api_key"):
+            how = "basic"  # Workday's Basic credentials
+        if how == "basic":
+            if not (credentials.get("username") and credentials.get("password")):
+                raise _CannotCheck("Missing credentials: username and password.")
+            return {}, (credentials["username"], credentials["password"]), []
+        key = credentials.get("api_key") or credentials.get("token")
+        if not key:
+            raise _CannotCheck("Missing credentials: api_key.")
+        if how == "basic_api_key":
+            return {}, (key, "x"), []
+        return {"Authorization": f"Bearer {key}"}, None, []
+    raise _NoCheck(f"No health check available for {auth_type} integrations yet.")
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "the provider"
+    except ValueError:
+        return "the provider"
+
+
+def check_integration(integration: Integration) -> CheckResult:
+    """Check one integration now; never raises (an unexpected failure is `unhealthy`)."""
+    credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
+    secrets = [v for v in credentials.values() if isinstance(v, str)]
+
+    def result(status: str, error: str = "", **kwargs) -> CheckResult:
+        return CheckResult(integration.pk, status, timezone.now(), error=error, secrets=secrets, **kwargs)
+
+    provider = integration.provider_info
+    if provider is None:
+        return result(UNHEALTHY, f"Unknown provider {integration.provider!r}.")
+    try:
+        if provider.health_check.success == "none":
+            note = provider.health_check.note or "the provider offers no cheap authenticated check"
+            raise _NoCheck(f"No health check available for {provider.display_name}: {note}.")
+        url = _check_url(integration, provider)
+        headers, auth, in_play = _credential(integration, provider)
+        secrets.extend(in_play)
+    except _NoCheck as reason:
+        return result(DEGRADED, str(reason))
+    except _CannotCheck as reason:
+        return result(UNHEALTHY, str(reason))
+    except Exception:  # a bug must not stop the run: report it, logged with its traceback
+        logger.exception("Health check of integration %s could not start", integration.pk)
+        return result(UNHEALTHY, "Internal error while preparing the check.")
+
+    host = _host(url)
+    timeout = app_settings.timeout()
+    started = time.perf_counter()
+    try:
+        response = get_session().request(
+            provider.health_check.method,
+            url,
+            headers={"Accept": "application/json", **headers},
+            auth=auth,
+            timeout=(timeout, timeout),
+            allow_redirects=False,
+        )
+        elapsed_ms = int((time.perf_counter() - started) * 1000)
+    except requests.Timeout:
+        return result(UNHEALTHY, f"Timed out after {timeout:g} s ({host}).")
+    except InvalidIPAddress:
+        return result(UNHEALTHY, f"Refused: {host} resolves to a private or reserved address.")
+    except requests.ConnectionError:
+        return result(UNHEALTHY, f"Connection failed ({host}).")
+    except requests.RequestException as error:
+        return result(UNHEALTHY, f"Request failed ({type(error).__name__}, {host}).")
+    except Exception:
+        logger.exception("Health check of integration %s failed unexpectedly", integration.pk)
+        return result(UNHEALTHY, "Internal error during the check.")
+
+    code = response.status_code
+    timing = {"response_time_ms": elapsed_ms, "http_status": code}
+    if code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+        return result(UNHEALTHY, f"Authentication rejected: HTTP {code} from {host}.", **timing)
+    if code == HTTPStatus.TOO_MANY_REQUESTS:
+        return result(DEGRADED, f"Rate limited: HTTP 429 from {host}.", **timing)
+    if code >= 500:
+        return result(UNHEALTHY, f"Provider error: HTTP {code} from {host}.", **timing)
+    if not 200 <= code < 300:
+        return result(UNHEALTHY, f"Unexpected answer: HTTP {code} from {host}.", **timing)
+    if provider.health_check.success == "json_ok":
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("ok") is not True:
+            reason = body.get("error") if isinstance(body, dict) else None
+            reason = str(reason)[:MAX_PROVIDER_ERROR] if reason else "no `ok: true` in the answer"
+            return result(UNHEALTHY, f"Provider reported a failure: {reason}.", **timing)
+    slow = app_settings.slow_ms()
+    if elapsed_ms > slow:
+        return result(DEGRADED, f"Slow response: {elapsed_ms} ms (threshold {slow:g} ms).", **timing)
+    return result(HEALTHY, **timing)

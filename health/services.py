@@ -1,0 +1,302 @@
+"""Writes of the health app: claiming integrations, recording checks, status rules, pruning.
+
+A run claims due integrations in batches (an atomic lease on `HealthState`), checks a
+batch concurrently in a thread pool, then records the whole batch in a few bulk queries.
+Status rules (README "Health monitoring"): `HEALTH_UNHEALTHY_THRESHOLD` consecutive
+unhealthy checks put an active integration into `error` (event `integration.unhealthy`);
+the next check that is not unhealthy makes it `active` again (event `integration.recovered`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import connection, connections, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from common.exceptions import ConflictError
+from integrations.models import Integration
+from organizations.models import Organization
+from webhooks.services import trigger_event
+
+from . import app_settings
+from .checks import UNHEALTHY, CheckResult, check_integration
+from .models import ClusterHeartbeat, HealthCheck, HealthState
+
+logger = logging.getLogger(__name__)
+
+EVENT_UNHEALTHY = "integration.unhealthy"
+EVENT_RECOVERED = "integration.recovered"
+MONITORED_STATUSES = (Integration.Status.ACTIVE, Integration.Status.ERROR)
+
+
+def monitored_integrations() -> QuerySet[Integration]:
+    """What the scheduled run checks: active integrations, and those in `error` (to see them
+    recover) unless their grant is dead (they need re-authorization, not checks)."""
+    return Integration.objects.filter(status__in=MONITORED_STATUSES, needs_reauthorization=False)
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+
+def _ensure_states(targets: QuerySet[Integration]) -> None:
+    missing = list(targets.filter(health_state__isnull=True).values_list("pk", flat=True))
+    if missing:
+        HealthState.objects.bulk_create(
+            [HealthState(integration_id=pk) for pk in missing], ignore_conflicts=True, batch_size=500
+        )
+
+
+def _due(due_before) -> Q:
+    return Q(integration__last_health_check_at__isnull=True) | Q(integration__last_health_check_at__lt=due_before)
+
+
+def health_claim(*, targets: QuerySet[Integration], due_before, limit: int) -> list[Integration]:
+    """Lease up to `limit` due, unleased integrations of `targets`; return them loaded.
+
+    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED` so concurrent claimers take different
+    rows without waiting. SQLite: the transaction is IMMEDIATE (settings), so claimers
+    queue on the write lock and each sees the leases the previous one wrote.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = HealthState.objects.filter(integration__in=targets.values("pk")).filter(
+            _due(due_before), Q(leased_until__isnull=True) | Q(leased_until__lt=now)
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        ids = list(
+            candidates.order_by(F("integration__last_health_check_at").asc(nulls_first=True), "pk").values_list(
+                "integration_id", flat=True
+            )[:limit]
+        )
+        if not ids:
+            return []
+        HealthState.objects.filter(pk__in=ids).update(
+            leased_until=now + timedelta(seconds=app_settings.lease_seconds())
+        )
+    return list(Integration.objects.filter(pk__in=ids).select_related("organization"))
+
+
+# --- recording --------------------------------------------------------------------------
+
+
+def _event_payload(integration: Integration, record: HealthCheck, status: str) -> dict:
+    return {
+        "integration": {"id": str(integration.pk), "name": integration.name, "provider": integration.provider},
+        "status": status,
+        "health_status": record.status,
+        "consecutive_unhealthy": record.consecutive_unhealthy,
+        "error": record.error,
+        "checked_at": record.checked_at.isoformat(),
+    }
+
+
+@transaction.atomic
+def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck]:
+    """Record a batch of checks (history, integration health, status rules) and release their
+    leases, in a constant number of queries plus one or two per status change."""
+    results = list(results)
+    ids = [result.integration_id for result in results]
+    threshold = app_settings.unhealthy_threshold()
+    now = timezone.now()
+    states = {s.pk: s for s in HealthState.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    integrations = {
+        i.pk: i
+        for i in Integration.objects.filter(pk__in=ids).only(
+            "id", "organization_id", "name", "provider", "status", "needs_reauthorization"
+        )
+    }
+    new_states, records, transitions = [], [], []
+    for result in results:
+        integration = integrations.get(result.integration_id)
+        if integration is None:  # deleted while being checked
+            continue
+        state = states.get(integration.pk)
+        if state is None:
+            state = HealthState(integration_id=integration.pk)
+            new_states.append(state)
+        unhealthy = result.status == UNHEALTHY
+        state.consecutive_unhealthy = state.consecutive_unhealthy + 1 if unhealthy else 0
+        state.leased_until = None
+        transition = HealthCheck.Transition.NONE
+        if unhealthy and state.consecutive_unhealthy >= threshold:
+            if integration.status == Integration.Status.ACTIVE:
+                last_error = f"Health check failed {state.consecutive_unhealthy} times in a row: {result.error}"
+                changed = Integration.objects.filter(pk=integration.pk, status=Integration.Status.ACTIVE).update(
+                    status=Integration.Status.ERROR, last_error=last_error[:2000], last_error_at=now, updated_at=now
+                )
+                if changed:
+                    transition = HealthCheck.Transition.UNHEALTHY
+                    state.marked_error = True
+        elif not unhealthy and state.marked_error:
+            changed = Integration.objects.filter(
+                pk=integration.pk, status=Integration.Status.ERROR, needs_reauthorization=False
+            ).update(status=Integration.Status.ACTIVE, last_error="", last_error_at=None, updated_at=now)
+            if changed:
+                transition = HealthCheck.Transition.RECOVERED
+            state.marked_error = False  # recovered, or someone else changed the status meanwhile
+        record = HealthCheck(
+            integration_id=integration.pk,
+            status=result.status,
+            response_time_ms=result.response_time_ms,
+            http_status=result.http_status,
+            error=result.error,
+            consecutive_unhealthy=state.consecutive_unhealthy,
+            transition=transition,
+            checked_at=result.checked_at,
+        )
+        records.append(record)
+        integration.health_status = result.status
+        integration.last_health_check_at = result.checked_at
+        if transition:
+            transitions.append((integration, record))
+    HealthCheck.objects.bulk_create(records, batch_size=500)
+    Integration.objects.bulk_update(
+        [integrations[r.integration_id] for r in records], ["health_status", "last_health_check_at"], batch_size=500
+    )
+    if new_states:
+        HealthState.objects.bulk_create(new_states, ignore_conflicts=True)
+    existing = [s for s in states.values() if s.integration_id in integrations]
+    if existing:
+        HealthState.objects.bulk_update(
+            existing, ["consecutive_unhealthy", "marked_error", "leased_until"], batch_size=500
+        )
+    if transitions:
+        organizations = Organization.objects.in_bulk({i.organization_id for i, _ in transitions})
+        for integration, record in transitions:
+            if record.transition == HealthCheck.Transition.UNHEALTHY:
+                event, status = EVENT_UNHEALTHY, Integration.Status.ERROR
+                logger.warning("Integration %s marked error by health checks: %s", integration.pk, record.error)
+            else:
+                event, status = EVENT_RECOVERED, Integration.Status.ACTIVE
+                logger.info("Integration %s recovered", integration.pk)
+            trigger_event(
+                organization=organizations[integration.organization_id],
+                event=event,
+                payload=_event_payload(integration, record, status),
+            )
+    return records
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    requested: int = 0
+    checks: list[HealthCheck] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(check.status for check in self.checks)
+
+    @property
+    def unhealthy(self) -> int:
+        return self.counts[UNHEALTHY]
+
+    @property
+    def skipped(self) -> int:
+        """Requested but not checked: due later, or being checked by another run."""
+        return max(self.requested - len(self.checks), 0)
+
+    def as_dict(self) -> dict:
+        return {"checked": len(self.checks), "skipped": self.skipped, "seconds": round(self.seconds, 3), **self.counts}
+
+
+def _check_in_thread(integration: Integration) -> CheckResult:
+    try:
+        return check_integration(integration)
+    finally:
+        # A token refresh opens this thread's own connection: do not leak it.
+        connections.close_all()
+
+
+def health_run(
+    *,
+    integration_ids: Iterable | None = None,
+    provider: str | None = None,
+    organization: Organization | None = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunSummary:
+    """Check the selected integrations concurrently and record the results.
+
+    Without `integration_ids` the monitored integrations are selected (see
+    `monitored_integrations`); given ids are checked whatever their status. Scheduled
+    runs (`force=False`) only check integrations not checked in the last half interval,
+    so overlapping runs do not repeat each other's work; `force` checks every selected
+    integration once in this run. Integrations leased by another run are skipped.
+    """
+    started_clock = time.perf_counter()
+    started = timezone.now()
+    if integration_ids is not None:
+        targets = Integration.objects.filter(pk__in=list(integration_ids))
+    else:
+        targets = monitored_integrations()
+    if provider:
+        targets = targets.filter(provider=provider)
+    if organization is not None:
+        targets = targets.filter(organization=organization)
+    due_before = started if force else started - timedelta(minutes=app_settings.interval_minutes()) / 2
+    _ensure_states(targets)
+    summary = RunSummary(
+        requested=targets.filter(Q(last_health_check_at__isnull=True) | Q(last_health_check_at__lt=due_before)).count()
+    )
+    concurrency = app_settings.concurrency()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="health-check") as pool:
+        while True:
+            claimed = health_claim(targets=targets, due_before=due_before, limit=app_settings.batch_size())
+            if not claimed:
+                break
+            results = list(pool.map(_check_in_thread, claimed))
+            summary.checks.extend(health_record_results(results=results))
+            if progress is not None:
+                progress(len(summary.checks), summary.requested)
+    summary.seconds = time.perf_counter() - started_clock
+    if summary.checks:
+        logger.info("Health run: %s", summary.as_dict())
+    return summary
+
+
+def health_check_now(*, integration: Integration) -> HealthCheck:
+    """Check one integration now, in this thread, and record it (the API's "check now")."""
+    targets = Integration.objects.filter(pk=integration.pk)
+    _ensure_states(targets)
+    claimed = health_claim(targets=targets, due_before=timezone.now(), limit=1)
+    if not claimed:
+        raise ConflictError("A health check of this integration is running right now; try again in a few seconds.")
+    (record,) = health_record_results(results=[check_integration(claimed[0])])
+    integration.refresh_from_db()
+    return record
+
+
+# --- housekeeping -----------------------------------------------------------------------
+
+
+def health_history_prune(*, older_than_days: int | None = None, batch_size: int = 1000, dry_run: bool = False) -> int:
+    """Delete health checks older than the retention, in batches; returns how many."""
+    days = app_settings.history_retention_days() if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    old = HealthCheck.objects.filter(checked_at__lt=cutoff)
+    if dry_run:
+        return old.count()
+    deleted = 0
+    while True:
+        ids = list(old.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += HealthCheck.objects.filter(pk__in=ids).delete()[0]
+
+
+def heartbeat_record(*, name: str) -> ClusterHeartbeat:
+    beat, _ = ClusterHeartbeat.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})
+    return beat
