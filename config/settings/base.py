@@ -190,6 +190,11 @@ LOGGING = {
     "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }
 
+# --- Integrations -----------------------------------------------------------------------
+# Endpoints an integration fetches (custom token/health-check URLs, domains in provider
+# URLs) must be public unless this is true; unset, it follows WEBHOOKS_ALLOW_PRIVATE_URLS.
+INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=None)
+
 # --- Webhooks ---------------------------------------------------------------------------
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
 WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=15.0)
