@@ -18,3 +18,6 @@ urlpatterns = [
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include(api_patterns)),
 ]
+
+handler404 = "common.api.handlers.not_found"
+handler500 = "common.api.handlers.server_error"

@@ -45,6 +45,15 @@ def redirect_uri(prefix: str) -> str:
     return explicit or public_base_url() + CALLBACK_PATH
 
 
+def allow_private_urls() -> bool:
+    """Whether integration endpoints (token, health-check URLs) may be on loopback/private
+    networks: `INTEGRATIONS_ALLOW_PRIVATE_URLS`, else `WEBHOOKS_ALLOW_PRIVATE_URLS`, else false."""
+    value = getattr(settings, "INTEGRATIONS_ALLOW_PRIVATE_URLS", None)
+    if value is None:
+        value = getattr(settings, "WEBHOOKS_ALLOW_PRIVATE_URLS", False)
+    return bool(value)
+
+
 def http_timeout() -> float:
     """Seconds for every outbound OAuth request (connect and read)."""
     return float(_int("INTEGRATIONS_HTTP_TIMEOUT", 10))

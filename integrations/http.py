@@ -1,22 +1,31 @@
-"""One `requests.Session` per outside-service kind, always with a timeout."""
+"""One hardened `requests.Session` per outside-service kind, always with a timeout.
+
+Every endpoint an integration talks to may be shaped by its config (custom token and
+health-check URLs, Workday/DocuSign domains), so requests go through requests-hardened:
+the resolved address is checked at connect time and the connection pinned to it (no DNS
+rebinding to a private address), unless `INTEGRATIONS_ALLOW_PRIVATE_URLS` is true.
+Redirects are never followed; environment proxies and .netrc are ignored.
+"""
 
 from __future__ import annotations
 
 import requests
 
+from common.http import InvalidIPAddress, cached_session, hardened_session
+
 from . import app_settings
 
-
-class TimeoutSession(requests.Session):
-    """A Session whose requests default to `app_settings.http_timeout()` seconds."""
-
-    def request(self, method, url, *args, **kwargs):
-        kwargs.setdefault("timeout", app_settings.http_timeout())
-        kwargs.setdefault("allow_redirects", False)
-        return super().request(method, url, *args, **kwargs)
+__all__ = ["InvalidIPAddress", "get_session", "make_session"]
 
 
-def make_session(user_agent: str) -> TimeoutSession:
-    session = TimeoutSession()
-    session.headers["User-Agent"] = user_agent
-    return session
+def make_session(user_agent: str) -> requests.Session:
+    """A fresh session (prefer `get_session`, which follows the settings)."""
+    return hardened_session(
+        allow_private=app_settings.allow_private_urls(), user_agent=user_agent, timeout=app_settings.http_timeout()
+    )
+
+
+def get_session(user_agent: str) -> requests.Session:
+    """The process's session for this kind of service (rebuilt when its settings change)."""
+    key = ("integrations", user_agent, app_settings.allow_private_urls(), app_settings.http_timeout())
+    return cached_session(key, lambda: make_session(user_agent))

@@ -7,12 +7,16 @@ Messages never contain credential values.
 
 from __future__ import annotations
 
+import string
 from typing import Any
 from urllib.parse import urlsplit
 
-from common.exceptions import ApplicationError
+from django.core.exceptions import ValidationError
 
-from . import providers
+from common.exceptions import ApplicationError
+from common.ssrf import validate_public_url
+
+from . import app_settings, providers
 from .providers import ConfigField, Provider
 
 MAX_CREDENTIAL_KEYS = 50
@@ -86,9 +90,42 @@ def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str
             errors[name] = [problem]
         else:
             cleaned[name] = value.strip() if isinstance(value, str) else value
+    if not errors:
+        errors = _endpoint_errors(provider, cleaned)
     if errors:
         raise IntegrationInvalid({"config": errors})
     return cleaned
+
+
+def endpoint_templates(provider: Provider) -> list[str]:
+    """The provider's endpoint URLs that the config fills in (`{token_domain}`, `{token_url}`...)."""
+    candidates = [provider.authorization_url, provider.token_url, provider.refresh_url, provider.health_check.url]
+    return [template for template in candidates if template and _placeholders(template)]
+
+
+def _placeholders(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def _endpoint_errors(provider: Provider, config: dict[str, Any]) -> dict[str, list[str]]:
+    """SSRF protection: every endpoint this integration makes us fetch must be public.
+
+    The catalogue's fixed URLs are trusted; a URL the config supplies (custom `token_url`,
+    `health_check_url`) or shapes (Workday `token_domain`, DocuSign `account_domain`) is
+    checked like a webhook target, unless `INTEGRATIONS_ALLOW_PRIVATE_URLS` is true.
+    """
+    errors: dict[str, list[str]] = {}
+    allow_private = app_settings.allow_private_urls()
+    for template in endpoint_templates(provider):
+        names = _placeholders(template)
+        if not all(isinstance(config.get(name), str) for name in names):
+            continue  # not configured (optional, or required only for another auth type)
+        url = template.format_map({name: config[name] for name in names})
+        try:
+            validate_public_url(url, allow_private=allow_private)
+        except ValidationError as error:
+            errors.setdefault(names[0], error.messages)
+    return errors
 
 
 def validate_credentials(provider: Provider, auth_type: str, credentials: Any, *, config: dict) -> dict[str, str]:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rest_framework import exceptions
@@ -15,6 +16,7 @@ from .models import ApiKey, Organization
 from .selectors import membership_list
 
 ORGANIZATION_HEADER = "HTTP_X_ORGANIZATION"
+SLUG_PATTERN = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ def _resolve(request) -> OrganizationAccess:
     slug = request.META.get(ORGANIZATION_HEADER, "").strip()
     memberships = membership_list(user=user)
     if slug:
-        membership = memberships.filter(organization__slug=slug).first()
+        # Only a well-formed slug reaches the database (PostgreSQL refuses e.g. NUL bytes).
+        membership = memberships.filter(organization__slug=slug).first() if SLUG_PATTERN.fullmatch(slug) else None
         if membership is None:
             raise exceptions.PermissionDenied(f"You are not a member of organization {slug!r}.")
     else:

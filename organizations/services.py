@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
@@ -14,6 +15,8 @@ from common.exceptions import ApplicationError, ConflictError
 from .models import ApiKey, Membership, Organization
 
 KEY_PREFIX = "ik"
+#: prefixes are `secrets.token_hex(4)`; anything else is not one of our keys
+PREFIX_PATTERN = re.compile(r"[0-9a-f]{8}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -25,7 +28,7 @@ def hash_api_key(raw_key: str) -> str:
 def split_api_key(raw_key: str) -> str | None:
     """The prefix of a well-formed key, else None."""
     parts = raw_key.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not PREFIX_PATTERN.fullmatch(parts[1]) or not parts[2]:
         return None
     return parts[1]
 

@@ -79,6 +79,19 @@ def signing_keys(webhook: Webhook, *, now: datetime) -> list[bytes]:
     return keys
 
 
+def sensitive_values(custom: dict[str, str]) -> list[str]:
+    """The values of a webhook's sensitive headers (auth, token, key...), longest first."""
+    values = {value for name, value in custom.items() if SENSITIVE_HEADER.search(name) and len(value) >= 4}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact_excerpt(text: str, secrets: list[str]) -> str:
+    """A receiver may echo the request (debug pages, echo servers): keep its secrets out of the log."""
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
 def loggable_headers(headers: dict[str, str], custom: dict[str, str]) -> dict[str, str]:
     logged = {name: ("[redacted]" if SENSITIVE_HEADER.search(name) else value) for name, value in custom.items()}
     logged.update(headers)
@@ -180,7 +193,8 @@ def send_one(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
         finally:
             response.close()
         outcome.status = response.status_code
-        outcome.body_excerpt = raw[: app_settings.response_excerpt_bytes()].decode("utf-8", "replace")
+        text = redact_excerpt(raw.decode("utf-8", "replace"), sensitive_values(custom))
+        outcome.body_excerpt = text.encode()[: app_settings.response_excerpt_bytes()].decode("utf-8", "ignore")
         outcome.success = 200 <= response.status_code < 300
         outcome.gone = response.status_code == 410
         if not outcome.success:

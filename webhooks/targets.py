@@ -6,13 +6,13 @@ the address it checked (DNS rebinding): see `webhooks/http.py`.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from urllib.parse import urlsplit
-
 from django.core.exceptions import ValidationError
 
+from common.ssrf import is_public_address, validate_public_url
+
 from . import app_settings
+
+__all__ = ["is_public_address", "validate_headers", "validate_target_url"]
 
 # Headers a webhook's own `headers` may not set: ours, the transport's and hop-by-hop ones.
 FORBIDDEN_HEADERS = {
@@ -32,37 +32,11 @@ FORBIDDEN_HEADERS = {
 HEADER_NAME_CHARS = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
-
-
 def validate_target_url(url: str) -> None:
     """Raise ValidationError unless `url` is an http(s) URL to a public address."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValidationError("Enter a valid URL.") from None
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValidationError("The URL must be http:// or https:// with a host.")
-    if parts.username is not None or parts.password is not None:
-        raise ValidationError("Credentials in the URL are not allowed; use the webhook's headers.")
-    if app_settings.allow_private_urls():
-        return
-    port = port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        raise ValidationError(f"The host {parts.hostname!r} could not be resolved.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not is_public_address(address):
-            raise ValidationError(
-                "The URL resolves to a loopback, private, link-local, multicast or reserved address, "
-                "which is not allowed."
-            )
+    validate_public_url(
+        url, allow_private=app_settings.allow_private_urls(), credentials_hint="; use the webhook's headers"
+    )
 
 
 def validate_headers(headers: object) -> dict[str, str]:

@@ -17,6 +17,8 @@ class IntegrationHealthViewSet(OrganizationScopedMixin, viewsets.GenericViewSet)
     """Health of one integration: `/api/integrations/{id}/health/` and `.../health/check/`."""
 
     queryset = Integration.objects.all()
+    # OPTIONS (DRF's metadata) describes the POST action with it.
+    serializer_class = HealthCheckNowSerializer
     lookup_value_regex = UUID_PATTERN
     pagination_class = None
     filter_backends = []

@@ -54,11 +54,6 @@ class IntegrationSerializer(serializers.ModelSerializer):
         # Uniqueness per organization is checked by the service (the organization is not a field).
         validators = []
 
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["name"].validators = []
-        return fields
-
     def validate_config(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.")

@@ -7,6 +7,7 @@ from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from common.api.schema import ERROR, VALIDATION_ERROR
 from common.api.tenancy import OrganizationScopedMixin
 from integrations import providers
 from integrations.models import Integration
@@ -108,7 +109,7 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         summary="Start OAuth authorization: the provider URL to send the user to",
-        responses=AuthorizationStartSerializer,
+        responses={200: AuthorizationStartSerializer, 400: ERROR},
     )
     @action(detail=True, methods=["get"], url_path="oauth/authorize")
     def oauth_authorize(self, request, pk=None):
@@ -122,7 +123,7 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     @extend_schema(
         summary="Complete OAuth authorization: exchange the code, store the tokens",
         request=OAuthCallbackSerializer,
-        responses=IntegrationSerializer,
+        responses={200: IntegrationSerializer, 400: VALIDATION_ERROR, 502: ERROR},
     )
     @action(detail=True, methods=["post"], url_path="oauth/callback")
     def oauth_callback(self, request, pk=None):
@@ -140,7 +141,7 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     @extend_schema(
         summary="Refresh the access token now; returns the integration with the new token_expires_at",
         request=None,
-        responses=IntegrationSerializer,
+        responses={200: IntegrationSerializer, 400: ERROR, 502: ERROR},
     )
     @action(detail=True, methods=["post"], url_path="oauth/refresh")
     def oauth_refresh(self, request, pk=None):

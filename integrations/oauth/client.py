@@ -17,11 +17,11 @@ import requests
 
 from common.exceptions import ApplicationError, UpstreamError
 from integrations import app_settings, providers
-from integrations.http import make_session
+from integrations.http import InvalidIPAddress, get_session
 from integrations.models import Integration
 from integrations.services import redact
 
-session = make_session("integrations-oauth/1.0")
+USER_AGENT = "integrations-oauth/1.0"
 
 #: token-endpoint errors meaning the grant (code or refresh token) is dead for good
 TERMINAL_GRANT_ERRORS = {"invalid_grant", "invalid_refresh_token", "invalid_code", "code_already_used"}
@@ -109,7 +109,13 @@ class OAuthClient:
             if self.client_secret:
                 data["client_secret"] = self.client_secret
         try:
-            response = session.post(url, data=data, auth=auth, headers={"Accept": "application/json"})
+            response = get_session(USER_AGENT).post(url, data=data, auth=auth, headers={"Accept": "application/json"})
+        except InvalidIPAddress:
+            # SSRF protection at connect time: the endpoint resolves to a non-public address now.
+            raise OAuthError(
+                f"The provider's token endpoint is not on a public address ({url}); "
+                "set INTEGRATIONS_ALLOW_PRIVATE_URLS for a private one."
+            ) from None
         except requests.Timeout:
             raise OAuthUpstreamError(f"The provider's token endpoint timed out ({url}).") from None
         except requests.RequestException as error:

@@ -42,3 +42,83 @@ def test_setup_schedules_is_idempotent():
     first = Schedule.objects.count()
     call_command("setup_schedules", stdout=StringIO())
     assert Schedule.objects.count() == first == len(registered_schedules())
+
+
+# --- found by the API fuzzing suite (tests/security/test_api_fuzz.py) -------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/api-keys/not a uuid/", "/api/integrations/%C2%84/", "/api/integrations/webhooks/x;y/stats/", "/api/nope"],
+)
+def test_unrouted_api_paths_are_json_404s(api_client, path):
+    """A path no route matches (e.g. a malformed id) answered Django's HTML 404 page."""
+    response = api_client.get(path)
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_non_api_paths_keep_djangos_404_page(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_api_500_is_json_without_traceback(rf):
+    from common.api.handlers import server_error
+
+    response = server_error(rf.get("/api/integrations/"))
+    assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert response["Content-Type"] == "application/json"
+    assert b"Traceback" not in response.content
+
+
+@pytest.mark.parametrize("page_size", ["0", "-3", "abc", "null", "1.5"])
+def test_bad_page_size_is_400(api_client, page_size):
+    """`?page_size=abc` silently answered the default page size; now a clear 400."""
+    response = api_client.get(f"/api/api-keys/?page_size={page_size}")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "page_size" in response.json()
+
+
+def test_large_page_size_is_capped_not_refused(api_client):
+    response = api_client.get("/api/api-keys/?page_size=100000")
+    assert response.status_code == HTTPStatus.OK
+
+
+def _schema(anon_client):
+    return anon_client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+
+def test_every_operation_documents_its_error_responses(anon_client):
+    """The schema described only 2xx answers: every 400/401/403/404/415 was undocumented."""
+    schema = _schema(anon_client)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"401", "403"} <= codes, (method, path)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+            if "requestBody" in operation:
+                assert {"400", "415"} <= codes, (method, path)
+            for code in codes - {"204"}:
+                assert "application/json" in operation["responses"][code]["content"], (method, path, code)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "code"),
+    [
+        ("/api/integrations/{id}/oauth/callback/", "post", "502"),
+        ("/api/integrations/{id}/oauth/refresh/", "post", "502"),
+        ("/api/integrations/{id}/oauth/refresh/", "post", "400"),
+        ("/api/integrations/{id}/oauth/authorize/", "get", "400"),
+        ("/api/integrations/webhooks/{id}/recover/", "post", "409"),
+        ("/api/integrations/webhooks/{id}/logs/{log_id}/replay/", "post", "409"),
+        ("/api/integrations/webhooks/{id}/test/", "post", "409"),
+        ("/api/integrations/webhooks/{id}/logs/", "get", "400"),
+        ("/api/api-keys/", "get", "400"),
+    ],
+)
+def test_operation_specific_errors_are_documented(anon_client, path, method, code):
+    assert code in _schema(anon_client)["paths"][path][method]["responses"]

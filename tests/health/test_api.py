@@ -124,3 +124,10 @@ def test_check_while_a_run_holds_the_integration_is_409(api_client, organization
 
 def test_unauthenticated_requests_are_401(anon_client, organization):
     assert anon_client.get(url(custom(organization))).status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_options_on_health_routes_is_not_a_server_error(api_client, organization):
+    integration = custom(organization)
+    for path in (url(integration), url(integration, "health/check/")):
+        response = api_client.options(path)
+        assert response.status_code == HTTPStatus.OK, path

@@ -5,7 +5,7 @@ from http import HTTPStatus
 
 import pytest
 
-from webhooks import targets, tasks
+from webhooks import tasks
 from webhooks.models import Webhook, WebhookLog
 from webhooks.services import trigger_event, webhook_create
 
@@ -98,7 +98,7 @@ def test_dns_rebinding_is_refused_at_connect_time(strict, monkeypatch, organizat
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
         return real_getaddrinfo(host, port, *args, **kwargs)
 
-    monkeypatch.setattr(targets.socket, "getaddrinfo", public_answer)
+    monkeypatch.setattr(socket, "getaddrinfo", public_answer)
     port = receiver.server.server_address[1]
     webhook = webhook_create(organization=organization, name="x", url=f"http://rebind.test:{port}/hook", events=["*"])
     monkeypatch.undo()

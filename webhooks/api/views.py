@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api.schema import ERROR, VALIDATION_ERROR
 from common.api.tenancy import OrganizationScopedMixin
 from organizations.access import request_organization
 from webhooks import selectors, services
@@ -62,7 +63,11 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         services.webhook_delete(webhook=instance)
 
-    @extend_schema(request=None, responses=WebhookLogSerializer, summary="Send a webhook.test event now")
+    @extend_schema(
+        request=None,
+        responses={200: WebhookLogSerializer, 409: ERROR},
+        summary="Send a webhook.test event now (409 while that delivery is being sent)",
+    )
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
         log = services.webhook_send_test(webhook=self.get_object())
@@ -86,7 +91,7 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         request=None,
-        responses={201: WebhookLogSerializer},
+        responses={201: WebhookLogSerializer, 409: ERROR},
         parameters=[OpenApiParameter("log_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         summary="Send a logged attempt's event to this webhook again",
     )
@@ -97,7 +102,11 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         new_log = services.log_replay(log=log)
         return Response(WebhookLogSerializer(new_log).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=RecoverSerializer, responses={202: RecoverResultSerializer})
+    @extend_schema(
+        request=RecoverSerializer,
+        responses={202: RecoverResultSerializer, 400: VALIDATION_ERROR, 409: ERROR},
+        summary="Re-send every failed delivery in the window (409 when the webhook is disabled)",
+    )
     @action(detail=True, methods=["post"])
     def recover(self, request, pk=None):
         webhook = self.get_object()

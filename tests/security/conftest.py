@@ -1,0 +1,40 @@
+import socket
+
+import pytest
+
+from tests.webhooks.receiver import Receiver
+
+#: names the tests resolve themselves (no DNS in CI): name -> address
+FAKE_DNS = {
+    "loopback.attacker.test": "127.0.0.1",
+    "metadata.attacker.test": "169.254.169.254",
+    "public.partner.test": "93.184.216.34",
+}
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Resolve FAKE_DNS names to their addresses; everything else as usual."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in FAKE_DNS:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (FAKE_DNS[host], port or 0))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return FAKE_DNS
+
+
+@pytest.fixture
+def strict_urls(settings):
+    """Production behaviour: private targets refused for webhooks and integrations."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False

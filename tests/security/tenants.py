@@ -1,0 +1,180 @@
+"""Two organizations with one of everything, and the API's routes read from the schema.
+
+Shared by the tenant-isolation matrix and the secret-leak scan. Routes come from
+/api/schema/ (so routes added later are covered without editing the tests); each path
+parameter is filled from `PARAMETERS`, and a route whose parameter is unknown there makes
+the tests fail, asking for it to be added.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import responses
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+
+from integrations.models import Integration
+from integrations.services import integration_create
+from organizations.services import api_key_create
+from tests.factories import OrganizationFactory
+from webhooks.delivery import claim_due, process
+from webhooks.models import Delivery, Event, WebhookLog
+from webhooks.services import webhook_create
+
+PARAMETER = re.compile(r"\{(\w+)\}")
+SENTINEL = "SENTINEL-7f3a9c"  # every secret the fixtures store contains this
+
+
+@dataclass
+class Tenant:
+    slug: str
+    organization: object = None
+    api_key: object = None
+    raw_key: str = ""
+    integration: Integration | None = None
+    oauth_integration: Integration | None = None
+    webhook: object = None
+    log: WebhookLog | None = None
+    secrets: list[str] = field(default_factory=list)
+
+    def identifiers(self) -> list[str]:
+        """Strings that must never appear in another organization's responses."""
+        return [
+            str(self.organization.pk),
+            self.slug,
+            str(self.api_key.pk),
+            self.api_key.prefix,
+            str(self.integration.pk),
+            self.integration.name,
+            str(self.oauth_integration.pk),
+            self.oauth_integration.name,
+            str(self.webhook.pk),
+            self.webhook.name,
+            self.webhook.url,
+            str(self.log.pk),
+            self.log.message_id,
+        ]
+
+
+def make_tenant(slug: str) -> Tenant:
+    tenant = Tenant(slug=slug)
+    tenant.organization = OrganizationFactory(slug=slug)
+    tenant.api_key, tenant.raw_key = api_key_create(organization=tenant.organization, name=f"{slug} key")
+    secret = f"{SENTINEL}-{slug}"
+    tenant.secrets = [
+        f"{secret}-api-key",
+        f"{secret}-client-secret",
+        f"{secret}-access-token",
+        f"{secret}-refresh-token",
+        f"{secret}-header",
+        tenant.raw_key,
+    ]
+    tenant.integration = integration_create(
+        organization=tenant.organization,
+        name=f"{slug} hr",
+        provider="bamboohr",
+        auth_type="api_key",
+        config={"company_domain": slug},
+        credentials={"api_key": f"{secret}-api-key"},
+    )
+    oauth = integration_create(
+        organization=tenant.organization,
+        name=f"{slug} idp",
+        provider="custom",
+        auth_type="oauth2",
+        config={
+            "authorization_url": f"https://idp.{slug}.test/authorize",
+            "token_url": f"https://idp.{slug}.test/token",
+            "client_id": f"{slug}-client",
+        },
+        credentials={"client_secret": f"{secret}-client-secret"},
+    )
+    oauth.credentials = {
+        **oauth.credentials,
+        "access_token": f"{secret}-access-token",
+        "refresh_token": f"{secret}-refresh-token",
+    }
+    oauth.status = Integration.Status.ACTIVE
+    oauth.token_expires_at = timezone.now() + timedelta(hours=1)
+    oauth.save()
+    tenant.oauth_integration = oauth
+    tenant.webhook = webhook_create(
+        organization=tenant.organization,
+        name=f"{slug} hook",
+        url=f"https://hooks.{slug}.test/in",
+        events=["*"],
+        headers={"Authorization": f"Bearer {secret}-header", "X-Team": slug},
+        integration=tenant.integration,
+    )
+    tenant.secrets += [tenant.webhook.secret]
+    tenant.log = _deliver_once(tenant)
+    return tenant
+
+
+def _deliver_once(tenant: Tenant) -> WebhookLog:
+    event = Event.objects.create(organization=tenant.organization, type="job.created", payload={"job": tenant.slug})
+    delivery = Delivery.objects.create(
+        organization=tenant.organization, event=event, webhook=tenant.webhook, next_attempt_at=timezone.now()
+    )
+    with responses.RequestsMock() as mocked:
+        mocked.add(responses.POST, tenant.webhook.url, body="thanks", status=200)
+        process(claim_due(limit=1, delivery_ids=[delivery.pk]))
+    return WebhookLog.objects.get(delivery=delivery)
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+def schema_operations(client: Client) -> list[tuple[str, str, dict]]:
+    """(method, path template, operation) for every operation in /api/schema/."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    return [
+        (method.upper(), path, operation)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+def parameter_value(path: str, name: str, tenant: Tenant) -> str:
+    """The tenant's object for a path parameter, chosen by the collection it follows."""
+    segments = path.strip("/").split("/")
+    collection = segments[segments.index("{" + name + "}") - 1]
+    objects = {
+        ("api-keys", "id"): tenant.api_key,
+        ("integrations", "id"): tenant.oauth_integration,
+        ("webhooks", "id"): tenant.webhook,
+        ("logs", "log_id"): tenant.log,
+    }
+    if (collection, name) == ("provider", "provider"):
+        return tenant.integration.provider
+    if (collection, name) not in objects:
+        raise LookupError(
+            f"No test object for {{{name}}} after /{collection}/ in {path}: "
+            "add one to tests/security/tenants.py:parameter_value so the route is covered."
+        )
+    return str(objects[(collection, name)].pk)
+
+
+def fill(path: str, values: dict[str, str]) -> str:
+    return PARAMETER.sub(lambda match: values[match.group(1)], path)
+
+
+def api_routes_with_parameters() -> set[str]:
+    """Every URL pattern under /api/ that captures a parameter, as the resolver knows it."""
+
+    def join(prefix: str, route: str) -> str:  # as ResolverMatch.route joins them
+        return prefix + (route[1:] if prefix and route.startswith("^") else route)
+
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, join(prefix, str(pattern.pattern)))
+            elif isinstance(pattern, URLPattern):
+                yield join(prefix, str(pattern.pattern))
+
+    return {route for route in walk(get_resolver().url_patterns) if route.startswith("api/") and "(?P<" in route}
