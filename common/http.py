@@ -9,17 +9,27 @@ pooled (keep-alive) and cached per process, keyed by what configures them.
 
 from __future__ import annotations
 
+import heapq
 import http.cookiejar
+import ipaddress
+import itertools
+import socket
 import threading
-from collections.abc import Callable, Hashable
+import time
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["InvalidIPAddress", "cached_session", "hardened_session"]
+from common.ssrf import is_public_address
+
+__all__ = ["DeadlineExceeded", "InvalidIPAddress", "cached_session", "hardened_session", "request_deadline"]
 
 POOL_CONNECTIONS = 16
 
@@ -27,8 +37,135 @@ _lock = threading.Lock()
 _sessions: dict[Hashable, requests.Session] = {}
 
 
+# --- a wall-clock deadline per request ----------------------------------------------------
+# A timeout bounds each socket read, not the request: a server that trickles a byte every
+# few seconds would hold a request (and a worker) indefinitely. Within `request_deadline()`
+# every connection a request uses is watched, and shut down when the deadline passes.
+
+
+class DeadlineExceeded(requests.Timeout):
+    pass
+
+
+class _Scope:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.connections: list[HTTPConnection] = []
+        self.expired = False
+        self.done = False
+
+
+class _Watchdog:
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Scope]] = []
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, scope: _Scope) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (scope.deadline, next(self._counter), scope))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="http-deadline", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(60)
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, scope = heapq.heappop(self._heap)
+                scope.expired = True
+                connections = list(scope.connections)
+            for conn in connections:
+                sock = getattr(conn, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+
+_watchdog = _Watchdog()
+_local = threading.local()
+
+
+@contextmanager
+def request_deadline(seconds: float) -> Iterator[_Scope]:
+    """Requests made by this thread inside the block are cut off after `seconds` in all."""
+    outer = getattr(_local, "scope", None)
+    if outer is not None:  # an enclosing deadline already applies
+        yield outer
+        return
+    scope = _Scope(seconds)
+    _local.scope = scope
+    _watchdog.add(scope)
+    try:
+        yield scope
+    except requests.RequestException as exc:
+        if scope.expired:
+            raise DeadlineExceeded(f"No complete answer within {seconds:g} s.") from exc
+        raise
+    finally:
+        scope.done = True
+        _local.scope = None
+
+
+class _WatchedConnectionMixin:
+    def request(self, *args, **kwargs):
+        scope = getattr(_local, "scope", None)
+        if scope is not None:
+            scope.connections.append(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def _watch_pools(adapter: HTTPAdapter) -> HTTPAdapter:
+    adapter.poolmanager.pool_classes_by_scheme = {
+        "http": _WatchedHTTPConnectionPool,
+        "https": _WatchedHTTPSConnectionPool,
+    }
+    return adapter
+
+
+class DeadlineSession(HTTPSession):
+    """A requests-hardened session whose requests also have a total deadline."""
+
+    deadline: float = 30.0
+
+    def request(self, method, url, *args, **kwargs):
+        with request_deadline(self.deadline):
+            return super().request(method, url, *args, **kwargs)
+
+
 class PooledIPFilterAdapter(IPFilterAdapter):
-    """requests-hardened's connect-time address filter with a pool sized for concurrency."""
+    """requests-hardened's connect-time address filter with a pool sized for concurrency,
+    and the same address rule as at save time (`common.ssrf.is_public_address`) on top of
+    requests-hardened's own."""
 
     def __init__(self, *, pool_maxsize: int, **kwargs):
         super().__init__(**kwargs)
@@ -36,10 +173,19 @@ class PooledIPFilterAdapter(IPFilterAdapter):
         self._pool_maxsize = pool_maxsize
         self.init_poolmanager(POOL_CONNECTIONS, pool_maxsize, block=False)
 
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pinned = host_params["host"].strip("[]")
+        if not is_public_address(ipaddress.ip_address(pinned)):
+            raise InvalidIPAddress(pinned)
+        return host_params, pool_kwargs
+
 
 def hardened_session(
-    *, allow_private: bool, user_agent: str, timeout: float, pool_maxsize: int = 10
+    *, allow_private: bool, user_agent: str, timeout: float, pool_maxsize: int = 10, deadline: float | None = None
 ) -> requests.Session:
+    """`timeout` bounds connecting and each read; `deadline` (default: `timeout`) the whole
+    request, response body included when it is read inside `request_deadline()`."""
     config = Config(
         ip_filter_enable=False,  # the pooled filter adapter is mounted below
         ip_filter_allow_loopback_ips=False,
@@ -47,13 +193,14 @@ def hardened_session(
         default_timeout=(timeout, timeout),
         user_agent_override=user_agent,
     )
-    session = HTTPSession(config)
+    session = DeadlineSession(config)
+    session.deadline = deadline if deadline is not None else timeout
     for scheme in ("http://", "https://"):
         if allow_private:
             adapter = HTTPAdapter(pool_connections=POOL_CONNECTIONS, pool_maxsize=pool_maxsize)
         else:
             adapter = PooledIPFilterAdapter(is_https_proto=scheme == "https://", pool_maxsize=pool_maxsize)
-        session.mount(scheme, adapter)
+        session.mount(scheme, _watch_pools(adapter))
     session.trust_env = False
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return session

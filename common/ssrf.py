@@ -18,14 +18,23 @@ import socket
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES
 
 NOT_PUBLIC = "The URL resolves to a loopback, private, link-local, multicast or reserved address, which is not allowed."
 
 
 def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """The one address rule, at save time and (on top of requests-hardened's) at connect time."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.is_site_local or ip.sixtofour is not None):
+        return False  # deprecated site-local; 6to4 can embed any IPv4 address
+    return (
+        ip.is_global
+        and not ip.is_multicast
+        and not ip.is_reserved
+        and not any(ip in net for net in EXTRA_BLOCKED_NET_RANGES)
+    )
 
 
 def validate_public_url(url: str, *, allow_private: bool, credentials_hint: str = "") -> None:

@@ -170,7 +170,9 @@ class WebhookAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in ("name", "url", "events", "retry_attempts", "is_active")}
         if change:
-            services.webhook_update(webhook=obj, **fields)
+            # The form already set the new values on `obj`: give the service the stored row,
+            # so that enabling/disabling goes through its rules (reset count, reason).
+            services.webhook_update(webhook=Webhook.objects.get(pk=obj.pk), **fields)
         else:
             webhook = services.webhook_create(organization=form.cleaned_data["organization"], **fields)
             obj.pk = webhook.pk

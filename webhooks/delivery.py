@@ -24,10 +24,13 @@ from datetime import datetime, timedelta
 
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
+
+from common.http import request_deadline
 
 from . import app_settings, wakeup
 from .events import TEST_EVENT
@@ -105,13 +108,15 @@ def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]
     """Atomically lease up to `limit` due deliveries (or exactly `delivery_ids`)."""
     now = timezone.now()
     with transaction.atomic():
+        # Due-ness by the database's clock, the one the triggering web process wrote with
+        # on PostgreSQL: a worker whose clock lags must not find a fresh delivery "not due".
         queryset = Delivery.objects.filter(state=Delivery.State.PENDING).filter(
-            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now())
         )
         if delivery_ids is not None:
             queryset = queryset.filter(pk__in=delivery_ids)
         else:
-            queryset = queryset.filter(next_attempt_at__lte=now).order_by("next_attempt_at")
+            queryset = queryset.filter(next_attempt_at__lte=Now()).order_by("next_attempt_at")
         if connection.features.has_select_for_update_skip_locked:
             queryset = queryset.select_for_update(skip_locked=True, of=("self",))
         deliveries = list(queryset.select_related("event", "webhook")[:limit])
@@ -174,26 +179,29 @@ def send_one(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
     timeout = app_settings.request_timeout()
     started = time.perf_counter()
     try:
-        response = get_session().post(
-            webhook.url,
-            data=body,
-            headers={**custom, **headers},
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-        )
-        try:
-            chunks, size = [], 0
-            for chunk in response.iter_content(8192):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_BODY_READ:
-                    break
-            raw = b"".join(chunks)
-        finally:
-            response.close()
+        # The timeout bounds each read; the deadline the whole request, body included.
+        with request_deadline(timeout):
+            response = get_session().post(
+                webhook.url,
+                data=body,
+                headers={**custom, **headers},
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                chunks, size = [], 0
+                for chunk in response.iter_content(8192):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_BODY_READ:
+                        break
+                raw = b"".join(chunks)
+            finally:
+                response.close()
         outcome.status = response.status_code
-        text = redact_excerpt(raw.decode("utf-8", "replace"), sensitive_values(custom))
+        # PostgreSQL text cannot hold NUL: one receiver's odd answer must not fail the batch.
+        text = redact_excerpt(raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), sensitive_values(custom))
         outcome.body_excerpt = text.encode()[: app_settings.response_excerpt_bytes()].decode("utf-8", "ignore")
         outcome.success = 200 <= response.status_code < 300
         outcome.gone = response.status_code == 410
@@ -236,23 +244,27 @@ def _mark_unsent(deliveries: list[Delivery], reason: str) -> None:
         delivery.last_error = reason
 
 
-def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Delivery]) -> None:
-    """Write logs, delivery states and webhook counters in a few bulk statements.
+@dataclass
+class _Plan:
+    """What recording a batch writes, before it is narrowed to the rows still owned."""
 
-    Deliveries with the same new state are updated by one UPDATE each (a batch usually
-    has one or two such groups), guarded by the lease token.
-    """
-    now = timezone.now()
-    logs = []
-    groups: dict[tuple, list[uuid.UUID]] = defaultdict(list)
-    retry_times: dict[tuple, datetime] = {}
-    per_webhook: dict[uuid.UUID, list[Outcome]] = defaultdict(list)
+    logs: list[WebhookLog] = field(default_factory=list)
+    groups: dict[tuple, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
+    per_webhook: dict[uuid.UUID, list[Outcome]] = field(default_factory=lambda: defaultdict(list))
+    retry_times: dict[tuple, datetime] = field(default_factory=dict)
+
+    def delivery_ids(self) -> list[uuid.UUID]:
+        return [pk for ids in self.groups.values() for pk in ids]
+
+
+def _plan(outcomes: list[Outcome], unsent: list[Delivery], now: datetime) -> _Plan:
+    plan = _Plan()
     for delivery in unsent:
-        groups[(Delivery.State.FAILED, delivery.last_error, None)].append(delivery.pk)
+        plan.groups[(Delivery.State.FAILED, delivery.last_error, None)].append(delivery.pk)
     for outcome in outcomes:
         delivery = outcome.delivery
         error = outcome.error[:500]
-        logs.append(
+        plan.logs.append(
             WebhookLog(
                 organization_id=delivery.organization_id,
                 webhook_id=delivery.webhook_id,
@@ -270,61 +282,109 @@ def record_outcomes(token: uuid.UUID, outcomes: list[Outcome], unsent: list[Deli
                 created_at=outcome.started_at,
             )
         )
-        per_webhook[delivery.webhook_id].append(outcome)
+        plan.per_webhook[delivery.webhook_id].append(outcome)
         if outcome.success:
             outcome.final = True
-            groups[(Delivery.State.SUCCEEDED, "", None)].append(delivery.pk)
+            plan.groups[(Delivery.State.SUCCEEDED, "", None)].append(delivery.pk)
         elif outcome.gone or delivery.attempts >= delivery.max_attempts:
             outcome.final = True
-            groups[(Delivery.State.FAILED, error, None)].append(delivery.pk)
+            plan.groups[(Delivery.State.FAILED, error, None)].append(delivery.pk)
         else:
             # One jittered time per (retry number, error, Retry-After) in the batch.
             key = (delivery.attempts, error, outcome.retry_after)
-            if key not in retry_times:
-                retry_times[key] = next_attempt_time(
+            if key not in plan.retry_times:
+                plan.retry_times[key] = next_attempt_time(
                     now=now, retry_number=delivery.attempts, retry_after=outcome.retry_after
                 )
-            groups[(Delivery.State.PENDING, error, retry_times[key])].append(delivery.pk)
+            plan.groups[(Delivery.State.PENDING, error, plan.retry_times[key])].append(delivery.pk)
+    return plan
 
-    # Keep trying (reconnecting) while the lease holds: a database restart in the middle
-    # of a batch must not turn into a resend of everything the batch already delivered.
-    lease_end = time.monotonic() + max(app_settings.lease_seconds() - 5, 1)
+
+def _write(token: uuid.UUID, plan: _Plan, now: datetime) -> None:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Results need not wait for the WAL flush: if the server crashed before flushing
+            # them, the delivery keeps its (durable) lease and is resent with the same
+            # webhook-id once it expires; at-least-once holds. Claims stay synchronous:
+            # losing one could let two workers send at once.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # Only rows this worker still owns: a lease taken over by another worker, or a
+        # delivery deleted with its webhook meanwhile, gets no log and moves no counter.
+        owned = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=plan.delivery_ids(), lease_token=token)
+            .values_list("pk", flat=True)
+        )
+        logs = [log for log in plan.logs if log.delivery_id in owned]
+        if logs:
+            WebhookLog.objects.bulk_create(logs)
+        for (state, error, next_attempt_at), ids in plan.groups.items():
+            mine = [pk for pk in ids if pk in owned]
+            if mine:
+                Delivery.objects.filter(pk__in=mine, lease_token=token).update(
+                    state=state,
+                    next_attempt_at=next_attempt_at,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    last_error=error,
+                    finished_at=None if state == Delivery.State.PENDING else now,
+                )
+        # Webhook rows are locked in one global order, so that concurrent batches touching
+        # the same webhooks cannot deadlock.
+        for webhook_id in sorted(plan.per_webhook):
+            outcomes = [o for o in plan.per_webhook[webhook_id] if o.delivery.pk in owned]
+            if outcomes:
+                _update_webhook_counters(webhook_id, outcomes, now)
+
+
+def _write_while_leased(token: uuid.UUID, plan: _Plan, now: datetime, lease_expires_at: datetime) -> None:
+    """Keep trying (reconnecting) while the lease holds: a database restart in the middle
+    of a batch must not turn into a resend of everything the batch already delivered."""
     pause = 0.1
     while True:
         try:
-            with transaction.atomic():
-                if connection.vendor == "postgresql":
-                    # Results need not wait for the WAL flush: if the server crashed before
-                    # flushing them, the delivery keeps its (durable) lease and is resent
-                    # with the same webhook-id once it expires; at-least-once holds. Claims
-                    # stay synchronous: losing one could let two workers send at once.
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                if logs:
-                    WebhookLog.objects.bulk_create(logs)
-                for (state, error, next_attempt_at), ids in groups.items():
-                    Delivery.objects.filter(pk__in=ids, lease_token=token).update(
-                        state=state,
-                        next_attempt_at=next_attempt_at,
-                        lease_token=None,
-                        lease_expires_at=None,
-                        last_error=error,
-                        finished_at=None if state == Delivery.State.PENDING else now,
-                    )
-                # Webhook rows are locked in one global order, so that concurrent batches
-                # touching the same webhooks cannot deadlock.
-                for webhook_id in sorted(per_webhook):
-                    _update_webhook_counters(webhook_id, per_webhook[webhook_id], now)
-            break
+            _write(token, plan, now)
+            return
         except (OperationalError, InterfaceError):
-            if time.monotonic() + pause > lease_end:
+            if timezone.now() + timedelta(seconds=pause + 1) >= lease_expires_at:
                 raise
             logger.warning("Recording a delivery batch failed; trying again.", exc_info=True)
             connection.close()
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
-    if retry_times:
-        wakeup.schedule(min(retry_times.values()))
+
+
+def record_outcomes(
+    token: uuid.UUID, outcomes: list[Outcome], unsent: list[Delivery], *, lease_expires_at: datetime
+) -> None:
+    """Write logs, delivery states and webhook counters in a few bulk statements.
+
+    Deliveries with the same new state are updated by one UPDATE each (a batch usually has
+    one or two such groups), guarded by the lease token. If the batch cannot be written
+    for a reason other than the connection, each delivery is written on its own, so that
+    one bad row cannot make the whole batch be sent again.
+    """
+    now = timezone.now()
+    plan = _plan(outcomes, unsent, now)
+    try:
+        _write_while_leased(token, plan, now, lease_expires_at)
+    except (IntegrityError, DataError):
+        logger.exception("Recording a delivery batch failed; recording its deliveries one by one.")
+        for outcome in outcomes:
+            _write_alone(token, _plan([outcome], [], now), now, lease_expires_at)
+        for delivery in unsent:
+            _write_alone(token, _plan([], [delivery], now), now, lease_expires_at)
+    if plan.retry_times:
+        wakeup.schedule(min(plan.retry_times.values()))
+
+
+def _write_alone(token: uuid.UUID, plan: _Plan, now: datetime, lease_expires_at: datetime) -> None:
+    try:
+        _write_while_leased(token, plan, now, lease_expires_at)
+    except (IntegrityError, DataError):
+        # Left leased: it is claimed again (and resent, same webhook-id) when the lease expires.
+        logger.exception("Could not record delivery %s.", plan.delivery_ids())
 
 
 def _update_webhook_counters(webhook_id: uuid.UUID, outcomes: list[Outcome], now: datetime) -> None:
@@ -381,7 +441,7 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
     _mark_unsent(inactive, "Not sent: the webhook is disabled.")
     _mark_unsent(crashed, "Not sent: its sends kept interrupting the worker.")
     outcomes = send_batch(sendable) if sendable else []
-    record_outcomes(token, outcomes, inactive + crashed)
+    record_outcomes(token, outcomes, inactive + crashed, lease_expires_at=deliveries[0].lease_expires_at)
     return outcomes
 
 
@@ -405,9 +465,8 @@ def deliver_due(*, time_budget: float | None = None) -> int:
 
 
 def due_count() -> int:
-    now = timezone.now()
     return (
-        Delivery.objects.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
+        Delivery.objects.filter(state=Delivery.State.PENDING, next_attempt_at__lte=Now())
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now()))
         .count()
     )

@@ -15,6 +15,8 @@ from django.conf import settings
 from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
 
+from common.schedules import registered_schedules
+
 from . import app_settings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,9 @@ def enqueue_drains(delivery_count: int, *, coalesce: bool = False) -> int:
     try:
         queue = broker()
         if coalesce:
-            waiting = queue.queue_size() or 0
+            # The queue also holds other tasks (each schedule adds at most one per run), so
+            # only tasks beyond those can be counted on to be delivery tasks.
+            waiting = (queue.queue_size() or 0) - len(registered_schedules())
             wanted = min(wanted, max(workers() - waiting, 0))
         for _ in range(wanted):
             async_task(DELIVER_TASK, broker=queue)

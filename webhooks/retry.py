@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from django.utils import timezone
@@ -28,17 +28,19 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> time
     value = value.strip()
     now = now or timezone.now()
     delay: timedelta | None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
+        if len(value) > 9:  # beyond a day anyway; avoid overflowing timedelta
+            return MAX_RETRY_AFTER
         delay = timedelta(seconds=int(value))
     else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when is None:
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         delay = when - now
     if delay <= timedelta(0):
         return None

@@ -12,13 +12,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from common.exceptions import ApplicationError, ConflictError
 from organizations.models import Organization
 
 from . import app_settings
-from .delivery import claim_due, process
+from .delivery import process
 from .dispatch import enqueue_drains
 from .events import ALL_EVENTS, TEST_EVENT, is_known_event
 from .models import Delivery, Event, Webhook, WebhookLog
@@ -151,15 +152,30 @@ def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
 # --- events -----------------------------------------------------------------------------
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 def _validate_event(event: str, payload: Any) -> None:
     if not isinstance(event, str) or not is_known_event(event) or event in {TEST_EVENT, ALL_EVENTS}:
         raise ValidationError({"event": f"Unknown event type {event!r}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
         raise ValidationError({"payload": "The payload must be a JSON object."})
     try:
-        size = len(json.dumps(payload, separators=(",", ":")))
+        serialized = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        size = len(serialized.encode("utf-8"))  # lone surrogates fail here
     except (TypeError, ValueError):
-        raise ValidationError({"payload": "The payload must be JSON-serializable."}) from None
+        raise ValidationError(
+            {"payload": "The payload must be JSON (no NaN or Infinity, no lone surrogates)."}
+        ) from None
+    if _contains_nul(payload):  # PostgreSQL text and jsonb cannot hold NUL
+        raise ValidationError({"payload": "The payload must not contain NUL characters."})
     if size > app_settings.max_payload_bytes():
         raise ValidationError({"payload": f"The payload exceeds {app_settings.max_payload_bytes()} bytes."})
 
@@ -217,7 +233,6 @@ def _fan_out(organization: Organization, event: str, payload: dict, idempotency_
         )
         if w.subscribes_to(event)
     ]
-    now = timezone.now()
     Delivery.objects.bulk_create(
         [
             Delivery(
@@ -225,7 +240,7 @@ def _fan_out(organization: Organization, event: str, payload: dict, idempotency_
                 event=record,
                 webhook_id=w.pk,
                 max_attempts=1 + w.retry_attempts,
-                next_attempt_at=now,
+                next_attempt_at=Now(),  # the database's clock, which workers compare with
             )
             for w in webhooks
         ]
@@ -244,7 +259,7 @@ WITH event AS (
 INSERT INTO webhook_deliveries
     (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error, created_at)
 SELECT gen_random_uuid(), %(organization_id)s, %(event_id)s, w.id, 'pending', 0, 1 + w.retry_attempts,
-       %(now)s, '', %(now)s
+       statement_timestamp(), '', %(now)s
 FROM webhooks w
 WHERE w.organization_id = %(organization_id)s AND w.is_active
   AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
@@ -282,11 +297,17 @@ def _event_by_key(organization: Organization, key: str) -> Event | None:
 # --- sending now: test, replay, recover ---------------------------------------------------
 
 
+def _lease_to_caller(delivery: Delivery, now: datetime) -> None:
+    """Lease the delivery to this request before it commits, so no background worker can
+    claim it between the commit and the send (it is sent here, synchronously)."""
+    delivery.lease_token = uuid.uuid4()
+    delivery.lease_expires_at = now + timedelta(seconds=app_settings.lease_seconds())
+    delivery.attempts += 1
+
+
 def _send_now(delivery: Delivery) -> WebhookLog:
-    claimed = claim_due(limit=1, delivery_ids=[delivery.pk])
-    if not claimed:
-        raise ConflictError("This delivery is being sent right now; try again shortly.")
-    process(claimed)
+    delivery = Delivery.objects.select_related("event", "webhook").get(pk=delivery.pk)
+    process([delivery])
     return WebhookLog.objects.filter(delivery=delivery).order_by("-created_at", "-attempt").first()
 
 
@@ -299,9 +320,11 @@ def webhook_send_test(*, webhook: Webhook) -> WebhookLog:
             type=TEST_EVENT,
             payload={"webhook_id": str(webhook.pk), "message": "This is a test event."},
         )
-        delivery = Delivery.objects.create(
+        delivery = Delivery(
             organization_id=webhook.organization_id, event=event, webhook=webhook, max_attempts=1, next_attempt_at=now
         )
+        _lease_to_caller(delivery, now)
+        delivery.save(force_insert=True)
     return _send_now(delivery)
 
 
@@ -314,7 +337,9 @@ def log_replay(*, log: WebhookLog) -> WebhookLog:
         delivery = Delivery.objects.select_for_update().get(pk=log.delivery_id)
         if delivery.lease_expires_at and delivery.lease_expires_at > timezone.now():
             raise ConflictError("This delivery is being sent right now; try again shortly.")
-        _rearm(delivery, webhook, timezone.now())
+        now = timezone.now()
+        _rearm(delivery, webhook, now)
+        _lease_to_caller(delivery, now)
         delivery.save()
     return _send_now(delivery)
 
@@ -406,7 +431,8 @@ def logs_prune(
             if not ids:
                 break
             with transaction.atomic():
-                batch = model.objects.filter(pk__in=ids)
+                # The filter again: a row re-armed (recover) since it was listed stays.
+                batch = queryset.filter(pk__in=ids)
                 if model is WebhookLog:  # nothing refers to logs: skip the collector
                     deleted = batch._raw_delete(batch.db)
                 else:

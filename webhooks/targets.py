@@ -6,6 +6,8 @@ the address it checked (DNS rebinding): see `webhooks/http.py`.
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 
 from common.ssrf import is_public_address, validate_public_url
@@ -29,6 +31,8 @@ FORBIDDEN_HEADERS = {
     "trailers",
     "upgrade",
 }
+# What `requests` will send: no leading whitespace, no CR/LF (nor other control characters).
+HEADER_VALUE = re.compile(r"(?:[^\x00-\x20\x7f][^\x00-\x08\x0a-\x1f\x7f]*)?")
 HEADER_NAME_CHARS = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -46,8 +50,11 @@ def validate_headers(headers: object) -> dict[str, str]:
     for name, value in headers.items():
         if not isinstance(name, str) or not name or not set(name) <= HEADER_NAME_CHARS:
             raise ValidationError(f"Invalid header name {name!r}.")
-        if not isinstance(value, str) or "\r" in value or "\n" in value or len(value) > 4096:
-            raise ValidationError(f"The value of header {name!r} must be a single-line string.")
+        if not isinstance(value, str) or len(value) > 4096 or not HEADER_VALUE.fullmatch(value):
+            raise ValidationError(
+                f"The value of header {name!r} must be a single-line string without control characters "
+                "or leading whitespace."
+            )
         lowered = name.lower()
         if lowered in FORBIDDEN_HEADERS or lowered.startswith("webhook-"):
             raise ValidationError(f"The header {name!r} is set by the delivery itself and cannot be overridden.")
