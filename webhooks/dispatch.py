@@ -1,27 +1,32 @@
 """Telling workers there is work: django-q2 tasks that carry no state of their own.
 
-A delivery task claims *every* due delivery (in batches) when it runs, so a trigger need
-not enqueue a task when enough tasks are already waiting in the broker: one of them
-will claim the new delivery. That keeps the broker's work per event constant under load.
-A lost or skipped task loses nothing: the sweeper finds due deliveries in the database.
+A delivery task claims *every* due delivery (in batches) when it runs. So a trigger need
+not enqueue a task while another delivery task is queued and has not started claiming:
+that one will claim the new delivery. A "drain pending" marker says so: it is set before
+a task is enqueued and cleared by the task before it claims; a trigger that sees it set
+(after its own transaction committed) skips the enqueue. It lives in Redis (a key with a
+TTL) with the Redis broker, else in one database row. The marker expires after
+`PENDING_TTL`, so a task lost by the broker delays later triggers by at most that; the
+deliveries themselves are never lost (the sweeper finds due deliveries in the database).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
-
-from common.schedules import registered_schedules
 
 from . import app_settings
 
 logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "webhooks.tasks.deliver_due"
+PENDING_TTL = timedelta(seconds=5)
 
 _broker: Broker | None = None
 _broker_lock = threading.Lock()
@@ -41,10 +46,49 @@ def workers() -> int:
     return max(int(settings.Q_CLUSTER.get("workers", 2)), 1)
 
 
+# --- the "drain pending" marker ------------------------------------------------------------
+
+
+def _redis_key() -> str:
+    return f"django_q:{settings.Q_CLUSTER['name']}:webhooks:drain-pending"
+
+
+def _uses_redis() -> bool:
+    return bool(settings.Q_CLUSTER.get("redis"))
+
+
+def drain_pending() -> bool:
+    if _uses_redis():
+        return bool(broker().connection.exists(_redis_key()))
+    from .models import DispatchMarker
+
+    return DispatchMarker.objects.filter(pk=1, pending_until__gt=timezone.now()).exists()
+
+
+def mark_drain_pending() -> None:
+    if _uses_redis():
+        broker().connection.set(_redis_key(), 1, px=int(PENDING_TTL.total_seconds() * 1000))
+        return
+    from .models import DispatchMarker
+
+    DispatchMarker.objects.update_or_create(pk=1, defaults={"pending_until": timezone.now() + PENDING_TTL})
+
+
+def clear_drain_pending() -> None:
+    """Called by a delivery task before it claims anything."""
+    if _uses_redis():
+        broker().connection.delete(_redis_key())
+        return
+    from .models import DispatchMarker
+
+    DispatchMarker.objects.filter(pk=1, pending_until__isnull=False).update(pending_until=None)
+
+
 def enqueue_drains(delivery_count: int, *, coalesce: bool = False) -> int:
     """Enqueue enough delivery tasks for `delivery_count` due deliveries (bounded).
 
-    With `coalesce`, tasks already waiting in the broker count towards that number.
+    With `coalesce` (after a trigger committed), a delivery task that is queued and has
+    not started claiming counts as one of them.
     """
     if delivery_count <= 0:
         return 0
@@ -52,10 +96,11 @@ def enqueue_drains(delivery_count: int, *, coalesce: bool = False) -> int:
     try:
         queue = broker()
         if coalesce:
-            # The queue also holds other tasks (each schedule adds at most one per run), so
-            # only tasks beyond those can be counted on to be delivery tasks.
-            waiting = (queue.queue_size() or 0) - len(registered_schedules())
-            wanted = min(wanted, max(workers() - waiting, 0))
+            if drain_pending():
+                wanted -= 1
+            if wanted <= 0:
+                return 0
+        mark_drain_pending()  # before the enqueue: the task clears it when it starts
         for _ in range(wanted):
             async_task(DELIVER_TASK, broker=queue)
     except Exception:  # broker down: the sweeper will pick the work up

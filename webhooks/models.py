@@ -158,3 +158,17 @@ class WebhookLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.attempt} → {self.response_status or self.error}"
+
+
+class DispatchMarker(models.Model):
+    """One row: until when a queued delivery task is known not to have started claiming
+    (used by the ORM broker; with Redis the marker is a Redis key). See dispatch.py."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    pending_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "webhook_dispatch_marker"
+
+    def __str__(self) -> str:
+        return f"delivery task pending until {self.pending_until}"

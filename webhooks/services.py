@@ -162,13 +162,16 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
-def _validate_event(event: str, payload: Any) -> None:
+def _validate_event(event: str, payload: Any) -> str:
+    """Validate; returns the payload serialized as JSON."""
     if not isinstance(event, str) or not is_known_event(event) or event in {TEST_EVENT, ALL_EVENTS}:
         raise ValidationError({"event": f"Unknown event type {event!r}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
         raise ValidationError({"payload": "The payload must be a JSON object."})
     try:
-        serialized = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        serialized = json.dumps(
+            payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False, cls=DjangoJSONEncoder
+        )
         size = len(serialized.encode("utf-8"))  # lone surrogates fail here
     except (TypeError, ValueError):
         raise ValidationError(
@@ -178,6 +181,7 @@ def _validate_event(event: str, payload: Any) -> None:
         raise ValidationError({"payload": "The payload must not contain NUL characters."})
     if size > app_settings.max_payload_bytes():
         raise ValidationError({"payload": f"The payload exceeds {app_settings.max_payload_bytes()} bytes."})
+    return serialized
 
 
 def trigger_event(
@@ -195,13 +199,14 @@ def trigger_event(
     event has `delivery_count`.
     """
     payload = {} if payload is None else payload
-    _validate_event(event, payload)
+    serialized = _validate_event(event, payload)
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
         raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
     if idempotency_key is None and connection.vendor == "postgresql":
-        record = _fan_out_postgres(organization, event, payload)
+        record = _fan_out_postgres(organization, event, payload, serialized)
     else:
-        record = _fan_out(organization, event, payload, idempotency_key)
+        # Stored as the JSON it is sent as (UUIDs, datetimes, decimals become strings).
+        record = _fan_out(organization, event, json.loads(serialized), idempotency_key)
     if record.delivery_count and not getattr(record, "is_repeat", False):
         count = record.delivery_count
         transaction.on_commit(lambda: enqueue_drains(count, coalesce=True))
@@ -266,7 +271,7 @@ WHERE w.organization_id = %(organization_id)s AND w.is_active
 """
 
 
-def _fan_out_postgres(organization: Organization, event: str, payload: dict) -> Event:
+def _fan_out_postgres(organization: Organization, event: str, payload: dict, serialized: str) -> Event:
     now = timezone.now()
     record = Event(id=uuid.uuid4(), organization=organization, type=event, payload=payload, created_at=now)
     with connection.cursor() as cursor:
@@ -276,7 +281,7 @@ def _fan_out_postgres(organization: Organization, event: str, payload: dict) -> 
                 "event_id": record.id,
                 "organization_id": organization.pk,
                 "type": event,
-                "payload": json.dumps(payload, cls=DjangoJSONEncoder),
+                "payload": serialized,
                 "now": now,
             },
         )

@@ -6,13 +6,14 @@ import logging
 
 from .delivery import deliver_due as _deliver_due
 from .delivery import due_count
-from .dispatch import enqueue_drains
+from .dispatch import clear_drain_pending, enqueue_drains
 
 logger = logging.getLogger(__name__)
 
 
 def deliver_due() -> int:
     """Claim and send due deliveries until none is left (or the time budget ends)."""
+    clear_drain_pending()  # before claiming: later triggers must enqueue a task of their own
     return _deliver_due()
 
 

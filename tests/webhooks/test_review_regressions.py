@@ -179,3 +179,20 @@ def test_one_address_rule_at_save_and_connect_time(address):
     import ipaddress
 
     assert is_public_address(ipaddress.ip_address(address)) is False
+
+
+def test_python_callers_may_pass_uuids_dates_and_decimals(organization, webhook, receiver):
+    import datetime
+    import decimal
+    import uuid
+
+    ident = uuid.uuid4()
+    when = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+    trigger_event(
+        organization=organization,
+        event="application.created",
+        payload={"id": ident, "at": when, "salary": decimal.Decimal("10.50")},
+    )
+    tasks.deliver_due()
+    data = receiver.wait_for(1)[0].json()["data"]
+    assert data == {"id": str(ident), "at": "2026-11-25T12:00:00Z", "salary": "10.50"}
