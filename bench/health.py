@@ -3,7 +3,7 @@
 
 Creates a fresh database with N integrations (provider `custom`, API key) whose
 `health_check_url` is a local server answering every request after 200 ms
-(bench/_slow_server.py), then times one run over all of them (`health_run`, the same
+(bench/receiver.py with a delay), then times one run over all of them (`health_run`, the same
 service the scheduled task and `run_health_checks` call) and checks every integration was
 checked once and found healthy. Goal (SPEC §7): 1,000 integrations in at most 30 s.
 
@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import _common  # noqa: E402
+
 PYTHON = sys.executable
 GOAL_SECONDS = 30.0
 
@@ -34,30 +37,8 @@ def free_port() -> int:
 
 
 def scenario_env(name: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "bench-secret-key-" + "x" * 40,
-        "FERNET_KEYS": "bench-fernet-key",
-        "SECURE_SSL_REDIRECT": "false",
-        "HEALTH_ALLOW_PRIVATE_URLS": "true",  # the provider is a local server
-        "LOG_LEVEL": "WARNING",
-        "Q_LOG_LEVEL": "ERROR",
-    }
-    if name == "sqlite":
-        db = Path("/tmp") / "bench-health.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        env["DATABASE_URL"] = f"sqlite:///{db}"
-        env.pop("REDIS_URL", None)
-    else:
-        url = os.environ.get("BENCH_POSTGRES_URL", "postgres://root@127.0.0.1:5432/bench_health")
-        dbname = url.rsplit("/", 1)[1]
-        admin = url.rsplit("/", 1)[0] + "/postgres"
-        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
-        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)
-        env["DATABASE_URL"] = url
-    return env
+    extra = {"HEALTH_ALLOW_PRIVATE_URLS": "true"}  # the provider is a local server
+    return _common.scenario_env(name, bench="health", extra=extra)
 
 
 def run_scenario(name: str, args) -> int:
@@ -89,7 +70,7 @@ def child(name: str, count: int, delay: float) -> int:
     from organizations.services import organization_create
 
     port = free_port()
-    server = subprocess.Popen([PYTHON, str(ROOT / "bench" / "_slow_server.py"), str(port), str(delay)])
+    server = subprocess.Popen([PYTHON, str(ROOT / "bench" / "receiver.py"), str(port), str(delay)])
     try:
         wait_for_port(port)
         organization = organization_create(slug=f"bench-health-{name}")

@@ -1,7 +1,9 @@
 """A fast local webhook receiver for benchmarks (asyncio, HTTP/1.1 keep-alive).
 
 Records (receive time, webhook-id, seq) for every POST; `GET /records` returns them as
-JSON and `GET /reset` clears them. Run: python bench/receiver.py PORT
+JSON and `GET /reset` clears them; any other request (a health check's GET) is answered
+`{"ok":true}`. Every answer comes after DELAY seconds (default 0).
+Run: python bench/receiver.py PORT [DELAY]
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 SEQ = re.compile(rb'"seq":(\d+)')
 records: list[tuple[float, str, int]] = []
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+JSON_OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
+DELAY = 0.0
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -30,7 +34,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     name, value = line.split(":", 1)
                     headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
-            if method == "GET":
+            if DELAY:
+                await asyncio.sleep(DELAY)
+            if method == "GET" and path not in ("/records", "/reset"):
+                writer.write(JSON_OK)
+            elif method == "GET":
                 if path == "/reset":
                     records.clear()
                 payload = json.dumps(records).encode() if path == "/records" else b"{}"
@@ -58,4 +66,5 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
+    DELAY = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     asyncio.run(main(int(sys.argv[1])))

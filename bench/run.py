@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    skip = {"run.py", "__init__.py", "receiver.py"}
+    skip = {"run.py", "__init__.py", "receiver.py"}  # _*.py are helpers too
     modules = sorted(p for p in HERE.glob("*.py") if p.name not in skip and not p.name.startswith("_"))
     if not modules:
         print("No benchmarks yet.")

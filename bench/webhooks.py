@@ -29,6 +29,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import _common  # noqa: E402
+
 PYTHON = sys.executable
 
 
@@ -45,33 +48,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def scenario_env(name: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "bench-secret-key-" + "x" * 40,
-        "FERNET_KEYS": "bench-fernet-key",
-        "SECURE_SSL_REDIRECT": "false",
-        "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
-        "Q_WORKERS": "2",
-        "Q_CLUSTER_NAME": f"bench-{name}",
-        "LOG_LEVEL": "WARNING",
-        "Q_LOG_LEVEL": "ERROR",
-    }
-    if name == "sqlite":
-        db = Path("/tmp") / "bench-webhooks.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        env["DATABASE_URL"] = f"sqlite:///{db}"
-        env.pop("REDIS_URL", None)
-    else:
-        url = os.environ.get("BENCH_POSTGRES_URL", "postgres://root@127.0.0.1:5432/bench_webhooks")
-        dbname = url.rsplit("/", 1)[1]
-        admin = url.rsplit("/", 1)[0] + "/postgres"
-        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
-        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)
-        env["DATABASE_URL"] = url
-        env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
-    return env
+    extra = {"WEBHOOKS_ALLOW_PRIVATE_URLS": "true", "Q_WORKERS": "2", "Q_CLUSTER_NAME": f"bench-{name}"}
+    return _common.scenario_env(name, bench="webhooks", extra=extra, postgres_redis=True)
 
 
 def run_scenario(name: str, args) -> int:

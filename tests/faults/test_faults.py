@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
-from collections import Counter
 
 import psycopg
 import pytest
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from tests.faults.conftest import BROKER, report, wait_for_all
-from tests.webhooks.receiver import Reply
+from tests.webhooks.receiver import ConcurrencyTracker, Reply
 from webhooks.dispatch import broker
 from webhooks.models import Delivery, WebhookLog
 from webhooks.services import trigger_event, webhook_create
@@ -151,30 +149,14 @@ def test_database_restarted_mid_stream(organization, fault_receiver, clusters):
 
 
 def test_two_clusters_never_send_one_delivery_concurrently(organization, fault_receiver, clusters):
-    in_flight: Counter = Counter()
-    overlaps: list[str] = []
-    lock = threading.Lock()
-
-    def responder(request):
-        msg_id = request.headers["webhook-id"]
-        with lock:
-            in_flight[msg_id] += 1
-            if in_flight[msg_id] > 1:
-                overlaps.append(msg_id)
-        threading.Timer(0.01, lambda: _release(msg_id)).start()
-        return Reply(delay=0.01)
-
-    def _release(msg_id):
-        with lock:
-            in_flight[msg_id] -= 1
-
-    fault_receiver.server.responder = responder
+    tracker = ConcurrencyTracker(hold=0.01)
+    fault_receiver.server.responder = tracker
     subscribe(organization, fault_receiver.url, count=2)
     clusters()
     clusters()
     trigger(organization, 200)
     outcome = wait_for_all(fault_receiver, expected_ids())
-    report(f"two clusters at once [{BROKER}]", outcome, f"{len(overlaps)} concurrent duplicate sends")
+    report(f"two clusters at once [{BROKER}]", outcome, f"{len(tracker.overlaps)} concurrent duplicate sends")
     assert outcome.lost == 0
     assert outcome.duplicated == 0
-    assert overlaps == []
+    assert tracker.overlaps == []

@@ -118,3 +118,27 @@ class Receiver:
                     raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
                 self._cond.wait(remaining)
             return list(self.requests)
+
+
+class ConcurrencyTracker:
+    """A responder that notes every message id received while an earlier request with the
+    same id was still being answered (a duplicate concurrent send)."""
+
+    def __init__(self, hold: float):
+        self.hold = hold
+        self.overlaps: list[str] = []
+        self._in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Received) -> Reply:
+        msg_id = request.headers["webhook-id"]
+        with self._lock:
+            self._in_flight[msg_id] = self._in_flight.get(msg_id, 0) + 1
+            if self._in_flight[msg_id] > 1:
+                self.overlaps.append(msg_id)
+        threading.Timer(self.hold, self._release, [msg_id]).start()
+        return Reply(delay=self.hold)
+
+    def _release(self, msg_id: str) -> None:
+        with self._lock:
+            self._in_flight[msg_id] -= 1

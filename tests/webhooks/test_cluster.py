@@ -1,6 +1,5 @@
 """The delivery promises with real django-q2 clusters (subprocesses) and a real receiver."""
 
-import threading
 import time
 from collections import Counter
 
@@ -8,7 +7,7 @@ import pytest
 from django.db import close_old_connections
 
 from tests.cluster import ClusterProcess, wait_until
-from tests.webhooks.receiver import Reply
+from tests.webhooks.receiver import ConcurrencyTracker, Reply
 from webhooks import tasks
 from webhooks.models import Delivery, WebhookLog
 from webhooks.services import trigger_event, webhook_create
@@ -59,25 +58,8 @@ def test_worker_killed_mid_send_then_delivery_completes(organization, receiver, 
 
 
 def test_two_clusters_never_send_one_delivery_twice(organization, receiver, clusters):
-    in_flight: Counter = Counter()
-    overlaps: list[str] = []
-    lock = threading.Lock()
-
-    def responder(request):
-        # Track concurrent sends of one message (the receiver handles requests in threads).
-        msg_id = request.headers["webhook-id"]
-        with lock:
-            in_flight[msg_id] += 1
-            if in_flight[msg_id] > 1:
-                overlaps.append(msg_id)
-        threading.Timer(0.02, lambda: _done(msg_id)).start()
-        return Reply(delay=0.02)
-
-    def _done(msg_id):
-        with lock:
-            in_flight[msg_id] -= 1
-
-    receiver.responder = responder
+    tracker = ConcurrencyTracker(hold=0.02)
+    receiver.responder = tracker
     for index in range(3):
         webhook_create(organization=organization, name=f"w{index}", url=receiver.url, events=["*"])
     clusters()
@@ -102,4 +84,4 @@ def test_two_clusters_never_send_one_delivery_twice(organization, receiver, clus
     ids = Counter(r.headers["webhook-id"] for r in receiver.requests)
     assert len(ids) == events * 3
     assert max(ids.values()) == 1
-    assert overlaps == []
+    assert tracker.overlaps == []
