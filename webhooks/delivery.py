@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import requests
+from cryptography.fernet import InvalidToken
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
@@ -75,11 +76,33 @@ def event_body(event: Event) -> bytes:
     ).encode()
 
 
-def signing_keys(webhook: Webhook, *, now: datetime) -> list[bytes]:
-    keys = [secret_key_bytes(webhook.secret)]
-    if webhook.previous_secret and webhook.previous_secret_expires_at and webhook.previous_secret_expires_at > now:
-        keys.append(secret_key_bytes(webhook.previous_secret))
+SECRET_FIELDS = ("secret", "previous_secret", "previous_secret_expires_at")
+UNREADABLE_SECRET = "Not sent: the webhook's signing secret cannot be decrypted with FERNET_KEYS."
+
+
+def _keys_of(secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime) -> list[bytes]:
+    keys = [secret_key_bytes(secret)]
+    if previous and previous_expires_at and previous_expires_at > now:
+        keys.append(secret_key_bytes(previous))
     return keys
+
+
+def signing_keys(webhook_ids: set[uuid.UUID], *, now: datetime) -> dict[uuid.UUID, list[bytes] | None]:
+    """Each webhook's signing keys in one query; None for a secret that cannot be decrypted
+    (e.g. a Fernet key dropped before `reencrypt_credentials`), which then fails only its
+    own deliveries instead of every batch it is part of."""
+    rows = Webhook.objects.filter(pk__in=webhook_ids).values_list("pk", *SECRET_FIELDS)
+    try:
+        return {pk: _keys_of(*secrets, now) for pk, *secrets in rows}
+    except InvalidToken:
+        keys: dict[uuid.UUID, list[bytes] | None] = {}
+        for webhook_id in webhook_ids:
+            try:
+                keys.update({pk: _keys_of(*secrets, now) for pk, *secrets in rows.filter(pk=webhook_id)})
+            except InvalidToken:
+                logger.error("The signing secret of webhook %s cannot be decrypted with FERNET_KEYS.", webhook_id)
+                keys[webhook_id] = None
+        return keys
 
 
 def sensitive_values(custom: dict[str, str]) -> list[str]:
@@ -119,7 +142,10 @@ def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]
             queryset = queryset.filter(next_attempt_at__lte=Now()).order_by("next_attempt_at")
         if connection.features.has_select_for_update_skip_locked:
             queryset = queryset.select_for_update(skip_locked=True, of=("self",))
-        deliveries = list(queryset.select_related("event", "webhook")[:limit])
+        # Secrets are loaded per batch by `signing_keys`, so one that cannot be decrypted
+        # does not make the claim itself fail.
+        secrets = [f"webhook__{name}" for name in SECRET_FIELDS]
+        deliveries = list(queryset.select_related("event", "webhook").defer(*secrets)[:limit])
         if not deliveries:
             return []
         token = uuid.uuid4()
@@ -222,18 +248,19 @@ def send_one(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
 def send_batch(deliveries: list[Delivery]) -> list[Outcome]:
     now = timezone.now()
     bodies: dict[uuid.UUID, bytes] = {}
-    keys: dict[uuid.UUID, list[bytes]] = {}
-    jobs = []
+    keys = signing_keys({d.webhook_id for d in deliveries}, now=now)
+    jobs, unreadable = [], []
     for delivery in deliveries:
+        if keys.get(delivery.webhook_id) is None:
+            unreadable.append(Outcome(delivery=delivery, started_at=now, error=UNREADABLE_SECRET))
+            continue
         if delivery.event_id not in bodies:
             bodies[delivery.event_id] = event_body(delivery.event)
-        if delivery.webhook_id not in keys:
-            keys[delivery.webhook_id] = signing_keys(delivery.webhook, now=now)
         jobs.append((delivery, bodies[delivery.event_id], keys[delivery.webhook_id]))
-    if len(jobs) == 1:
-        return [send_one(*jobs[0])]
+    if len(jobs) <= 1:
+        return unreadable + [send_one(*job) for job in jobs]
     pool = _pool(max(app_settings.send_concurrency(), 1))
-    return list(pool.map(lambda job: send_one(*job), jobs))
+    return unreadable + list(pool.map(lambda job: send_one(*job), jobs))
 
 
 # --- recording --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from common.exceptions import ApplicationError, ConflictError
 from organizations.models import Organization
 
 from . import app_settings
-from .delivery import process
+from .delivery import SECRET_FIELDS, process
 from .dispatch import enqueue_drains
 from .events import ALL_EVENTS, TEST_EVENT, is_known_event
 from .models import Delivery, Event, Webhook, WebhookLog
@@ -311,7 +311,11 @@ def _lease_to_caller(delivery: Delivery, now: datetime) -> None:
 
 
 def _send_now(delivery: Delivery) -> WebhookLog:
-    delivery = Delivery.objects.select_related("event", "webhook").get(pk=delivery.pk)
+    delivery = (
+        Delivery.objects.select_related("event", "webhook")
+        .defer(*(f"webhook__{name}" for name in SECRET_FIELDS))
+        .get(pk=delivery.pk)
+    )
     process([delivery])
     return WebhookLog.objects.filter(delivery=delivery).order_by("-created_at", "-attempt").first()
 

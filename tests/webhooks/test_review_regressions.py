@@ -196,3 +196,24 @@ def test_python_callers_may_pass_uuids_dates_and_decimals(organization, webhook,
     tasks.deliver_due()
     data = receiver.wait_for(1)[0].json()["data"]
     assert data == {"id": str(ident), "at": "2026-11-25T12:00:00Z", "salary": "10.50"}
+
+
+def test_an_undecryptable_secret_fails_only_its_own_deliveries(organization, receiver, settings):
+    from integrations.fields import clear_fernet_caches
+
+    good = webhook_create(organization=organization, name="good", url=receiver.url, events=["*"])
+    original = settings.FERNET_KEYS
+    settings.FERNET_KEYS = ["a-key-that-will-be-dropped-too-early"]
+    clear_fernet_caches()
+    try:
+        bad = webhook_create(organization=organization, name="bad", url=receiver.url, events=["*"])
+    finally:
+        settings.FERNET_KEYS = original
+        clear_fernet_caches()
+    trigger_event(organization=organization, event="job.opened", payload={})
+    assert tasks.deliver_due() == 2  # the claim itself does not fail
+    assert len(receiver.wait_for(1)) == 1
+    assert Delivery.objects.get(webhook=good).state == Delivery.State.SUCCEEDED
+    failed = WebhookLog.objects.get(webhook=bad)
+    assert failed.success is False and "cannot be decrypted" in failed.error
+    assert Delivery.objects.get(webhook=bad).state == Delivery.State.PENDING  # retried once keys are fixed
