@@ -63,22 +63,7 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "organization"]
     list_select_related = ["organization"]
     search_fields = ["name", "url", "organization__slug"]
-    readonly_fields = [
-        "status_badge",
-        "masked_headers",
-        "success_count",
-        "failure_count",
-        "consecutive_failures",
-        "disabled_at",
-        "disabled_reason",
-        "last_triggered_at",
-        "last_success_at",
-        "last_failure_at",
-        "created_at",
-        "updated_at",
-        "chart",
-        "recent_attempts",
-    ]
+    readonly_fields = ["status_badge", "masked_headers", *Webhook.STATUS_FIELDS, "chart", "recent_attempts"]
     actions = ["send_test", "enable", "disable", "rotate_secret", "recover_failed"]
 
     def get_fieldsets(self, request, obj=None):

@@ -10,6 +10,20 @@ from organizations.models import Organization
 
 
 class Webhook(models.Model):
+    # Kept by the delivery engine and the services; read-only to API clients and the admin.
+    STATUS_FIELDS = (
+        "success_count",
+        "failure_count",
+        "consecutive_failures",
+        "disabled_at",
+        "disabled_reason",
+        "last_triggered_at",
+        "last_success_at",
+        "last_failure_at",
+        "created_at",
+        "updated_at",
+    )
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhooks")
     name = models.CharField(max_length=200)

@@ -38,30 +38,9 @@ class WebhookSerializer(serializers.ModelSerializer):
             "headers",
             "retry_attempts",
             "is_active",
-            "success_count",
-            "failure_count",
-            "consecutive_failures",
-            "disabled_at",
-            "disabled_reason",
-            "last_triggered_at",
-            "last_success_at",
-            "last_failure_at",
-            "created_at",
-            "updated_at",
+            *Webhook.STATUS_FIELDS,
         ]
-        read_only_fields = [
-            "id",
-            "success_count",
-            "failure_count",
-            "consecutive_failures",
-            "disabled_at",
-            "disabled_reason",
-            "last_triggered_at",
-            "last_success_at",
-            "last_failure_at",
-            "created_at",
-            "updated_at",
-        ]
+        read_only_fields = ["id", *Webhook.STATUS_FIELDS]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
