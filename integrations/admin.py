@@ -106,10 +106,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     list_filter = ["provider", "status", "health_status", "auth_type", "organization"]
     list_select_related = ["organization"]
     search_fields = ["name", "provider", "organization__slug", "organization__name", "last_error"]
-    readonly_fields = [
-        "id",
-        "stored_credential_fields",
-        "oauth_authorization",
+    state_fields = [
         "status_badge",
         "health_badge",
         "needs_reauthorization",
@@ -122,6 +119,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
+    readonly_fields = ["id", "stored_credential_fields", "oauth_authorization", *state_fields]
     actions = ["activate", "deactivate"]
 
     def get_fieldsets(self, request, obj=None):
@@ -132,21 +130,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             (None, {"fields": ["id", *main, "stored_credential_fields", "oauth_authorization"]}),
             (
                 "State",
-                {
-                    "fields": [
-                        "status_badge",
-                        "health_badge",
-                        "needs_reauthorization",
-                        "token_expires_at",
-                        "refresh_retry_at",
-                        "last_sync_at",
-                        "last_error",
-                        "last_error_at",
-                        "last_health_check_at",
-                        "created_at",
-                        "updated_at",
-                    ]
-                },
+                {"fields": self.state_fields},
             ),
         ]
 

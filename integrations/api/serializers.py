@@ -3,6 +3,20 @@ from rest_framework import serializers
 from integrations.models import Integration
 from integrations.providers import AUTH_TYPES, PROVIDER_CHOICES
 
+# Kept by the services (OAuth, health, sync); read-only to API clients.
+STATE_FIELDS = (
+    "status",
+    "health_status",
+    "needs_reauthorization",
+    "token_expires_at",
+    "last_sync_at",
+    "last_error",
+    "last_error_at",
+    "last_health_check_at",
+    "created_at",
+    "updated_at",
+)
+
 
 class IntegrationSerializer(serializers.ModelSerializer):
     """Credentials are write-only: reads show `credential_fields`, the stored key names."""
@@ -27,30 +41,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "config",
             "credentials",
             "credential_fields",
-            "status",
-            "health_status",
-            "needs_reauthorization",
-            "token_expires_at",
-            "last_sync_at",
-            "last_error",
-            "last_error_at",
-            "last_health_check_at",
-            "created_at",
-            "updated_at",
+            *STATE_FIELDS,
         ]
-        read_only_fields = [
-            "id",
-            "status",
-            "health_status",
-            "needs_reauthorization",
-            "token_expires_at",
-            "last_sync_at",
-            "last_error",
-            "last_error_at",
-            "last_health_check_at",
-            "created_at",
-            "updated_at",
-        ]
+        read_only_fields = ["id", *STATE_FIELDS]
         # Uniqueness per organization is checked by the service (the organization is not a field).
         validators = []
 
