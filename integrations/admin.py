@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from common.admin import GREY, colour_badge
 from common.exceptions import ApplicationError
 
 from .models import Integration
@@ -32,12 +33,7 @@ STATUS_COLOURS = {
 
 
 def badge(value: str, label: str):
-    colour = STATUS_COLOURS.get(value, "#57606a")
-    return format_html(
-        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-        colour,
-        label,
-    )
+    return colour_badge(label, STATUS_COLOURS.get(value, GREY))
 
 
 class IntegrationAdminForm(forms.ModelForm):

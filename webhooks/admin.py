@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from common.admin import colour_badge
 from common.exceptions import ApplicationError
 
 from . import selectors, services
@@ -17,14 +18,6 @@ from .api.serializers import mask_headers
 from .models import Delivery, Event, Webhook, WebhookLog
 
 RECENT_ATTEMPTS = 20
-
-
-def badge(text: str, colour: str):
-    return format_html(
-        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-        colour,
-        text,
-    )
 
 
 class WebhookForm(forms.ModelForm):
@@ -94,8 +87,8 @@ class WebhookAdmin(admin.ModelAdmin):
     @admin.display(description="Status")
     def status_badge(self, obj: Webhook):
         if obj.is_active:
-            return badge("active", "#2e7d32")
-        return badge("disabled", "#c62828")
+            return colour_badge("active", "#2e7d32")
+        return colour_badge("disabled", "#c62828")
 
     @admin.display(description="Headers")
     def masked_headers(self, obj: Webhook):
@@ -138,7 +131,7 @@ class WebhookAdmin(admin.ModelAdmin):
                     f"{log.created_at:%Y-%m-%d %H:%M:%S}",
                     log.event_type,
                     log.attempt,
-                    badge("ok", "#2e7d32") if log.success else badge("failed", "#c62828"),
+                    colour_badge("ok", "#2e7d32") if log.success else colour_badge("failed", "#c62828"),
                     log.response_status or "—",
                     f"{log.duration_ms:.1f}",
                     log.error,
