@@ -12,9 +12,9 @@ from django.utils.safestring import mark_safe
 
 from common.admin import colour_badge
 from common.exceptions import ApplicationError
+from common.redaction import mask_sensitive
 
 from . import selectors, services
-from .api.serializers import mask_headers
 from .models import Delivery, Event, Webhook, WebhookLog
 
 RECENT_ATTEMPTS = 20
@@ -92,7 +92,7 @@ class WebhookAdmin(admin.ModelAdmin):
 
     @admin.display(description="Headers")
     def masked_headers(self, obj: Webhook):
-        return ", ".join(f"{k}: {v}" for k, v in mask_headers(obj.headers).items()) or "—"
+        return ", ".join(f"{k}: {v}" for k, v in mask_sensitive(obj.headers).items()) or "—"
 
     @admin.display(description="Attempts per hour (green: success, red: failure)")
     def chart(self, obj: Webhook):

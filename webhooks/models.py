@@ -176,7 +176,7 @@ class WebhookLog(models.Model):
 
 class DispatchMarker(models.Model):
     """One row: until when a queued delivery task is known not to have started claiming
-    (used by the ORM broker; with Redis the marker is a Redis key). See dispatch.py."""
+    (used by the ORM broker; with Redis the marker is a Redis key). See webhooks/scheduling.py."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     pending_until = models.DateTimeField(null=True, blank=True)

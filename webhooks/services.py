@@ -18,9 +18,9 @@ from django.utils import timezone
 from common.exceptions import ApplicationError, ConflictError
 from organizations.models import Organization
 
-from . import app_settings
-from .delivery import SECRET_FIELDS, process
-from .dispatch import enqueue_drains
+from . import app_settings, scheduling
+from .engine.loop import process
+from .engine.store import SECRET_FIELDS
 from .events import ALL_EVENTS, TEST_EVENT, is_known_event
 from .models import Delivery, Event, Webhook, WebhookLog
 from .signing import generate_secret, secret_key_bytes
@@ -207,9 +207,8 @@ def trigger_event(
     else:
         # Stored as the JSON it is sent as (UUIDs, datetimes, decimals become strings).
         record = _fan_out(organization, event, json.loads(serialized), idempotency_key)
-    if record.delivery_count and not getattr(record, "is_repeat", False):
-        count = record.delivery_count
-        transaction.on_commit(lambda: enqueue_drains(count, coalesce=True))
+    if not getattr(record, "is_repeat", False):
+        scheduling.drain_on_commit(record.delivery_count, coalesce=True)
     return record
 
 
@@ -397,8 +396,7 @@ def deliveries_recover(*, webhook: Webhook, since: datetime, until: datetime | N
             ],
             batch_size=500,
         )
-        if failed:
-            transaction.on_commit(lambda: enqueue_drains(len(failed)))
+        scheduling.drain_on_commit(len(failed))
     return RecoverResult(recovered=len(failed))
 
 

@@ -12,8 +12,8 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from tests.faults.conftest import BROKER, report, wait_for_all
 from tests.webhooks.receiver import ConcurrencyTracker, Reply
-from webhooks.dispatch import broker
 from webhooks.models import Delivery, WebhookLog
+from webhooks.scheduling import broker
 from webhooks.services import trigger_event, webhook_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cluster]

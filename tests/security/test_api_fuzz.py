@@ -44,7 +44,8 @@ from integrations.models import Integration
 from integrations.services import integration_create
 from organizations.services import api_key_create
 from tests.factories import OrganizationFactory
-from webhooks.delivery import claim_due, process
+from webhooks.engine.loop import process
+from webhooks.engine.store import claim_due
 from webhooks.models import Delivery, Event, WebhookLog
 from webhooks.services import webhook_create, webhook_disable
 

@@ -11,7 +11,8 @@ from standardwebhooks import Webhook as ReferenceVerifier
 
 from tests.webhooks.receiver import Reply
 from webhooks import tasks
-from webhooks.delivery import claim_due, process
+from webhooks.engine.loop import process
+from webhooks.engine.store import claim_due
 from webhooks.models import Delivery, Event, Webhook, WebhookLog
 from webhooks.services import trigger_event, webhook_create, webhook_rotate_secret
 

@@ -13,7 +13,9 @@ from django.utils import timezone
 from common.ssrf import is_public_address
 from tests.webhooks.receiver import Reply
 from webhooks import services, tasks
-from webhooks.delivery import claim_due, process, send_one
+from webhooks.engine.loop import process
+from webhooks.engine.sending import send_one
+from webhooks.engine.store import claim_due
 from webhooks.models import Delivery, Webhook, WebhookLog
 from webhooks.retry import MAX_RETRY_AFTER, parse_retry_after
 from webhooks.services import trigger_event, webhook_create

@@ -3,15 +3,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from common.api.tenancy import OrganizationScopedRelatedField
+from common.redaction import REDACTED, mask_sensitive
 from integrations.models import Integration
-from webhooks.delivery import SENSITIVE_HEADER
 from webhooks.models import Webhook, WebhookLog
-
-REDACTED = "[redacted]"
-
-
-def mask_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {name: (REDACTED if SENSITIVE_HEADER.search(name) else value) for name, value in (headers or {}).items()}
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -44,7 +38,7 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        data["headers"] = mask_headers(instance.headers)
+        data["headers"] = mask_sensitive(instance.headers)
         return data
 
     def validate_headers(self, headers):

@@ -1,0 +1,61 @@
+"""The drain loop: claim a batch, send it, record it; repeat while a backlog remains.
+
+It asks the store for work, the policy for next states and the sender for outcomes, and
+tells `webhooks.scheduling` when to come back (a retry due soon, or the rest of a
+backlog handed to a fresh task). Nothing imports this module but `webhooks.tasks` and the
+services that send one delivery synchronously (test, replay).
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.utils import timezone
+
+from .. import app_settings, scheduling
+from ..models import Delivery
+from . import sending, store
+from .policy import Outcome, plan_batch, skip_reason
+
+
+def process(deliveries: list[Delivery]) -> list[Outcome]:
+    """Send a claimed batch and record it. Returns the outcomes of what was sent."""
+    if not deliveries:
+        return []
+    token = deliveries[0].lease_token
+    now = timezone.now()
+    sendable, skipped = [], []
+    for delivery in deliveries:
+        reason = skip_reason(delivery)
+        if reason is None:
+            sendable.append(delivery)
+        else:
+            delivery.last_error = reason
+            skipped.append((delivery, reason))
+    outcomes: list[Outcome] = []
+    if sendable:
+        keys = store.signing_keys({d.webhook_id for d in sendable}, now=now)
+        outcomes = sending.send_batch(sendable, keys, now=now)
+    recorded_at = timezone.now()
+    plan = plan_batch(outcomes, skipped, recorded_at)
+    store.record_batch(token, plan, now=recorded_at, lease_expires_at=deliveries[0].lease_expires_at)
+    if plan.earliest_retry is not None:
+        scheduling.wake_at(plan.earliest_retry)
+    return outcomes
+
+
+def deliver_due(*, time_budget: float | None = None) -> int:
+    """Claim and send due deliveries in batches while a backlog remains; returns how many."""
+    budget = app_settings.drain_seconds() if time_budget is None else time_budget
+    limit = app_settings.batch_size()
+    started = time.monotonic()
+    sent = 0
+    while True:
+        batch = store.claim_due(limit=limit)
+        process(batch)
+        sent += len(batch)
+        if len(batch) < limit:
+            return sent
+        if time.monotonic() - started > budget:
+            scheduling.hand_over()  # the rest of the backlog goes to a fresh task
+            return sent

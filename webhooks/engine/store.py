@@ -1,0 +1,252 @@
+"""The store: the only database operations on delivery state, each a named function.
+
+- `claim_due`: lease a batch of due deliveries atomically (`FOR UPDATE SKIP LOCKED` on
+  PostgreSQL; SQLite's IMMEDIATE transactions serialize claims). The lease outlives the
+  batch's sends; a worker that dies mid-send leaves it to expire, and the delivery is then
+  claimed again and resent with the same `webhook-id`.
+- `record_batch`: write a batch's logs, delivery states and webhook counters in a few bulk
+  statements, guarded by the lease token, so a worker whose lease was taken over cannot
+  overwrite newer state.
+- `signing_keys`, `due_count`, `next_due_after`: the reads the engine needs.
+
+Webhook counters only ever move with `F()` expressions and conditional UPDATEs: the API
+and the admin write other fields of the same rows at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from cryptography.fernet import InvalidToken
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from .. import app_settings
+from ..models import Delivery, Webhook, WebhookLog
+from ..signing import secret_key_bytes
+from .policy import GONE_REASON, BatchPlan, CounterChange, Outcome, counter_change, threshold_reason
+
+logger = logging.getLogger(__name__)
+
+SECRET_FIELDS = ("secret", "previous_secret", "previous_secret_expires_at")
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def _due() -> Q:
+    return Q(state=Delivery.State.PENDING) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now()))
+
+
+def due_count() -> int:
+    return Delivery.objects.filter(_due(), next_attempt_at__lte=Now()).count()
+
+
+def next_due_after(moment: datetime) -> datetime | None:
+    return (
+        Delivery.objects.filter(state=Delivery.State.PENDING, next_attempt_at__gt=moment)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+def _keys_of(secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime) -> list[bytes]:
+    keys = [secret_key_bytes(secret)]
+    if previous and previous_expires_at and previous_expires_at > now:
+        keys.append(secret_key_bytes(previous))
+    return keys
+
+
+def signing_keys(webhook_ids: set[uuid.UUID], *, now: datetime) -> dict[uuid.UUID, list[bytes] | None]:
+    """Each webhook's signing keys in one query; None for a secret that cannot be decrypted
+    (e.g. a Fernet key dropped before `reencrypt_credentials`), which then fails only its
+    own deliveries instead of every batch it is part of."""
+    rows = Webhook.objects.filter(pk__in=webhook_ids).values_list("pk", *SECRET_FIELDS)
+    try:
+        return {pk: _keys_of(*secrets, now) for pk, *secrets in rows}
+    except InvalidToken:
+        keys: dict[uuid.UUID, list[bytes] | None] = {}
+        for webhook_id in webhook_ids:
+            try:
+                keys.update({pk: _keys_of(*secrets, now) for pk, *secrets in rows.filter(pk=webhook_id)})
+            except InvalidToken:
+                logger.error("The signing secret of webhook %s cannot be decrypted with FERNET_KEYS.", webhook_id)
+                keys[webhook_id] = None
+        return keys
+
+
+# --- claiming -----------------------------------------------------------------------------
+
+
+def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]:
+    """Atomically lease up to `limit` due deliveries (or exactly `delivery_ids`)."""
+    now = timezone.now()
+    with transaction.atomic():
+        # Due-ness by the database's clock, the one the triggering web process wrote with
+        # on PostgreSQL: a worker whose clock lags must not find a fresh delivery "not due".
+        queryset = Delivery.objects.filter(_due())
+        if delivery_ids is not None:
+            queryset = queryset.filter(pk__in=delivery_ids)
+        else:
+            queryset = queryset.filter(next_attempt_at__lte=Now()).order_by("next_attempt_at")
+        if connection.features.has_select_for_update_skip_locked:
+            queryset = queryset.select_for_update(skip_locked=True, of=("self",))
+        # Secrets are loaded per batch by `signing_keys`, so one that cannot be decrypted
+        # does not make the claim itself fail.
+        secrets = [f"webhook__{name}" for name in SECRET_FIELDS]
+        deliveries = list(queryset.select_related("event", "webhook").defer(*secrets)[:limit])
+        if not deliveries:
+            return []
+        token = uuid.uuid4()
+        expires = now + timedelta(seconds=app_settings.lease_seconds())
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            lease_token=token, lease_expires_at=expires, attempts=F("attempts") + 1
+        )
+    for delivery in deliveries:
+        delivery.lease_token = token
+        delivery.lease_expires_at = expires
+        delivery.attempts += 1
+    return deliveries
+
+
+# --- recording ----------------------------------------------------------------------------
+
+
+def _log_row(outcome: Outcome) -> WebhookLog:
+    delivery = outcome.delivery
+    return WebhookLog(
+        organization_id=delivery.organization_id,
+        webhook_id=delivery.webhook_id,
+        delivery_id=delivery.pk,
+        event_type=delivery.event.type,
+        message_id=delivery.message_id,
+        attempt=delivery.attempts,
+        request_url=delivery.webhook.url,
+        request_headers=outcome.request_headers,
+        response_status=outcome.status,
+        response_body=outcome.body_excerpt,
+        duration_ms=round(outcome.duration_ms, 3),
+        error=outcome.error[:500],
+        success=outcome.success,
+        created_at=outcome.started_at,
+    )
+
+
+def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> None:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Results need not wait for the WAL flush: if the server crashed before flushing
+            # them, the delivery keeps its (durable) lease and is resent with the same
+            # webhook-id once it expires; at-least-once holds. Claims stay synchronous:
+            # losing one could let two workers send at once.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # Only rows this worker still owns: a lease taken over by another worker, or a
+        # delivery deleted with its webhook meanwhile, gets no log and moves no counter.
+        owned = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=plan.delivery_ids(), lease_token=token)
+            .values_list("pk", flat=True)
+        )
+        logs = [_log_row(o) for o in plan.outcomes if o.delivery.pk in owned]
+        if logs:
+            WebhookLog.objects.bulk_create(logs)
+        for state, ids in plan.groups.items():
+            mine = [pk for pk in ids if pk in owned]
+            if mine:
+                Delivery.objects.filter(pk__in=mine, lease_token=token).update(
+                    state=state.state,
+                    next_attempt_at=state.next_attempt_at,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    last_error=state.error,
+                    finished_at=None if state.state == Delivery.State.PENDING else now,
+                )
+        # Webhook rows are locked in one global order, so that concurrent batches touching
+        # the same webhooks cannot deadlock.
+        for webhook_id in sorted(plan.per_webhook):
+            outcomes = [o for o in plan.per_webhook[webhook_id] if o.delivery.pk in owned]
+            if outcomes:
+                move_webhook_counters(webhook_id, counter_change(outcomes), now)
+
+
+def _write_while_leased(token: uuid.UUID, plan: BatchPlan, now: datetime, lease_expires_at: datetime) -> None:
+    """Keep trying (reconnecting) while the lease holds: a database restart in the middle
+    of a batch must not turn into a resend of everything the batch already delivered."""
+    pause = 0.1
+    while True:
+        try:
+            _write(token, plan, now)
+            return
+        except (OperationalError, InterfaceError):
+            if timezone.now() + timedelta(seconds=pause + 1) >= lease_expires_at:
+                raise
+            logger.warning("Recording a delivery batch failed; trying again.", exc_info=True)
+            connection.close()
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def record_batch(token: uuid.UUID, plan: BatchPlan, *, now: datetime, lease_expires_at: datetime) -> None:
+    """Write a planned batch: deliveries with the same next state are updated by one
+    UPDATE each, guarded by the lease token. If the batch cannot be written for a reason
+    other than the connection, each delivery is written on its own, so that one bad row
+    cannot make the whole batch be sent again."""
+    try:
+        _write_while_leased(token, plan, now, lease_expires_at)
+    except (IntegrityError, DataError):
+        logger.exception("Recording a delivery batch failed; recording its deliveries one by one.")
+        for single in _one_by_one(plan):
+            try:
+                _write_while_leased(token, single, now, lease_expires_at)
+            except (IntegrityError, DataError):
+                # Left leased: claimed again (and resent, same webhook-id) when the lease expires.
+                logger.exception("Could not record delivery %s.", single.delivery_ids())
+
+
+def _one_by_one(plan: BatchPlan) -> list[BatchPlan]:
+    outcomes = {o.delivery.pk: o for o in plan.outcomes}
+    singles = []
+    for state, ids in plan.groups.items():
+        for pk in ids:
+            single = BatchPlan()
+            single.groups[state].append(pk)
+            if pk in outcomes:
+                outcome = outcomes[pk]
+                single.outcomes.append(outcome)
+                single.per_webhook[outcome.delivery.webhook_id].append(outcome)
+            singles.append(single)
+    return singles
+
+
+def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: datetime) -> None:
+    """Counters move with F(); the engine disables only a webhook that is still active."""
+    updates: dict = {
+        "success_count": F("success_count") + change.successes,
+        "failure_count": F("failure_count") + change.failures,
+        "last_triggered_at": now,
+    }
+    if change.successes:
+        updates["consecutive_failures"] = change.consecutive_set
+        updates["last_success_at"] = now
+    elif change.consecutive_add:
+        updates["consecutive_failures"] = F("consecutive_failures") + change.consecutive_add
+    if change.failures:
+        updates["last_failure_at"] = now
+    Webhook.objects.filter(pk=webhook_id).update(**updates)
+    if not change.failures:
+        return
+    active = Webhook.objects.filter(pk=webhook_id, is_active=True)
+    if change.gone:
+        active.update(is_active=False, disabled_at=now, disabled_reason=GONE_REASON)
+        return
+    threshold = app_settings.disable_after_failures()
+    active.filter(consecutive_failures__gte=threshold).update(
+        is_active=False, disabled_at=now, disabled_reason=threshold_reason(threshold)
+    )
