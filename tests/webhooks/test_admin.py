@@ -101,3 +101,15 @@ def test_log_admin_is_read_only(admin_client, history):
     admin_client.post(f"/admin/webhooks/webhooklog/{log.pk}/change/", {"error": "x"})
     log.refresh_from_db()
     assert log.error == ""
+
+
+def test_admin_change_form_enables_and_disables_through_the_services(organization, receiver, admin_client):
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
+    form = {"name": "w", "url": receiver.url, "events": '["*"]', "retry_attempts": 5}
+    admin_client.post(f"/admin/webhooks/webhook/{webhook.pk}/change/", form)  # is_active unticked
+    webhook.refresh_from_db()
+    assert webhook.is_active is False and webhook.disabled_at is not None and webhook.disabled_reason
+    Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=15)
+    admin_client.post(f"/admin/webhooks/webhook/{webhook.pk}/change/", {**form, "is_active": "on"})
+    webhook.refresh_from_db()
+    assert webhook.is_active and webhook.consecutive_failures == 0 and webhook.disabled_reason == ""

@@ -1,0 +1,106 @@
+"""The store: claims under a lease, results guarded by the lease token, counters."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.webhooks.helpers import make_due
+from tests.webhooks.receiver import Reply
+from webhooks import tasks
+from webhooks.engine.loop import process
+from webhooks.engine.store import claim_due
+from webhooks.models import Delivery, Webhook, WebhookLog
+from webhooks.services import trigger_event, webhook_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_claimed_delivery_cannot_be_claimed_again_until_its_lease_expires(organization, webhook, receiver):
+    trigger_event(organization=organization, event="application.created", payload={})
+    [claimed] = claim_due(limit=10)
+    assert claim_due(limit=10) == []
+    assert tasks.deliver_due() == 0  # the sweeper's task finds nothing to do either
+
+    # The worker died mid-send: its lease expires and the delivery is claimed again.
+    Delivery.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert tasks.sweep() == 1
+    [reclaimed] = claim_due(limit=10)
+    assert reclaimed.pk == claimed.pk and reclaimed.lease_token != claimed.lease_token
+    assert reclaimed.attempts == 2
+    process([reclaimed])
+    # The dead worker's late write is ignored: its lease token no longer holds.
+    process([claimed])
+    received = receiver.wait_for(2)
+    assert {r.headers["webhook-id"] for r in received} == {claimed.message_id}
+    delivery = Delivery.objects.get()
+    assert delivery.state == Delivery.State.SUCCEEDED and delivery.lease_token is None
+
+
+def test_stale_worker_cannot_overwrite_newer_state(organization, webhook, receiver):
+    receiver.default = Reply(status=500)
+    trigger_event(organization=organization, event="application.created", payload={})
+    [stale] = claim_due(limit=1)
+    Delivery.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    receiver.default = Reply(status=200)
+    [fresh] = claim_due(limit=1)
+    process([fresh])
+    receiver.default = Reply(status=500)
+    process([stale])
+    assert Delivery.objects.get().state == Delivery.State.SUCCEEDED
+
+
+def test_sweep_counts_only_due_work(organization, webhook):
+    trigger_event(organization=organization, event="application.created", payload={})
+    Delivery.objects.update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    assert tasks.sweep() == 0
+    make_due()
+    assert tasks.sweep() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_deleted_mid_batch_keeps_the_other_results(organization, receiver):
+    kept = webhook_create(organization=organization, name="a", url=receiver.url, events=["*"])
+    gone = webhook_create(organization=organization, name="b", url=receiver.url + "b", events=["*"])
+    trigger_event(organization=organization, event="job.opened", payload={})
+    batch = claim_due(limit=50)
+    assert len(batch) == 2
+    Webhook.objects.filter(pk=gone.pk).delete()
+    process(batch)
+    assert Delivery.objects.get(webhook=kept).state == Delivery.State.SUCCEEDED
+    assert WebhookLog.objects.filter(webhook=kept).count() == 1
+
+
+def test_a_worker_that_lost_its_lease_moves_no_counters(organization, receiver):
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
+    trigger_event(organization=organization, event="job.opened", payload={})
+    [stale] = claim_due(limit=1)
+    Delivery.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    [fresh] = claim_due(limit=1)
+    process([fresh])
+    receiver.default = Reply(status=410)
+    process([stale])  # finishes late, with an answer that would disable the webhook
+    webhook.refresh_from_db()
+    assert webhook.success_count == 1 and webhook.failure_count == 0 and webhook.is_active
+    assert WebhookLog.objects.count() == 1
+
+
+def test_an_undecryptable_secret_fails_only_its_own_deliveries(organization, receiver, settings):
+    from integrations.fields import clear_fernet_caches
+
+    good = webhook_create(organization=organization, name="good", url=receiver.url, events=["*"])
+    original = settings.FERNET_KEYS
+    settings.FERNET_KEYS = ["a-key-that-will-be-dropped-too-early"]
+    clear_fernet_caches()
+    try:
+        bad = webhook_create(organization=organization, name="bad", url=receiver.url, events=["*"])
+    finally:
+        settings.FERNET_KEYS = original
+        clear_fernet_caches()
+    trigger_event(organization=organization, event="job.opened", payload={})
+    assert tasks.deliver_due() == 2  # the claim itself does not fail
+    assert len(receiver.wait_for(1)) == 1
+    assert Delivery.objects.get(webhook=good).state == Delivery.State.SUCCEEDED
+    failed = WebhookLog.objects.get(webhook=bad)
+    assert failed.success is False and "cannot be decrypted" in failed.error
+    assert Delivery.objects.get(webhook=bad).state == Delivery.State.PENDING  # retried once keys are fixed
