@@ -37,6 +37,7 @@ test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(PY) manage.py makemigrations --check --dry-run
 
 format: $(VENV)/.dev

@@ -22,7 +22,8 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
     """Send a claimed batch and record it. Returns the outcomes of what was sent."""
     if not deliveries:
         return []
-    token = deliveries[0].lease_token
+    token, lease_expires_at = deliveries[0].lease_token, deliveries[0].lease_expires_at
+    assert token is not None and lease_expires_at is not None, "process() takes claimed deliveries"
     now = timezone.now()
     sendable, skipped = [], []
     for delivery in deliveries:
@@ -38,7 +39,7 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
         outcomes = sending.send_batch(sendable, keys, now=now)
     recorded_at = timezone.now()
     plan = plan_batch(outcomes, skipped, recorded_at)
-    store.record_batch(token, plan, now=recorded_at, lease_expires_at=deliveries[0].lease_expires_at)
+    store.record_batch(token, plan, now=recorded_at, lease_expires_at=lease_expires_at)
     if plan.earliest_retry is not None:
         scheduling.wake_at(plan.earliest_retry)
     return outcomes

@@ -112,11 +112,12 @@ def plan_batch(outcomes: list[Outcome], skipped: list[tuple[Delivery, str]], now
     for outcome in outcomes:
         delivery = outcome.delivery
         error = outcome.error[:MAX_ERROR_LENGTH]
+
+        def shared_retry_time(number: int, after: timedelta | None, error: str = error) -> datetime:
+            return retry_time(number, after, error)
+
         state = next_state(
-            outcome,
-            attempts=delivery.attempts,
-            max_attempts=delivery.max_attempts,
-            retry_time=lambda number, after, error=error: retry_time(number, after, error),
+            outcome, attempts=delivery.attempts, max_attempts=delivery.max_attempts, retry_time=shared_retry_time
         )
         outcome.final = state.state != PENDING
         plan.groups[state].append(delivery.pk)

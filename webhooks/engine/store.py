@@ -69,12 +69,13 @@ def signing_keys(webhook_ids: set[uuid.UUID], *, now: datetime) -> dict[uuid.UUI
     own deliveries instead of every batch it is part of."""
     rows = Webhook.objects.filter(pk__in=webhook_ids).values_list("pk", *SECRET_FIELDS)
     try:
-        return {pk: _keys_of(*secrets, now) for pk, *secrets in rows}
+        return {pk: _keys_of(secret, previous, until, now) for pk, secret, previous, until in rows}
     except InvalidToken:
         keys: dict[uuid.UUID, list[bytes] | None] = {}
         for webhook_id in webhook_ids:
             try:
-                keys.update({pk: _keys_of(*secrets, now) for pk, *secrets in rows.filter(pk=webhook_id)})
+                one = rows.filter(pk=webhook_id)
+                keys.update({pk: _keys_of(secret, previous, until, now) for pk, secret, previous, until in one})
             except InvalidToken:
                 logger.error("The signing secret of webhook %s cannot be decrypted with FERNET_KEYS.", webhook_id)
                 keys[webhook_id] = None
