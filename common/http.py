@@ -124,7 +124,7 @@ def request_deadline(seconds: float) -> Iterator[_Scope]:
         _local.scope = None
 
 
-class _WatchedConnectionMixin:
+class _WatchedConnectionMixin(HTTPConnection):
     def request(self, *args, **kwargs):
         scope = getattr(_local, "scope", None)
         if scope is not None:

@@ -56,6 +56,6 @@ def validate_public_url(url: str, *, allow_private: bool, credentials_hint: str 
     except (socket.gaierror, UnicodeError, OSError):
         raise ValidationError(f"The host {parts.hostname!r} could not be resolved.") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if not is_public_address(address):
             raise ValidationError(NOT_PUBLIC)

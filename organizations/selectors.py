@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hmac
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from .models import ApiKey, Membership, Organization
@@ -26,5 +26,7 @@ def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(organization=organization)
 
 
-def membership_list(*, user: AbstractBaseUser) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("organization")
+def membership_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Membership]:
+    if isinstance(user, AnonymousUser):
+        return Membership.objects.none()
+    return Membership.objects.filter(user_id=user.pk).select_related("organization")

@@ -11,7 +11,7 @@ SECRET_KEY = "test-secret-key-not-for-production"
 FERNET_KEYS = [derived_fernet_key(SECRET_KEY)]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["*"]
-LOGGING["root"]["level"] = "WARNING"
+LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]
 
 # Tests deliver to a receiver on 127.0.0.1; the SSRF tests switch this off.
 WEBHOOKS_ALLOW_PRIVATE_URLS = True
