@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4
@@ -23,11 +25,35 @@ def is_sensitive_name(name: str) -> bool:
     return bool(SENSITIVE_NAME.search(name))
 
 
-def redact(text: str, secrets: Iterable[Any]) -> str:
-    """`text` with every secret value (of 4+ characters) replaced by `REDACTED`."""
+def _b64_forms(raw: bytes) -> set[str]:
+    standard = base64.b64encode(raw).decode()
+    urlsafe = base64.urlsafe_b64encode(raw).decode()
+    return {standard, standard.rstrip("="), urlsafe, urlsafe.rstrip("=")}
+
+
+def encoded_forms(secret: str) -> set[str]:
+    """A secret as it may appear in an echoed request: plain, URL-encoded and base64."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
+    forms |= _b64_forms(secret.encode())
+    return forms
+
+
+def redact(text: str, secrets: Iterable[Any], *, basic_pairs: Iterable[tuple[str, str]] = ()) -> str:
+    """`text` with every secret value (of 4+ characters) replaced by `REDACTED`, in its
+    plain, URL-encoded and base64 forms; `basic_pairs` also hides `base64(user:password)`
+    as sent in an `Authorization: Basic` header (e.g. client id and client secret).
+
+    Redact before truncating: a cut secret no longer matches.
+    """
     values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
-    for secret in sorted(values, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    forms: set[str] = set()
+    for secret in values:
+        forms |= encoded_forms(secret)
+    for user, password in basic_pairs:
+        if isinstance(user, str) and isinstance(password, str) and password:
+            forms |= _b64_forms(f"{user}:{password}".encode())
+    for form in sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True):
+        text = text.replace(form, REDACTED)
     return text
 
 
