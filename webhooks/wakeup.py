@@ -12,9 +12,10 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
+
+from . import app_settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ _due: datetime | None = None
 
 
 def enabled() -> bool:
-    return bool(getattr(settings, "WEBHOOKS_WAKEUPS", True))
+    return app_settings.wakeups()
 
 
 def schedule(at: datetime) -> None:
