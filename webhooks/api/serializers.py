@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from common.api.tenancy import OrganizationScopedRelatedField
 from integrations.models import Integration
+from organizations.tenancy import OrganizationScopedRelatedField
 from webhooks.delivery import SENSITIVE_HEADER
 from webhooks.models import Webhook, WebhookLog
 
