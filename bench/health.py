@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 def scenario_env(name: str) -> dict[str, str]:
-    extra = {"HEALTH_ALLOW_PRIVATE_URLS": "true"}  # the provider is a local server
+    extra = {"ALLOW_PRIVATE_URLS": "true"}  # the provider is a local server
     return _common.scenario_env(name, bench="health", extra=extra)
 
 

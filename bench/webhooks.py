@@ -48,7 +48,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def scenario_env(name: str) -> dict[str, str]:
-    extra = {"WEBHOOKS_ALLOW_PRIVATE_URLS": "true", "Q_WORKERS": "2", "Q_CLUSTER_NAME": f"bench-{name}"}
+    extra = {"ALLOW_PRIVATE_URLS": "true", "Q_WORKERS": "2", "Q_CLUSTER_NAME": f"bench-{name}"}
     return _common.scenario_env(name, bench="webhooks", extra=extra, postgres_redis=True)
 
 

@@ -4,8 +4,8 @@ A URL is allowed when it is http(s), has a host and no credentials, and every ad
 its host resolves to is public (not loopback, private, link-local, multicast, reserved,
 unspecified or an IPv4-mapped form of those). Numeric host spellings (decimal
 `2130706433`, hex `0x7f000001`, octal `017700000001`) resolve like any name, so they are
-caught by the address check. Call sites pass `allow_private` from their own setting
-(`WEBHOOKS_ALLOW_PRIVATE_URLS`, `INTEGRATIONS_ALLOW_PRIVATE_URLS`) for development and tests.
+caught by the address check. Call sites pass `allow_private` from `ALLOW_PRIVATE_URLS`
+(through their app's `app_settings.allow_private_urls()`) for development and tests.
 
 This is the check at save time; the same rule holds again at connect time, where
 requests-hardened pins the connection to the address it checked (DNS rebinding).

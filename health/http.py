@@ -1,5 +1,5 @@
 """One pooled, hardened HTTP session per process for health checks (shared by a run's
-threads). Unless `HEALTH_ALLOW_PRIVATE_URLS` is on, connections to non-public addresses are
+threads). Unless `ALLOW_PRIVATE_URLS` is on, connections to non-public addresses are
 refused at connect time, so a custom `health_check_url` cannot probe our network
 (`common/http.py`)."""
 

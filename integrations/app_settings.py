@@ -1,57 +1,53 @@
 """Settings of the integrations app, read lazily (on each call) so tests can override them.
 
-Each value comes from Django settings first, then the environment, then a default.
+One function per setting, its default written once (the shape of `common/app_settings.py`).
+Values come from Django settings first, then the environment (provider credentials such as
+`GREENHOUSE_CLIENT_ID` are not declared in the settings modules), then the default.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-from django.conf import settings
+from common.app_settings import allow_private_urls as _allow_private_urls
+from common.app_settings import setting, setting_int
 
 CALLBACK_PATH = "/api/integrations/oauth/callback/"
 
 
-def _get(name: str, default: str = "") -> str:
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name, default)
-    return str(value).strip()
+def _str(name: str, default: str = "") -> str:
+    return str(setting(name, default, environ=True)).strip()
 
 
 def _int(name: str, default: int) -> int:
-    raw = _get(name, str(default))
-    try:
-        return int(raw)
-    except ValueError:
-        return default
+    return setting_int(name, default, environ=True)
 
 
 def public_base_url() -> str:
-    return _get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    """This service's public origin, for OAuth redirect URIs."""
+    return _str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 
 def client_id(prefix: str) -> str:
-    return _get(f"{prefix}_CLIENT_ID") if prefix else ""
+    """The OAuth client id of a provider (`<PREFIX>_CLIENT_ID`), empty when unset."""
+    return _str(f"{prefix}_CLIENT_ID") if prefix else ""
 
 
 def client_secret(prefix: str) -> str:
-    return _get(f"{prefix}_CLIENT_SECRET") if prefix else ""
+    """The OAuth client secret of a provider (`<PREFIX>_CLIENT_SECRET`), empty when unset."""
+    return _str(f"{prefix}_CLIENT_SECRET") if prefix else ""
 
 
 def redirect_uri(prefix: str) -> str:
-    explicit = _get(f"{prefix}_REDIRECT_URI") if prefix else ""
+    """`<PREFIX>_REDIRECT_URI`, else our public callback URL."""
+    explicit = _str(f"{prefix}_REDIRECT_URI") if prefix else ""
     return explicit or public_base_url() + CALLBACK_PATH
 
 
 def allow_private_urls() -> bool:
-    """Whether integration endpoints (token, health-check URLs) may be on loopback/private
-    networks: `INTEGRATIONS_ALLOW_PRIVATE_URLS`, else `WEBHOOKS_ALLOW_PRIVATE_URLS`, else false."""
-    value = getattr(settings, "INTEGRATIONS_ALLOW_PRIVATE_URLS", None)
-    if value is None:
-        value = getattr(settings, "WEBHOOKS_ALLOW_PRIVATE_URLS", False)
-    return bool(value)
+    """Endpoints (token, health-check URLs) may be on loopback/private networks:
+    `ALLOW_PRIVATE_URLS` (deprecated aliases `INTEGRATIONS_`, then `WEBHOOKS_ALLOW_PRIVATE_URLS`)."""
+    return _allow_private_urls("INTEGRATIONS_ALLOW_PRIVATE_URLS", "WEBHOOKS_ALLOW_PRIVATE_URLS")
 
 
 def http_timeout() -> float:
@@ -60,6 +56,7 @@ def http_timeout() -> float:
 
 
 def state_ttl() -> timedelta:
+    """How long an OAuth `state` stays valid."""
     return timedelta(seconds=_int("INTEGRATIONS_OAUTH_STATE_TTL", 600))
 
 

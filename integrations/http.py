@@ -3,7 +3,7 @@
 Every endpoint an integration talks to may be shaped by its config (custom token and
 health-check URLs, Workday/DocuSign domains), so requests go through requests-hardened:
 the resolved address is checked at connect time and the connection pinned to it (no DNS
-rebinding to a private address), unless `INTEGRATIONS_ALLOW_PRIVATE_URLS` is true.
+rebinding to a private address), unless `ALLOW_PRIVATE_URLS` is true.
 Redirects are never followed; environment proxies and .netrc are ignored.
 """
 

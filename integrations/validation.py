@@ -112,7 +112,7 @@ def _endpoint_errors(provider: Provider, config: dict[str, Any]) -> dict[str, li
 
     The catalogue's fixed URLs are trusted; a URL the config supplies (custom `token_url`,
     `health_check_url`) or shapes (Workday `token_domain`, DocuSign `account_domain`) is
-    checked like a webhook target, unless `INTEGRATIONS_ALLOW_PRIVATE_URLS` is true.
+    checked like a webhook target, unless `ALLOW_PRIVATE_URLS` is true.
     """
     errors: dict[str, list[str]] = {}
     allow_private = app_settings.allow_private_urls()

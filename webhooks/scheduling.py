@@ -150,14 +150,10 @@ _timer: threading.Timer | None = None
 _due: datetime | None = None
 
 
-def wakeups_enabled() -> bool:
-    return bool(getattr(settings, "WEBHOOKS_WAKEUPS", True))
-
-
 def wake_at(at: datetime) -> None:
     """Make sure a delivery task is enqueued at `at` (if it is within the horizon)."""
     global _timer, _due
-    if not wakeups_enabled():
+    if not app_settings.wakeups():
         return
     now = timezone.now()
     if at - now > HORIZON:

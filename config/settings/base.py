@@ -196,13 +196,17 @@ LOGGING = {
     "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }
 
-# --- Integrations -----------------------------------------------------------------------
-# Endpoints an integration fetches (custom token/health-check URLs, domains in provider
-# URLs) must be public unless this is true; unset, it follows WEBHOOKS_ALLOW_PRIVATE_URLS.
+# --- Outbound URLs ----------------------------------------------------------------------
+# Every URL this service fetches (webhook targets, integration token/health-check URLs,
+# health checks) must resolve to a public address unless this is true (development, tests).
+ALLOW_PRIVATE_URLS = env.bool("ALLOW_PRIVATE_URLS", default=False)
+# Deprecated per-app aliases: None unless set in the environment; while one is set it
+# overrides ALLOW_PRIVATE_URLS for its app and a warning is logged (common/app_settings.py).
+WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=None)
 INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=None)
+HEALTH_ALLOW_PRIVATE_URLS = env.bool("HEALTH_ALLOW_PRIVATE_URLS", default=None)
 
 # --- Webhooks ---------------------------------------------------------------------------
-WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
 WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=15.0)
 WEBHOOKS_DISABLE_AFTER_FAILURES = env.int("WEBHOOKS_DISABLE_AFTER_FAILURES", default=15)
 WEBHOOKS_LOG_RETENTION_DAYS = env.int("WEBHOOKS_LOG_RETENTION_DAYS", default=30)
@@ -219,5 +223,4 @@ HEALTH_UNHEALTHY_THRESHOLD = env.int("HEALTH_UNHEALTHY_THRESHOLD", default=3)
 HEALTH_CHECK_CONCURRENCY = env.int("HEALTH_CHECK_CONCURRENCY", default=50)
 HEALTH_CHECK_BATCH_SIZE = env.int("HEALTH_CHECK_BATCH_SIZE", default=200)
 HEALTH_HISTORY_RETENTION_DAYS = env.int("HEALTH_HISTORY_RETENTION_DAYS", default=30)
-HEALTH_ALLOW_PRIVATE_URLS = env.bool("HEALTH_ALLOW_PRIVATE_URLS", default=False)
 HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS", default=180)

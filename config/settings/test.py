@@ -13,11 +13,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["*"]
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]
 
-# Tests deliver to a receiver on 127.0.0.1; the SSRF tests switch this off.
-WEBHOOKS_ALLOW_PRIVATE_URLS = True
+# Tests deliver to, and check, servers on 127.0.0.1; the SSRF tests switch this off.
+ALLOW_PRIVATE_URLS = True
 WEBHOOKS_TIMEOUT = 5.0
-# Health checks of custom URLs on a local test server; the SSRF test switches this off.
-HEALTH_ALLOW_PRIVATE_URLS = True
 # A queue name of this run's own, so tasks left in a shared Redis by another run are ignored.
 Q_CLUSTER["name"] = env.str("Q_CLUSTER_NAME", default=f"test-{os.getpid()}")
 

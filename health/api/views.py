@@ -3,12 +3,12 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from common.api.tenancy import OrganizationScopedMixin
 from health.selectors import health_summary
 from health.services import health_check_now
 from integrations.api.views import UUID_PATTERN
 from integrations.models import Integration
 from integrations.selectors import integration_list
+from organizations.tenancy import OrganizationScopedMixin
 
 from .serializers import HealthCheckNowSerializer, HealthQuerySerializer, HealthSummarySerializer
 

@@ -8,7 +8,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from common.api.schema import ERROR, VALIDATION_ERROR
-from common.api.tenancy import OrganizationScopedMixin
 from integrations import providers
 from integrations.models import Integration
 from integrations.oauth.flows import oauth_exchange_code, oauth_start_authorization
@@ -21,6 +20,7 @@ from integrations.services import (
     integration_update,
 )
 from organizations.access import resolve_access
+from organizations.tenancy import OrganizationScopedMixin
 
 from .filters import IntegrationFilter
 from .serializers import (

@@ -3,11 +3,11 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api.tenancy import OrganizationScopedMixin
 from organizations.access import resolve_access
 from organizations.models import ApiKey
 from organizations.selectors import api_key_list
 from organizations.services import api_key_create, api_key_revoke
+from organizations.tenancy import OrganizationScopedMixin
 
 from .serializers import ApiKeyCreatedSerializer, ApiKeySerializer, OrganizationSerializer
 

@@ -214,10 +214,10 @@ def test_a_real_timeout_is_unhealthy(organization, receiver, settings):
 
 
 def test_private_addresses_are_refused_unless_allowed(organization, receiver, settings):
-    settings.HEALTH_ALLOW_PRIVATE_URLS = False
+    settings.ALLOW_PRIVATE_URLS = False
     result = check_integration(custom(organization, receiver.url))
     assert result.status == UNHEALTHY
     assert "private or reserved address" in result.error
     assert receiver.requests == []
-    settings.HEALTH_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     assert check_integration(custom(organization, receiver.url, name="again")).status == HEALTHY

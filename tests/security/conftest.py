@@ -35,6 +35,5 @@ def fake_dns(monkeypatch):
 
 @pytest.fixture
 def strict_urls(settings):
-    """Production behaviour: private targets refused for webhooks and integrations."""
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False
+    """Production behaviour: private URLs refused for webhooks, integrations and health checks."""
+    settings.ALLOW_PRIVATE_URLS = False

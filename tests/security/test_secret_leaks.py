@@ -142,7 +142,7 @@ def _flows(acme, client_for, receiver):
 
 
 def test_flows_leak_nothing_in_responses_logs_or_log_rows(acme, client_for, receiver, caplog, settings):
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     caplog.set_level(logging.DEBUG)
     seen = []
     for what, response in _flows(acme, client_for, receiver):
@@ -216,7 +216,7 @@ def test_a_received_echo_of_the_sensitive_header_is_redacted_in_the_log(organiza
     from webhooks import tasks
     from webhooks.services import trigger_event
 
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     value = f"{SENTINEL}-echoed"
     webhook_create(organization=organization, name="x", url=receiver.url, events=["*"], headers={"X-Api-Key": value})
     receiver.responder = lambda received: Reply(status=400, body=f"bad key {received.headers['x-api-key']}".encode())

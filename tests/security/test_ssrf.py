@@ -160,17 +160,9 @@ def test_hosts_shaped_by_config_are_checked(strict_urls, fake_dns, api_client, d
 
 
 def test_private_endpoints_allowed_with_the_setting(settings, fake_dns, api_client):
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     response = _custom(api_client, {**CUSTOM, "token_url": "http://127.0.0.1:9/token"})
     assert response.status_code == HTTPStatus.CREATED
-
-
-def test_integrations_setting_follows_the_webhooks_one_when_unset(settings, fake_dns, api_client):
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = None
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
-    assert _custom(api_client, {**CUSTOM, "token_url": "http://127.0.0.1:9/token"}).status_code == 400
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
-    assert _custom(api_client, {**CUSTOM, "token_url": "http://127.0.0.1:9/token"}).status_code == 201
 
 
 # --- connect time ------------------------------------------------------------------------------
@@ -193,9 +185,9 @@ def _authorized_custom(organization, token_url):
 
 def test_token_endpoint_turned_private_is_refused_at_connect_time(settings, api_client, organization, receiver):
     """Saved while allowed (or its DNS changed since): the token request never connects."""
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     integration = _authorized_custom(organization, receiver.url)
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False
+    settings.ALLOW_PRIVATE_URLS = False
     response = api_client.post(f"/api/integrations/{integration.pk}/oauth/refresh/")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "public" in response.json()["detail"]
@@ -206,7 +198,7 @@ def test_token_endpoint_turned_private_is_refused_at_connect_time(settings, api_
 
 def test_token_endpoint_dns_rebinding_is_refused(settings, fake_dns, monkeypatch, api_client, organization, receiver):
     """Checked while the name resolved to a public address; it resolves to loopback at connect time."""
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False
+    settings.ALLOW_PRIVATE_URLS = False
     port = receiver.server.server_address[1]
     integration = _authorized_custom(organization, f"http://public.partner.test:{port}/token")
     fake_dns["public.partner.test"] = "127.0.0.1"
@@ -216,7 +208,7 @@ def test_token_endpoint_dns_rebinding_is_refused(settings, fake_dns, monkeypatch
 
 
 def test_token_endpoint_redirect_is_not_followed(settings, api_client, organization, receiver):
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     receiver.default = Reply(status=307, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
     integration = _authorized_custom(organization, receiver.url)
     response = api_client.post(f"/api/integrations/{integration.pk}/oauth/refresh/")
@@ -228,7 +220,7 @@ def test_token_endpoint_redirect_is_not_followed(settings, api_client, organizat
 
 def test_token_endpoint_reachable_when_allowed(settings, api_client, organization, receiver):
     """The control: the same local endpoint works when private URLs are allowed."""
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     receiver.default = Reply(body=token_body(access="fresh").encode(), headers={"Content-Type": "application/json"})
     integration = _authorized_custom(organization, receiver.url)
     response = api_client.post(f"/api/integrations/{integration.pk}/oauth/refresh/")
@@ -239,7 +231,7 @@ def test_token_endpoint_reachable_when_allowed(settings, api_client, organizatio
 
 def test_authorization_url_is_never_fetched_by_the_server(settings, api_client, organization, receiver):
     """The authorization URL is for the user's browser; starting the flow makes no request."""
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     integration = _authorized_custom(organization, receiver.url)
     response = api_client.get(f"/api/integrations/{integration.pk}/oauth/authorize/")
     assert response.status_code == HTTPStatus.OK

@@ -55,7 +55,7 @@ def test_change_page_shows_chart_and_recent_attempts(admin_client, history):
 
 
 def test_add_through_admin_validates_and_uses_services(admin_client, organization, settings):
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+    settings.ALLOW_PRIVATE_URLS = False
     data = {
         "organization": organization.pk,
         "name": "x",

@@ -34,7 +34,7 @@ BLOCKED = [
 
 @pytest.fixture
 def strict(settings):
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+    settings.ALLOW_PRIVATE_URLS = False
 
 
 @pytest.mark.parametrize("url", BLOCKED)
@@ -81,7 +81,7 @@ def test_update_to_a_private_target_is_refused_and_changes_nothing(strict, api_c
 def test_refused_again_at_connect_time(settings, organization, receiver):
     """A target that was allowed (or whose DNS changed since) is refused when connecting."""
     webhook_create(organization=organization, name="x", url=receiver.url, events=["*"])
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+    settings.ALLOW_PRIVATE_URLS = False
     trigger_event(organization=organization, event="job.created", payload={})
     tasks.deliver_due()
     assert receiver.requests == []

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from common.api.tenancy import OrganizationScopedRelatedField
 from common.redaction import REDACTED, mask_sensitive
 from integrations.models import Integration
+from organizations.tenancy import OrganizationScopedRelatedField
 from webhooks.models import Webhook, WebhookLog
 
 

@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api.schema import ERROR, VALIDATION_ERROR
-from common.api.tenancy import OrganizationScopedMixin
 from organizations.access import request_organization
+from organizations.tenancy import OrganizationScopedMixin
 from webhooks import selectors, services
 from webhooks.events import event_catalogue
 from webhooks.models import Webhook, WebhookLog
