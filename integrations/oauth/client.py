@@ -207,8 +207,8 @@ def resolve_client(integration: Integration, *, redirect_uri: str | None = None)
     provider = integration.provider_info
     if provider is None or integration.auth_type != providers.OAUTH2 or not provider.supports_oauth2:
         raise ApplicationError("This integration does not use OAuth 2.0.")
-    config = integration.config or {}
-    credentials = integration.credentials or {}
+    config: dict[str, Any] = integration.config or {}
+    credentials: dict[str, Any] = integration.credentials or {}
     if not provider.has_shared_oauth_app or config.get("client_id"):  # the integration's own OAuth app
         client_id = config.get("client_id", "")
         client_secret = credentials.get("client_secret", "")

@@ -8,7 +8,7 @@ of asking which provider it has.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 # Categories
 CALENDAR = "calendar"
@@ -25,8 +25,8 @@ JWT = "jwt"
 SAML = "saml"
 AUTH_TYPES = (OAUTH2, API_KEY, JWT, SAML)
 
-CLIENT_SECRET_POST = "client_secret_post"
-CLIENT_SECRET_BASIC = "client_secret_basic"
+CLIENT_SECRET_POST: Final = "client_secret_post"
+CLIENT_SECRET_BASIC: Final = "client_secret_basic"
 TOKEN_AUTH_METHODS = (CLIENT_SECRET_POST, CLIENT_SECRET_BASIC)
 TokenAuthMethod = Literal["client_secret_post", "client_secret_basic"]
 
