@@ -97,20 +97,24 @@ def _credential(integration: Integration, provider: providers.Provider) -> tuple
             raise _CannotCheck(f"Missing credentials: {error.message}") from None
         return {"Authorization": f"Bearer {token}"}, None, [token]
     if auth_type == providers.API_KEY:
-        how = provider.health_check.auth
-        if credentials.get("username") and credentials.get("password") and not credentials.get("api_key"):
-            how = "basic"  # Workday's Basic credentials
-        if how == "basic":
-            if not (credentials.get("username") and credentials.get("password")):
-                raise _CannotCheck("Missing credentials: username and password.")
-            return {}, (credentials["username"], credentials["password"]), []
-        key = credentials.get("api_key") or credentials.get("token")
-        if not key:
-            raise _CannotCheck("Missing credentials: api_key.")
-        if how == "basic_api_key":
-            return {}, (key, "x"), []
-        return {"Authorization": f"Bearer {key}"}, None, []
+        return _api_key_credential(credentials, provider.health_check.auth)
     raise _NoCheck(f"No health check available for {auth_type} integrations yet.")
+
+
+def _api_key_credential(credentials: dict, how: providers.HealthCheckAuth) -> tuple[dict, tuple | None, list[str]]:
+    """An API-key credential sent the way the catalogue entry's `health_check.auth` says."""
+    if how == "basic":
+        if not (credentials.get("username") and credentials.get("password")):
+            raise _CannotCheck("Missing credentials: username and password.")
+        return {}, (credentials["username"], credentials["password"]), []
+    if how == "query":
+        raise _NoCheck("No health check available: the credential would go in query parameters.")
+    key = credentials.get("api_key") or credentials.get("token")
+    if not key:
+        raise _CannotCheck("Missing credentials: api_key.")
+    if how == "basic_api_key":
+        return {}, (key, "x"), []
+    return {"Authorization": f"Bearer {key}"}, None, []
 
 
 def _host(url: str) -> str:

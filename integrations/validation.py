@@ -148,11 +148,10 @@ def validate_credentials(provider: Provider, auth_type: str, credentials: Any, *
                 errors[key] = [f"Required for {auth_type} integrations."]
 
     if auth_type == providers.API_KEY:
-        if provider.name == "custom":
-            if not present & {"api_key", "token"}:
-                errors["api_key"] = ["Provide `api_key` or `token`."]
-        else:
-            need(*provider.api_key_credentials)
+        need(*provider.api_key_credentials)
+        alternatives = provider.api_key_alternatives
+        if alternatives and not present & set(alternatives):
+            errors[alternatives[0]] = [f"Provide {' or '.join(f'`{key}`' for key in alternatives)}."]
     elif auth_type == providers.JWT:
         need("private_key")
         if "private_key" in present and "-----BEGIN" not in credentials["private_key"]:
@@ -163,8 +162,9 @@ def validate_credentials(provider: Provider, auth_type: str, credentials: Any, *
             errors["idp_metadata_url"] = ["Provide the IdP metadata (`idp_metadata`) or its URL (`idp_metadata_url`)."]
         elif "idp_metadata_url" in present and not _is_url(credentials["idp_metadata_url"]):
             errors["idp_metadata_url"] = ["Must be an http(s) URL."]
-    elif auth_type == providers.OAUTH2 and provider.name != "custom" and config.get("client_id"):
-        # The integration brings its own OAuth app: it needs that app's secret.
+    elif auth_type == providers.OAUTH2 and provider.has_shared_oauth_app and config.get("client_id"):
+        # The integration brings its own app instead of the deployment's: it needs that app's
+        # secret. (Without a shared app, a public PKCE client may have none.)
         need("client_secret")
     if errors:
         raise IntegrationInvalid({"credentials": errors})

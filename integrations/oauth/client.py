@@ -1,27 +1,29 @@
 """The OAuth 2.0 client: endpoints and client credentials for an integration, token requests.
 
-Provider differences come from the catalogue (`providers.py`) and the integration's config;
-this module only speaks RFC 6749 (+ RFC 7636 PKCE) and knows Slack's `ok: false` answers.
+Provider differences come from the catalogue (`integrations.providers`) and the
+integration's config. requests-oauthlib (`session.ProviderSession`) builds the requests
+(RFC 6749, RFC 7636 PKCE S256) and reads token answers; this module adds what it leaves
+to us: client authentication per provider, Slack's `ok: false` answers, and the mapping
+of failures to `OAuthError` (the provider refused: 400) or `OAuthUpstreamError` (the
+provider failed: 502), with secrets redacted from every message.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 import requests
+from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
 from common.exceptions import ApplicationError, UpstreamError
 from integrations import app_settings, providers
-from integrations.http import InvalidIPAddress, get_session
+from integrations.http import InvalidIPAddress
 from integrations.models import Integration
 from integrations.services import redact
 
-USER_AGENT = "integrations-oauth/1.0"
+from .session import ProviderSession
 
 #: token-endpoint errors meaning the grant (code or refresh token) is dead for good
 TERMINAL_GRANT_ERRORS = {"invalid_grant", "invalid_refresh_token", "invalid_code", "code_already_used"}
@@ -56,6 +58,13 @@ class TokenSet:
 
 
 @dataclass(frozen=True)
+class AuthorizationRequest:
+    url: str
+    #: the PKCE verifier to keep until the callback ("" without PKCE)
+    code_verifier: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class OAuthClient:
     provider: providers.Provider
     client_id: str
@@ -71,45 +80,57 @@ class OAuthClient:
 
     # --- authorization --------------------------------------------------------------
 
-    def authorization_request_url(self, *, state: str, code_challenge: str | None) -> str:
-        params: dict[str, str] = {
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": self.redirect_uri,
-            "state": state,
-        }
-        if self.scopes:
-            params["scope"] = self.provider.scope_separator.join(self.scopes)
-        if code_challenge:
-            params["code_challenge"] = code_challenge
-            params["code_challenge_method"] = "S256"
-        params.update(self.extra_authorize_params)
-        separator = "&" if "?" in self.authorization_url else "?"
-        return f"{self.authorization_url}{separator}{urlencode(params)}"
+    def authorization_request(self, *, state: str) -> AuthorizationRequest:
+        """The provider's authorization URL for `state` (with an S256 challenge under PKCE)."""
+        oauth = WebApplicationClient(self.client_id)
+        # Joined here: oauthlib would join a list with spaces, Slack wants commas.
+        scope = self.provider.scope_separator.join(self.scopes) or None
+        pkce = "S256" if self.use_pkce else None
+        with ProviderSession(oauth, redirect_uri=self.redirect_uri, scope=scope, pkce=pkce) as session:
+            url, _ = session.authorization_url(self.authorization_url, state=state, **self.extra_authorize_params)
+        return AuthorizationRequest(url=url, code_verifier=(oauth.code_verifier or "") if pkce else "")
 
     # --- token endpoint -------------------------------------------------------------
 
     def exchange_code(self, *, code: str, code_verifier: str = "") -> TokenSet:
-        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri}
-        if code_verifier:
-            data["code_verifier"] = code_verifier
-        return self._token_request(self.token_url, data, secrets_in_play=[code, code_verifier])
+        hidden = [self.client_secret, code, code_verifier]
+        extra = {"code_verifier": code_verifier} if code_verifier else {}
+        if self._basic_auth():
+            client_auth: dict[str, Any] = {"auth": (self.client_id, self.client_secret)}
+        else:  # client_secret_post, or a public client (no secret): client_id in the body
+            client_auth = {"include_client_id": True, "client_secret": self.client_secret or None}
+        with self._session("access_token_response", hidden) as session:
+            return self._token_request(
+                lambda: session.fetch_token(self.token_url, code=code, **client_auth, **extra), self.token_url, hidden
+            )
 
     def refresh(self, *, refresh_token: str) -> TokenSet:
-        data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return self._token_request(self.refresh_url or self.token_url, data, secrets_in_play=[refresh_token])
-
-    def _token_request(self, url: str, data: dict[str, str], *, secrets_in_play: list[str]) -> TokenSet:
-        hidden = [self.client_secret, *secrets_in_play]
-        auth = None
-        if self.token_auth_method == providers.CLIENT_SECRET_BASIC and self.client_secret:
-            auth = (self.client_id, self.client_secret)
+        url = self.refresh_url or self.token_url
+        hidden = [self.client_secret, refresh_token]
+        if self._basic_auth():
+            client_auth: dict[str, Any] = {"auth": (self.client_id, self.client_secret)}
         else:
-            data["client_id"] = self.client_id
+            client_auth = {"client_id": self.client_id}
             if self.client_secret:
-                data["client_secret"] = self.client_secret
+                client_auth["client_secret"] = self.client_secret
+        with self._session("refresh_token_response", hidden) as session:
+            return self._token_request(
+                lambda: session.refresh_token(url, refresh_token=refresh_token, **client_auth), url, hidden
+            )
+
+    def _basic_auth(self) -> bool:
+        return self.token_auth_method == providers.CLIENT_SECRET_BASIC and bool(self.client_secret)
+
+    def _session(self, hook: str, hidden: list[str]) -> ProviderSession:
+        # No scope on token requests: nothing to add to the body, and oauthlib then takes the
+        # granted scope as it comes instead of raising when it differs from the requested one.
+        session = ProviderSession(WebApplicationClient(self.client_id), redirect_uri=self.redirect_uri)
+        session.register_compliance_hook(hook, lambda response: _checked(response, hidden))
+        return session
+
+    def _token_request(self, send: Callable[[], dict[str, Any]], url: str, hidden: list[str]) -> TokenSet:
         try:
-            response = get_session(USER_AGENT).post(url, data=data, auth=auth, headers={"Accept": "application/json"})
+            token = send()
         except InvalidIPAddress:
             # SSRF protection at connect time: the endpoint resolves to a non-public address now.
             raise OAuthError(
@@ -122,40 +143,55 @@ class OAuthClient:
             raise OAuthUpstreamError(
                 f"Could not reach the provider's token endpoint ({type(error).__name__}, {url})."
             ) from None
-        text = redact(response.text[:MAX_PROVIDER_TEXT], hidden)
-        if response.status_code >= 500:
-            raise OAuthUpstreamError(f"The provider answered HTTP {response.status_code}: {text}")
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            if response.ok:
-                raise OAuthUpstreamError(f"The provider's token endpoint answered no JSON object: {text}")
-            raise OAuthError(f"The provider refused the request (HTTP {response.status_code}): {text}")
-        error = payload.get("error")
-        if not response.ok or error or payload.get("ok") is False:
-            error_code = str(error or f"http_{response.status_code}")
-            description = payload.get("error_description") or ""
-            message = redact(f"{error_code}: {description}".rstrip(": "), hidden)[:MAX_PROVIDER_TEXT]
-            raise OAuthError(f"The provider refused the request: {message}", error=error_code)
-        access_token = payload.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            raise OAuthUpstreamError("The provider's token response has no access_token.")
-        expires_in = payload.get("expires_in")
-        try:
-            expires_in = int(expires_in) if expires_in is not None else None
-        except (TypeError, ValueError):
-            expires_in = None
-        extra = {k: v for k, v in payload.items() if k == "id_token" and isinstance(v, str)}
-        return TokenSet(
-            access_token=access_token,
-            refresh_token=str(payload.get("refresh_token") or ""),
-            token_type=str(payload.get("token_type") or ""),
-            scope=str(payload.get("scope") or ""),
-            expires_in=expires_in,
-            extra=extra,
-        )
+        except (OAuth2Error, ValueError, Warning):  # oauthlib could not read an answer `_checked` let through
+            raise OAuthUpstreamError("The provider's token response could not be read.") from None
+        return _token_set(token)
+
+
+def _checked(response: requests.Response, hidden: list[str]) -> requests.Response:
+    """The token endpoint's answer, if it is a token; else the error it maps to.
+
+    Runs as requests-oauthlib's response hook, before oauthlib parses the body: a 5xx or an
+    unreadable answer is the provider failing, an OAuth error body (or Slack's HTTP 200
+    with `ok: false`) or another 4xx is the provider refusing.
+    """
+    text = redact(response.text[:MAX_PROVIDER_TEXT], hidden)
+    if response.status_code >= 500:
+        raise OAuthUpstreamError(f"The provider answered HTTP {response.status_code}: {text}")
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        if response.ok:
+            raise OAuthUpstreamError(f"The provider's token endpoint answered no JSON object: {text}")
+        raise OAuthError(f"The provider refused the request (HTTP {response.status_code}): {text}")
+    error = payload.get("error")
+    if not response.ok or error or payload.get("ok") is False:
+        error_code = str(error or f"http_{response.status_code}")
+        description = payload.get("error_description") or ""
+        message = redact(f"{error_code}: {description}".rstrip(": "), hidden)[:MAX_PROVIDER_TEXT]
+        raise OAuthError(f"The provider refused the request: {message}", error=error_code)
+    access_token = payload.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise OAuthUpstreamError("The provider's token response has no access_token.")
+    return response
+
+
+def _token_set(token: dict[str, Any]) -> TokenSet:
+    """Our record of oauthlib's token (which has the scope as a list, `expires_in` as an int)."""
+    scope = token.get("scope") or ""
+    if isinstance(scope, (list, tuple, set)):
+        scope = " ".join(scope)
+    expires_in = token.get("expires_in")
+    return TokenSet(
+        access_token=token["access_token"],
+        refresh_token=str(token.get("refresh_token") or ""),
+        token_type=str(token.get("token_type") or ""),
+        scope=str(scope),
+        expires_in=expires_in if isinstance(expires_in, int) else None,
+        extra={k: v for k, v in token.items() if k == "id_token" and isinstance(v, str)},
+    )
 
 
 def _fill(template: str, config: dict[str, Any], what: str) -> str:
@@ -171,17 +207,16 @@ def resolve_client(integration: Integration, *, redirect_uri: str | None = None)
     provider = integration.provider_info
     if provider is None or integration.auth_type != providers.OAUTH2 or not provider.supports_oauth2:
         raise ApplicationError("This integration does not use OAuth 2.0.")
-    config = integration.config or {}
-    credentials = integration.credentials or {}
-    own_app = provider.name == "custom" or bool(config.get("client_id"))
-    if own_app:
+    config: dict[str, Any] = integration.config or {}
+    credentials: dict[str, Any] = integration.credentials or {}
+    if not provider.has_shared_oauth_app or config.get("client_id"):  # the integration's own OAuth app
         client_id = config.get("client_id", "")
         client_secret = credentials.get("client_secret", "")
     else:
         client_id = app_settings.client_id(provider.env_prefix)
         client_secret = app_settings.client_secret(provider.env_prefix)
     if not client_id:
-        hint = f"set {provider.env_prefix}_CLIENT_ID or " if provider.env_prefix and provider.name != "custom" else ""
+        hint = f"set {provider.env_prefix}_CLIENT_ID or " if provider.has_shared_oauth_app else ""
         raise ApplicationError(f"No OAuth client configured for {provider.name}: {hint}set config.client_id.")
     use_pkce = config.get("use_pkce")
     return OAuthClient(
@@ -191,19 +226,9 @@ def resolve_client(integration: Integration, *, redirect_uri: str | None = None)
         authorization_url=_fill(provider.authorization_url, config, "authorization URL"),
         token_url=_fill(provider.token_url, config, "token URL"),
         refresh_url=_fill(provider.refresh_url, config, "refresh URL") if provider.refresh_url else "",
-        redirect_uri=redirect_uri
-        or config.get("redirect_uri")
-        or app_settings.redirect_uri(provider.env_prefix if provider.name != "custom" else ""),
+        redirect_uri=redirect_uri or config.get("redirect_uri") or app_settings.redirect_uri(provider.env_prefix),
         scopes=tuple(config.get("scopes") or provider.default_scopes),
         use_pkce=provider.supports_pkce if use_pkce is None else bool(use_pkce),
         token_auth_method=config.get("token_auth_method") or provider.token_auth_method,
         extra_authorize_params=dict(provider.extra_authorize_params),
     )
-
-
-def new_pkce_pair() -> tuple[str, str]:
-    """(code_verifier, S256 code_challenge) per RFC 7636."""
-    verifier = secrets.token_urlsafe(64)  # 86 characters from the unreserved set
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-    return verifier, challenge

@@ -16,7 +16,7 @@ from integrations import app_settings
 from integrations.models import Integration, OAuthState
 from organizations.models import Organization
 
-from .client import TokenSet, new_pkce_pair, resolve_client
+from .client import TokenSet, resolve_client
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +46,19 @@ def oauth_start_authorization(*, integration: Integration) -> AuthorizationStart
     now = timezone.now()
     OAuthState.objects.filter(expires_at__lt=now - STATE_RETENTION).delete()
     state = secrets.token_urlsafe(32)
-    verifier, challenge = new_pkce_pair() if client.use_pkce else ("", None)
+    request = client.authorization_request(state=state)
     expires_at = now + app_settings.state_ttl()
     OAuthState.objects.create(
         integration=integration,
         organization_id=integration.organization_id,
         state_hash=hash_state(state),
-        code_verifier=verifier,
+        code_verifier=request.code_verifier,
         redirect_uri=client.redirect_uri,
         expires_at=expires_at,
     )
     logger.info("OAuth authorization started for integration %s (pkce=%s)", integration.pk, client.use_pkce)
     return AuthorizationStart(
-        authorization_url=client.authorization_request_url(state=state, code_challenge=challenge),
+        authorization_url=request.url,
         state=state,
         expires_at=expires_at,
     )

@@ -1,153 +1,36 @@
-"""The provider catalogue: one data entry per provider (PROVIDERS.md), no code per provider.
+"""The provider catalogue: one data entry per provider, no code per provider.
 
-Everything the rest of the app needs to know about a provider lives here: its category,
-the auth types it supports, its OAuth endpoints (URL templates filled from the
+Everything the rest of the app needs to know about a provider lives in its entry: its
+category, the auth types it supports, its OAuth endpoints (URL templates filled from the
 integration's `config`), default scopes, PKCE support, extra authorization parameters,
-the config keys it needs and how its health is checked. Facts PROVIDERS.md marks as
-unconfirmed are left overridable through `config` (`use_pkce`, `token_auth_method`,
-`health_check_url`, ...).
+the config keys it needs and how its health is checked (`schema.py` says what each field
+means). Facts the provider notes mark as unconfirmed are left overridable through
+`config` (`use_pkce`, `token_auth_method`, `health_check_url`, ...).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-# Categories
-CALENDAR = "calendar"
-HRIS = "hris"
-E_SIGNATURE = "e_signature"
-JOB_BOARD = "job_board"
-COMMUNICATION = "communication"
-CATEGORIES = (CALENDAR, HRIS, E_SIGNATURE, JOB_BOARD, COMMUNICATION)
-
-# Auth types (Integration.AuthType mirrors these values)
-OAUTH2 = "oauth2"
-API_KEY = "api_key"
-JWT = "jwt"
-SAML = "saml"
-AUTH_TYPES = (OAUTH2, API_KEY, JWT, SAML)
-
-CLIENT_SECRET_POST = "client_secret_post"
-CLIENT_SECRET_BASIC = "client_secret_basic"
-TOKEN_AUTH_METHODS = (CLIENT_SECRET_POST, CLIENT_SECRET_BASIC)
-
-# Config value kinds
-STR = "str"
-URL = "url"
-LIST = "list"
-BOOL = "bool"
-
-
-@dataclass(frozen=True)
-class ConfigField:
-    name: str
-    kind: str = STR
-    #: auth types for which the key is required (empty: always optional)
-    required_for: tuple[str, ...] = ()
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    help: str = ""
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    """How to check an integration cheaply with its credential.
-
-    `success`: "2xx" (any 2xx answer), "json_ok" (2xx and `"ok": true`, Slack) or "none"
-    (no check is available: report degraded honestly). `url` may contain `{config_key}`.
-    `auth`: how the credential is sent: "bearer", "basic_api_key" (API key as the Basic
-    username, password "x") or "basic" (username/password credentials).
-    """
-
-    url: str = ""
-    method: str = "GET"
-    success: str = "2xx"
-    auth: str = "bearer"
-    note: str = ""
-
-
-# Config keys every OAuth2 provider accepts: the integration may bring its own OAuth app
-# (`client_id` here, `client_secret` in the credentials) and override unconfirmed facts.
-OAUTH_COMMON_FIELDS = (
-    ConfigField("client_id", help="OAuth client id; else <PREFIX>_CLIENT_ID from the environment"),
-    ConfigField("scopes", LIST, help="scopes to request; else the provider's defaults"),
-    ConfigField("use_pkce", BOOL, help="override the catalogue's PKCE support"),
-    ConfigField("token_auth_method", choices=TOKEN_AUTH_METHODS, help="how the client authenticates at the token URL"),
-    ConfigField("redirect_uri", URL, help="else <PREFIX>_REDIRECT_URI, else PUBLIC_BASE_URL + the callback path"),
+from .schema import (
+    API_KEY,
+    BOOL,
+    CALENDAR,
+    CATEGORIES,
+    CLIENT_SECRET_BASIC,
+    CLIENT_SECRET_POST,
+    COMMUNICATION,
+    E_SIGNATURE,
+    HRIS,
+    JOB_BOARD,
+    JWT,
+    LIST,
+    OAUTH2,
+    SAML,
+    TOKEN_AUTH_METHODS,
+    URL,
+    ConfigField,
+    HealthCheck,
+    Provider,
 )
-
-
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    display_name: str
-    category: str
-    auth_types: tuple[str, ...]
-    env_prefix: str = ""
-    authorization_url: str = ""
-    token_url: str = ""
-    #: where refresh requests go when it differs from token_url (Dropbox Sign)
-    refresh_url: str = ""
-    default_scopes: tuple[str, ...] = ()
-    scope_separator: str = " "
-    supports_pkce: bool = False
-    token_auth_method: str = CLIENT_SECRET_POST
-    extra_authorize_params: dict[str, str] = field(default_factory=dict)
-    config_fields: tuple[ConfigField, ...] = ()
-    #: credential keys an `api_key` integration needs (beside the generic rules)
-    api_key_credentials: tuple[str, ...] = ("api_key",)
-    health_check: HealthCheck = field(default_factory=HealthCheck)
-    notes: str = ""
-
-    @property
-    def supports_oauth2(self) -> bool:
-        return OAUTH2 in self.auth_types
-
-    def all_config_fields(self) -> tuple[ConfigField, ...]:
-        fields = self.config_fields
-        if self.supports_oauth2:
-            own = {f.name for f in fields}
-            fields = fields + tuple(f for f in OAUTH_COMMON_FIELDS if f.name not in own)
-        return fields
-
-    def config_field(self, name: str) -> ConfigField | None:
-        return next((f for f in self.all_config_fields() if f.name == name), None)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "display_name": self.display_name,
-            "category": self.category,
-            "auth_types": list(self.auth_types),
-            "authorization_url": self.authorization_url,
-            "token_url": self.token_url,
-            "default_scopes": list(self.default_scopes),
-            "supports_pkce": self.supports_pkce,
-            "token_auth_method": self.token_auth_method if self.supports_oauth2 else "",
-            "extra_authorize_params": dict(self.extra_authorize_params),
-            "config_fields": [
-                {
-                    "name": f.name,
-                    "kind": f.kind,
-                    "required_for": list(f.required_for),
-                    "default": f.default,
-                    "choices": list(f.choices),
-                    "help": f.help,
-                }
-                for f in self.all_config_fields()
-            ],
-            "api_key_credentials": list(self.api_key_credentials) if API_KEY in self.auth_types else [],
-            "health_check": {
-                "method": self.health_check.method,
-                "url": self.health_check.url,
-                "success": self.health_check.success,
-                "auth": self.health_check.auth,
-                "note": self.health_check.note,
-            },
-            "notes": self.notes,
-        }
-
 
 GOOGLE_AUTH = "https://accounts.google.com/o/oauth2/v2/auth"
 GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
@@ -317,7 +200,7 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("health_check_url", URL, help="a cheap authenticated GET, e.g. reading one worker"),
         ),
         api_key_credentials=("username", "password"),
-        health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
+        health_check=HealthCheck("{health_check_url}", auth="basic", note="configure health_check_url"),
         notes="`api_key` auth here means Basic auth with `username`/`password` credentials.",
     ),
     Provider(
@@ -391,7 +274,8 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("health_check_url", URL, help="a GET that must answer 2xx with the credential"),
             ConfigField("category", choices=CATEGORIES, default=COMMUNICATION, help="how to file it"),
         ),
-        api_key_credentials=(),  # `api_key` or `token`: checked in validation
+        api_key_credentials=(),
+        api_key_alternatives=("api_key", "token"),
         health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
         notes="credentials: client_secret (OAuth2, optional for public PKCE clients), or api_key/token (Bearer).",
     ),
