@@ -135,7 +135,7 @@ class OAuthClient:
             # SSRF protection at connect time: the endpoint resolves to a non-public address now.
             raise OAuthError(
                 f"The provider's token endpoint is not on a public address ({url}); "
-                "set INTEGRATIONS_ALLOW_PRIVATE_URLS for a private one."
+                "set ALLOW_PRIVATE_URLS for a private one."
             ) from None
         except requests.Timeout:
             raise OAuthUpstreamError(f"The provider's token endpoint timed out ({url}).") from None

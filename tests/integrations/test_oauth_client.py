@@ -127,7 +127,7 @@ def trickling_endpoint():
 
 def test_a_trickling_token_endpoint_is_cut_off_by_the_deadline(settings, organization, trickling_endpoint):
     """Each byte comes within the read timeout; the whole-request deadline still ends it."""
-    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    settings.ALLOW_PRIVATE_URLS = True
     settings.INTEGRATIONS_HTTP_TIMEOUT = 1
     custom = _authorized(_custom(organization, credentials={"client_secret": "s"}, token_url=trickling_endpoint))
     started = time.monotonic()
