@@ -16,6 +16,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from common.exceptions import ApplicationError, ConflictError
+from common.services import model_update
 from organizations.models import Organization
 
 from . import app_settings
@@ -96,41 +97,79 @@ def webhook_create(*, organization: Organization, secret: str | None = None, **f
     return webhook
 
 
+# The engine owns the counters, `consecutive_failures`, the `last_*` times, and the
+# `is_active`/`disabled_*` it sets itself (webhooks/delivery.py moves them with F() and
+# conditional UPDATEs). These services therefore write only the fields they change, on
+# the row they locked and re-read: never a whole instance read earlier.
+_UNLOCKED_SECRETS = ("secret", "previous_secret")  # not decrypted just to lock the row
+
+
+def _lock(webhook: Webhook) -> Webhook:
+    return Webhook.objects.select_for_update().defer(*_UNLOCKED_SECRETS).get(pk=webhook.pk)
+
+
+def _sync_instance(target: Webhook, source: Webhook) -> Webhook:
+    """Copy the saved row into the caller's instance, so callers holding it see it."""
+    deferred = source.get_deferred_fields()
+    for model_field in Webhook._meta.concrete_fields:
+        if model_field.attname not in deferred:
+            setattr(target, model_field.attname, getattr(source, model_field.attname))
+    return target
+
+
 @transaction.atomic
 def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
+    """Change the given fields. `is_active` is applied against the current row: enabling
+    resets `consecutive_failures`, disabling records when and why."""
     unknown = set(fields) - WEBHOOK_FIELDS
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
     cleaned = _validate_webhook_fields(fields, webhook.organization)
     is_active = cleaned.pop("is_active", None)
-    for name, value in cleaned.items():
-        setattr(webhook, name, value)
-    webhook.save()
-    if is_active is True and not webhook.is_active:
-        webhook_enable(webhook=webhook)
-    elif is_active is False and webhook.is_active:
-        webhook_disable(webhook=webhook, reason="Disabled by a user.")
-    return webhook
+    locked = _lock(webhook)
+    model_update(instance=locked, fields=list(cleaned), data=cleaned)
+    if is_active is True:
+        _enable_locked(locked)
+    elif is_active is False:
+        _disable_locked(locked, reason="Disabled by a user.")
+    return _sync_instance(webhook, locked)
+
+
+def _enable_locked(locked: Webhook) -> None:
+    if locked.is_active:
+        return
+    model_update(
+        instance=locked,
+        fields=["is_active", "consecutive_failures", "disabled_at", "disabled_reason"],
+        data={"is_active": True, "consecutive_failures": 0, "disabled_at": None, "disabled_reason": ""},
+    )
+
+
+def _disable_locked(locked: Webhook, *, reason: str) -> None:
+    """Only an active webhook: the engine's own disable (when, why) is kept."""
+    if not locked.is_active:
+        return
+    model_update(
+        instance=locked,
+        fields=["is_active", "disabled_at", "disabled_reason"],
+        data={"is_active": False, "disabled_at": timezone.now(), "disabled_reason": reason[:500]},
+    )
 
 
 @transaction.atomic
 def webhook_enable(*, webhook: Webhook) -> Webhook:
     """Re-enable; the consecutive-failure count starts again from zero."""
-    webhook.is_active = True
-    webhook.consecutive_failures = 0
-    webhook.disabled_at = None
-    webhook.disabled_reason = ""
-    webhook.save(update_fields=["is_active", "consecutive_failures", "disabled_at", "disabled_reason", "updated_at"])
-    return webhook
+    locked = _lock(webhook)
+    _enable_locked(locked)
+    return _sync_instance(webhook, locked)
 
 
 @transaction.atomic
 def webhook_disable(*, webhook: Webhook, reason: str) -> Webhook:
-    webhook.is_active = False
-    webhook.disabled_at = timezone.now()
-    webhook.disabled_reason = reason[:500]
-    webhook.save(update_fields=["is_active", "disabled_at", "disabled_reason", "updated_at"])
-    return webhook
+    """Disable an active webhook; one already disabled keeps its `disabled_at` and reason."""
+    locked = _lock(webhook)
+    _disable_locked(locked, reason=reason)
+    return _sync_instance(webhook, locked)
 
 
 @transaction.atomic
@@ -339,18 +378,29 @@ def webhook_send_test(*, webhook: Webhook) -> WebhookLog:
 
 def log_replay(*, log: WebhookLog) -> WebhookLog:
     """Send the logged attempt's event to its webhook again (same `webhook-id`), now."""
-    webhook = log.webhook
-    if not webhook.is_active and log.event_type != TEST_EVENT:
-        raise ConflictError("The webhook is disabled: re-enable it before replaying.")
     with transaction.atomic():
+        webhook = _lock(log.webhook)  # the current `is_active`, not the one read with the log
+        if not webhook.is_active and log.event_type != TEST_EVENT:
+            raise ConflictError("The webhook is disabled: re-enable it before replaying.")
         delivery = Delivery.objects.select_for_update().get(pk=log.delivery_id)
         if delivery.lease_expires_at and delivery.lease_expires_at > timezone.now():
             raise ConflictError("This delivery is being sent right now; try again shortly.")
         now = timezone.now()
         _rearm(delivery, webhook, now)
         _lease_to_caller(delivery, now)
-        delivery.save()
+        delivery.save(update_fields=[*REARM_FIELDS, "attempts"])
     return _send_now(delivery)
+
+
+REARM_FIELDS = (
+    "state",
+    "max_attempts",
+    "next_attempt_at",
+    "finished_at",
+    "last_error",
+    "lease_token",
+    "lease_expires_at",
+)
 
 
 def _rearm(delivery: Delivery, webhook: Webhook, now: datetime) -> None:
@@ -374,9 +424,10 @@ def deliveries_recover(*, webhook: Webhook, since: datetime, until: datetime | N
     until = until or now
     if since > until:
         raise ValidationError({"since": "Must be before until."})
-    if not webhook.is_active:
-        raise ConflictError("The webhook is disabled: re-enable it before recovering.")
     with transaction.atomic():
+        webhook = _lock(webhook)  # the current `is_active` and `retry_attempts`
+        if not webhook.is_active:
+            raise ConflictError("The webhook is disabled: re-enable it before recovering.")
         failed = list(
             Delivery.objects.select_for_update()
             .filter(webhook=webhook, state=Delivery.State.FAILED, created_at__gte=since, created_at__lte=until)
@@ -384,19 +435,8 @@ def deliveries_recover(*, webhook: Webhook, since: datetime, until: datetime | N
         )
         for delivery in failed:
             _rearm(delivery, webhook, now)
-        Delivery.objects.bulk_update(
-            failed,
-            [
-                "state",
-                "max_attempts",
-                "next_attempt_at",
-                "finished_at",
-                "last_error",
-                "lease_token",
-                "lease_expires_at",
-            ],
-            batch_size=500,
-        )
+        # Rows locked above and FAILED: the engine writes no failed delivery.
+        Delivery.objects.bulk_update(failed, REARM_FIELDS, batch_size=500)
         if failed:
             transaction.on_commit(lambda: enqueue_drains(len(failed)))
     return RecoverResult(recovered=len(failed))
