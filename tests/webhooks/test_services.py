@@ -14,6 +14,7 @@ from http import HTTPStatus
 import pytest
 from django.db import connection
 
+from tests.concurrency import Concurrently
 from tests.webhooks.receiver import Reply
 from webhooks import tasks
 from webhooks.models import Delivery, Webhook, WebhookLog
@@ -23,37 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the transactional_db fix
 
 DELIVERIES = 1000 if connection.vendor == "postgresql" else 400
 PATCHES = 300
-
-
-class Concurrently:
-    """Run functions in threads started together; each closes its own connection; errors surface."""
-
-    def __init__(self, *functions):
-        self.functions = functions
-        self.errors: list[BaseException] = []
-        self.barrier = threading.Barrier(len(functions))
-
-    def _run(self, function):
-        try:
-            self.barrier.wait()
-            function()
-        except BaseException as error:  # re-raised in the test's thread
-            self.errors.append(error)
-        finally:
-            connection.close()
-
-    def __enter__(self):
-        self.threads = [threading.Thread(target=self._run, args=(f,)) for f in self.functions]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        for thread in self.threads:
-            thread.join(timeout=300)
-        assert not any(thread.is_alive() for thread in self.threads), "a thread did not finish"
-        if self.errors:
-            raise self.errors[0]
 
 
 def drain_until_done(done: threading.Event | None = None) -> None:
