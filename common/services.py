@@ -1,10 +1,36 @@
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from django.db import models, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
 from common.schedules import registered_schedules
+
+ModelT = TypeVar("ModelT", bound=models.Model)
+
+
+def model_update(*, instance: ModelT, fields: Iterable[str], data: dict[str, Any]) -> tuple[ModelT, list[str]]:
+    """Set the `fields` that `data` changes and save only those (plus an `auto_now` field).
+
+    Returns the instance and the names of the fields it wrote ([] when nothing changed).
+    Call it on a row the caller locked and re-read (`select_for_update`) when the new
+    values depend on the current ones; other columns are never written back from memory.
+    """
+    changed = []
+    for name in fields:
+        if name in data and getattr(instance, name) != data[name]:
+            setattr(instance, name, data[name])
+            changed.append(name)
+    if changed:
+        update_fields = list(changed)
+        for model_field in instance._meta.concrete_fields:
+            if getattr(model_field, "auto_now", False) and model_field.name not in update_fields:
+                update_fields.append(model_field.name)
+        instance.save(update_fields=update_fields)
+    return instance, changed
 
 
 @transaction.atomic

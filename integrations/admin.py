@@ -183,14 +183,12 @@ class IntegrationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            saved = integration_update(
-                integration=obj,
-                name=data["name"],
-                provider=data["provider"],
-                auth_type=data["auth_type"],
-                config=data.get("config") or {},
-                credentials=data.get("new_credentials"),
-            )
+            # Only what the operator changed, through the service (locked row, named fields):
+            # never a full save() of the form's copy over token and health state.
+            changed = {name: data[name] for name in ("name", "provider", "auth_type") if name in form.changed_data}
+            if "config" in form.changed_data:
+                changed["config"] = data.get("config") or {}
+            saved = integration_update(integration=obj, credentials=data.get("new_credentials"), **changed)
         else:
             saved = integration_create(
                 organization=data["organization"],

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.services import model_update
 from organizations.models import Organization
 
 from . import providers
@@ -61,10 +62,14 @@ def _check_name(*, organization: Organization, name: Any, exclude_pk=None) -> st
     return name
 
 
-def _save_unique(integration: Integration, **kwargs) -> None:
+def _save_unique(integration: Integration, save: Callable[[], Any] | None = None) -> None:
+    """Run `save` (default: insert the new integration); a name taken meanwhile is a 400."""
     try:
         with transaction.atomic():
-            integration.save(**kwargs)
+            if save is None:
+                integration.save(force_insert=True)
+            else:
+                save()
     except IntegrityError:  # a concurrent writer took the name
         raise IntegrationInvalid({"name": [f"An integration named {integration.name!r} already exists."]}) from None
 
@@ -94,7 +99,7 @@ def integration_create(
         credentials=credentials,
         status=Integration.Status.ACTIVE if complete else Integration.Status.PENDING,
     )
-    _save_unique(integration, force_insert=True)
+    _save_unique(integration)
     logger.info(
         "Integration %s created: provider=%s auth_type=%s organization=%s status=%s",
         integration.pk,
@@ -142,25 +147,25 @@ def integration_update(
                 if key not in new_credentials and key in locked.credentials:
                     new_credentials[key] = locked.credentials[key]
 
-    locked.name = new_name
-    locked.provider = new_provider
-    locked.auth_type = new_auth_type
-    locked.config = new_config
-    locked.credentials = new_credentials
+    data: dict[str, Any] = {
+        "name": new_name,
+        "provider": new_provider,
+        "auth_type": new_auth_type,
+        "config": new_config,
+        "credentials": new_credentials,
+    }
     if connection_changed:
-        locked.token_expires_at = None
-        locked.needs_reauthorization = False
-        locked.refresh_failure_count = 0
-        locked.refresh_retry_at = None
+        data.update(token_expires_at=None, needs_reauthorization=False, refresh_failure_count=0, refresh_retry_at=None)
     if locked.status != Integration.Status.INACTIVE and (connection_changed or credentials is not None):
-        complete = credentials_complete(new_auth_type, new_credentials)
-        if not complete:
-            locked.status = Integration.Status.PENDING
+        needs_reauthorization = data.get("needs_reauthorization", locked.needs_reauthorization)
+        if not credentials_complete(new_auth_type, new_credentials):
+            data["status"] = Integration.Status.PENDING
         elif locked.status == Integration.Status.PENDING or (
-            locked.status == Integration.Status.ERROR and not locked.needs_reauthorization
+            locked.status == Integration.Status.ERROR and not needs_reauthorization
         ):
-            locked.status = Integration.Status.ACTIVE
-    _save_unique(locked)
+            data["status"] = Integration.Status.ACTIVE
+    # Only what changed, on the locked row: health and token bookkeeping stay as they are.
+    _save_unique(locked, lambda: model_update(instance=locked, fields=list(data), data=data))
     logger.info("Integration %s updated (credentials %s)", locked.pk, "replaced" if credentials else "kept")
     return _sync_instance(integration, locked)
 

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from .models import ApiKey, Membership, Organization
-from .services import api_key_save_new
+from .services import api_key_save_new, api_key_update
 
 
 class MembershipInline(admin.TabularInline):
@@ -51,7 +51,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            # Only the changed fields: a full save() of the form's instance would write back
+            # the `last_used_at`/`revoked_at` it read, undoing a revocation made meanwhile.
+            changed = {name: form.cleaned_data[name] for name in ("name", "read_only") if name in form.changed_data}
+            api_key_update(api_key=obj, **changed)
             return
         raw_key = api_key_save_new(api_key=obj)
         self.message_user(

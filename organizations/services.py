@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from common.exceptions import ApplicationError, ConflictError
+from common.services import model_update
 
 from .models import ApiKey, Membership, Organization
 
@@ -72,10 +73,22 @@ def api_key_create(*, organization: Organization, name: str, read_only: bool = F
     return api_key, raw_key
 
 
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, name: str | None = None, read_only: bool | None = None) -> ApiKey:
+    """Change the given fields (None keeps a value), on the locked row: `last_used_at` and
+    `revoked_at` are written by authentication and revocation, never from this copy."""
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    data = {name_: value for name_, value in (("name", name), ("read_only", read_only)) if value is not None}
+    model_update(instance=locked, fields=["name", "read_only"], data=data)
+    for attname in ("name", "read_only", "last_used_at", "revoked_at"):
+        setattr(api_key, attname, getattr(locked, attname))
+    return api_key
+
+
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
+    """Revoke once: a second revocation (or a stale copy) keeps the first time."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key.revoked_at = ApiKey.objects.values_list("revoked_at", flat=True).get(pk=api_key.pk)
     return api_key
 
 

@@ -7,6 +7,8 @@ Viewsets implement `scoped_queryset(organization)` with a selector.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
@@ -15,8 +17,17 @@ from rest_framework import serializers
 from organizations.access import request_organization
 from organizations.models import Organization
 
+if TYPE_CHECKING:
+    from rest_framework.generics import GenericAPIView
 
-class OrganizationScopedMixin:
+    _Base = GenericAPIView
+else:
+    _Base = object
+
+
+class OrganizationScopedMixin(_Base):
+    queryset: QuerySet[Any]
+
     def scoped_queryset(self, organization: Organization) -> QuerySet:
         return self.queryset.filter(organization=organization)
 
@@ -42,6 +53,7 @@ class OrganizationScopedRelatedField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         request = self.context.get("request")
         queryset = super().get_queryset()
+        assert queryset is not None, "declare the field with queryset="
         if request is None:
             return queryset.none()
         return queryset.filter(organization=request_organization(request))

@@ -27,10 +27,18 @@ class WebhookForm(forms.ModelForm):
         model = Webhook
         fields = ["organization", "name", "url", "events", "retry_attempts", "is_active"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # `is_active` counts as changed only against what the operator was shown: if the
+        # engine disabled the webhook after the form was opened, saving a new name must not
+        # re-enable it. A post without that hidden value is compared with the stored row.
+        if not self.is_bound or self.add_initial_prefix("is_active") in self.data:
+            self.fields["is_active"].show_hidden_initial = True
+
     def clean(self):
         cleaned = super().clean()
         try:
-            services._validate_webhook_fields(
+            services.validate_webhook_fields(
                 {k: cleaned[k] for k in ("url", "events", "retry_attempts") if k in cleaned}
             )
         except ValidationError as exc:
@@ -146,12 +154,15 @@ class WebhookAdmin(admin.ModelAdmin):
         return format_html("<table>{}{}</table>", header, rows) if logs else "No attempts yet."
 
     def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in ("name", "url", "events", "retry_attempts", "is_active")}
+        editable = ("name", "url", "events", "retry_attempts", "is_active")
         if change:
-            # The form already set the new values on `obj`: give the service the stored row,
-            # so that enabling/disabling goes through its rules (reset count, reason).
-            services.webhook_update(webhook=Webhook.objects.get(pk=obj.pk), **fields)
+            # Only what the operator changed, through the service (it locks the row; enabling
+            # and disabling follow its rules). Never a full save() of the form's instance:
+            # that would write back counters and state the engine moved meanwhile.
+            changed = {name: form.cleaned_data[name] for name in editable if name in form.changed_data}
+            services.webhook_update(webhook=obj, **changed)
         else:
+            fields = {name: form.cleaned_data[name] for name in editable}
             webhook = services.webhook_create(organization=form.cleaned_data["organization"], **fields)
             obj.pk = webhook.pk
             self.message_user(

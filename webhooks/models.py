@@ -80,6 +80,10 @@ class Event(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    # Set by `trigger_event` on the instance it returns (not stored).
+    delivery_count: int = 0
+    is_repeat: bool = False
+
     class Meta:
         db_table = "webhook_events"
         ordering = ["-created_at"]

@@ -120,10 +120,24 @@ def oauth_store_tokens(*, integration: Integration, tokens: TokenSet, authorized
     apply_tokens(locked, tokens)
     if authorized:
         locked.status = Integration.Status.ACTIVE
-    locked.save()
+    locked.save(update_fields=TOKEN_STATE_FIELDS)
     for model_field in Integration._meta.concrete_fields:
         setattr(integration, model_field.attname, getattr(locked, model_field.attname))
     return integration
+
+
+# What `apply_tokens` sets: saves after it name exactly these (on the locked row).
+TOKEN_STATE_FIELDS = (
+    "credentials",
+    "token_expires_at",
+    "needs_reauthorization",
+    "refresh_failure_count",
+    "refresh_retry_at",
+    "last_error",
+    "last_error_at",
+    "status",
+    "updated_at",
+)
 
 
 def apply_tokens(integration: Integration, tokens: TokenSet) -> None:

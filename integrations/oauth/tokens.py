@@ -28,7 +28,7 @@ from integrations.models import Integration
 from integrations.services import safe_error_text
 
 from .client import OAuthError, OAuthUpstreamError, resolve_client
-from .flows import apply_tokens
+from .flows import TOKEN_STATE_FIELDS, apply_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def oauth_refresh_token(
             _back_off(locked, error)
         else:
             apply_tokens(locked, tokens)
-            locked.save()
+            locked.save(update_fields=TOKEN_STATE_FIELDS)
             logger.info("Token refreshed for integration %s", locked.pk)
     _copy(integration, locked)
     if failure is not None:
@@ -141,7 +141,8 @@ def _mark_reauthorization_required(integration: Integration, error: OAuthError) 
     integration.last_error = safe_error_text(integration, f"{REAUTHORIZATION_REQUIRED}: {error.message}")
     integration.last_error_at = timezone.now()
     integration.refresh_retry_at = None
-    integration.save()
+    fields = ["needs_reauthorization", "status", "last_error", "last_error_at", "refresh_retry_at", "updated_at"]
+    integration.save(update_fields=fields)
     logger.warning("Integration %s needs re-authorization: %s", integration.pk, integration.last_error)
 
 
@@ -151,7 +152,9 @@ def _back_off(integration: Integration, error: ApplicationError) -> None:
     integration.refresh_retry_at = now + app_settings.refresh_backoff(integration.refresh_failure_count)
     integration.last_error = safe_error_text(integration, f"Token refresh failed: {error.message}")
     integration.last_error_at = now
-    integration.save()
+    integration.save(
+        update_fields=["refresh_failure_count", "refresh_retry_at", "last_error", "last_error_at", "updated_at"]
+    )
     logger.warning(
         "Token refresh failed for integration %s (attempt %s, retry after %s): %s",
         integration.pk,

@@ -1,4 +1,4 @@
-"""Webhook services: fan-out, idempotency, payload validation, sending now."""
+"""Events: fan-out, idempotency, payload validation."""
 
 from http import HTTPStatus
 
@@ -6,8 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from webhooks import services, tasks
-from webhooks.engine.store import claim_due
+from webhooks import tasks
 from webhooks.models import Delivery, Event
 from webhooks.services import trigger_event, webhook_create
 
@@ -67,15 +66,3 @@ def test_payloads_postgres_cannot_store_are_refused(organization, webhook, api_c
 def test_nul_in_payload_via_the_api_is_a_400(api_client, webhook):
     response = api_client.post("/api/events/", {"event": "job.opened", "payload": {"a": "x\u0000y"}}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-
-
-def test_test_endpoint_is_not_taken_by_a_background_worker(api_client, webhook, receiver, monkeypatch):
-    real_send_now = services._send_now
-
-    def worker_claims_everything_first(delivery):
-        assert claim_due(limit=50) == []  # a background deliver_due finds nothing to take
-        return real_send_now(delivery)
-
-    monkeypatch.setattr(services, "_send_now", worker_claims_everything_first)
-    response = api_client.post(f"/api/integrations/webhooks/{webhook.pk}/test/")
-    assert response.status_code == HTTPStatus.OK and response.json()["success"] is True

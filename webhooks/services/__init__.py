@@ -1,0 +1,45 @@
+"""Writes of the webhooks app: webhooks, events, sending now, retention.
+
+Callers import from here (`from webhooks.services import trigger_event`); each module
+holds one concern.
+"""
+
+from .events import trigger_event
+from .replay import RecoverResult, deliveries_recover, log_replay, webhook_send_test
+from .retention import PruneResult, logs_prune
+from .webhooks import (
+    MAX_RETRY_ATTEMPTS,
+    WEBHOOK_FIELDS,
+    lock_webhook,
+    validate_events,
+    validate_secret,
+    validate_webhook_fields,
+    webhook_create,
+    webhook_delete,
+    webhook_disable,
+    webhook_enable,
+    webhook_rotate_secret,
+    webhook_update,
+)
+
+__all__ = [
+    "MAX_RETRY_ATTEMPTS",
+    "WEBHOOK_FIELDS",
+    "PruneResult",
+    "RecoverResult",
+    "deliveries_recover",
+    "lock_webhook",
+    "log_replay",
+    "logs_prune",
+    "trigger_event",
+    "validate_events",
+    "validate_secret",
+    "validate_webhook_fields",
+    "webhook_create",
+    "webhook_delete",
+    "webhook_disable",
+    "webhook_enable",
+    "webhook_rotate_secret",
+    "webhook_send_test",
+    "webhook_update",
+]

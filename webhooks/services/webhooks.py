@@ -1,0 +1,185 @@
+"""Webhooks: validation, create, update, enable/disable, delete, secret rotation.
+
+Every write locks the row and saves only the fields it changes: the delivery engine moves
+the same rows' counters and disabled state at the same time (webhooks/engine/store.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from common.exceptions import ApplicationError
+from common.services import model_update
+from organizations.models import Organization
+
+from .. import app_settings
+from ..events import ALL_EVENTS, is_known_event
+from ..models import Webhook
+from ..signing import generate_secret, secret_key_bytes
+from ..targets import validate_headers, validate_target_url
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRY_ATTEMPTS = 10
+WEBHOOK_FIELDS = {"name", "url", "events", "headers", "retry_attempts", "is_active", "integration"}
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def validate_events(events: Any) -> list[str]:
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise ValidationError({"events": 'A non-empty list of event types (or ["*"]).'})
+    unknown = [e for e in events if e != ALL_EVENTS and not is_known_event(e)]
+    if unknown:
+        raise ValidationError({"events": f"Unknown event types: {', '.join(sorted(set(unknown)))}."})
+    return list(dict.fromkeys(events))
+
+
+def validate_webhook_fields(fields: dict[str, Any], organization: Organization | None = None) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    cleaned = dict(fields)
+    for name, check in (
+        ("url", validate_target_url),
+        ("headers", lambda value: cleaned.__setitem__("headers", validate_headers(value))),
+        ("events", lambda value: cleaned.__setitem__("events", validate_events(value))),
+    ):
+        if name in fields:
+            try:
+                check(fields[name])
+            except ValidationError as exc:
+                errors[name] = exc.messages
+    integration = fields.get("integration")
+    if integration is not None and organization is not None and integration.organization_id != organization.pk:
+        errors["integration"] = ["No such integration."]
+    if "retry_attempts" in fields and not 0 <= int(fields["retry_attempts"]) <= MAX_RETRY_ATTEMPTS:
+        errors["retry_attempts"] = [f"Between 0 and {MAX_RETRY_ATTEMPTS}."]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def validate_secret(secret: str) -> str:
+    try:
+        secret_key_bytes(secret)
+    except ValueError as exc:
+        raise ValidationError({"secret": str(exc)}) from None
+    return secret
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def webhook_create(*, organization: Organization, secret: str | None = None, **fields: Any) -> Webhook:
+    unknown = set(fields) - WEBHOOK_FIELDS
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    cleaned = validate_webhook_fields(fields, organization)
+    webhook = Webhook(
+        organization=organization,
+        secret=validate_secret(secret) if secret else generate_secret(),
+        **cleaned,
+    )
+    if webhook.is_active is False:
+        webhook.disabled_at = timezone.now()
+        webhook.disabled_reason = "Created disabled."
+    webhook.save()
+    return webhook
+
+
+# The engine owns the counters, `consecutive_failures`, the `last_*` times, and the
+# `is_active`/`disabled_*` it sets itself (webhooks/delivery.py moves them with F() and
+# conditional UPDATEs). These services therefore write only the fields they change, on
+# the row they locked and re-read: never a whole instance read earlier.
+_UNLOCKED_SECRETS = ("secret", "previous_secret")  # not decrypted just to lock the row
+
+
+def lock_webhook(webhook: Webhook) -> Webhook:
+    return Webhook.objects.select_for_update().defer(*_UNLOCKED_SECRETS).get(pk=webhook.pk)
+
+
+def _sync_instance(target: Webhook, source: Webhook) -> Webhook:
+    """Copy the saved row into the caller's instance, so callers holding it see it."""
+    deferred = source.get_deferred_fields()
+    for model_field in Webhook._meta.concrete_fields:
+        if model_field.attname not in deferred:
+            setattr(target, model_field.attname, getattr(source, model_field.attname))
+    return target
+
+
+@transaction.atomic
+def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
+    """Change the given fields. `is_active` is applied against the current row: enabling
+    resets `consecutive_failures`, disabling records when and why."""
+    unknown = set(fields) - WEBHOOK_FIELDS
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    cleaned = validate_webhook_fields(fields, webhook.organization)
+    is_active = cleaned.pop("is_active", None)
+    locked = lock_webhook(webhook)
+    model_update(instance=locked, fields=list(cleaned), data=cleaned)
+    if is_active is True:
+        _enable_locked(locked)
+    elif is_active is False:
+        _disable_locked(locked, reason="Disabled by a user.")
+    return _sync_instance(webhook, locked)
+
+
+def _enable_locked(locked: Webhook) -> None:
+    if locked.is_active:
+        return
+    model_update(
+        instance=locked,
+        fields=["is_active", "consecutive_failures", "disabled_at", "disabled_reason"],
+        data={"is_active": True, "consecutive_failures": 0, "disabled_at": None, "disabled_reason": ""},
+    )
+
+
+def _disable_locked(locked: Webhook, *, reason: str) -> None:
+    """Only an active webhook: the engine's own disable (when, why) is kept."""
+    if not locked.is_active:
+        return
+    model_update(
+        instance=locked,
+        fields=["is_active", "disabled_at", "disabled_reason"],
+        data={"is_active": False, "disabled_at": timezone.now(), "disabled_reason": reason[:500]},
+    )
+
+
+@transaction.atomic
+def webhook_enable(*, webhook: Webhook) -> Webhook:
+    """Re-enable; the consecutive-failure count starts again from zero."""
+    locked = lock_webhook(webhook)
+    _enable_locked(locked)
+    return _sync_instance(webhook, locked)
+
+
+@transaction.atomic
+def webhook_disable(*, webhook: Webhook, reason: str) -> Webhook:
+    """Disable an active webhook; one already disabled keeps its `disabled_at` and reason."""
+    locked = lock_webhook(webhook)
+    _disable_locked(locked, reason=reason)
+    return _sync_instance(webhook, locked)
+
+
+@transaction.atomic
+def webhook_delete(*, webhook: Webhook) -> None:
+    webhook.delete()
+
+
+@transaction.atomic
+def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
+    """A new secret; the old one keeps signing beside it for 24 hours."""
+    webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
+    webhook.previous_secret = webhook.secret
+    webhook.previous_secret_expires_at = timezone.now() + timedelta(hours=app_settings.secret_overlap_hours())
+    webhook.secret = generate_secret()
+    webhook.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    return webhook
