@@ -27,10 +27,11 @@ from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
 
 from common.exceptions import ApplicationError, UpstreamError
+from common.redaction import redact
 from integrations import providers
 from integrations.models import Integration
 from integrations.oauth.tokens import get_access_token
-from integrations.services import MAX_ERROR_LENGTH, redact
+from integrations.services import MAX_ERROR_LENGTH
 
 from . import app_settings
 from .http import get_session

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.redaction import redact
 from common.services import model_update
 from organizations.models import Organization
 
@@ -27,14 +28,6 @@ from .validation import (
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 2000
-REDACTED = "[redacted]"
-
-
-def redact(text: str, secrets: Iterable[Any]) -> str:
-    """`text` with every secret value (of 4+ characters) replaced: last_error never leaks one."""
-    for secret in sorted((s for s in secrets if isinstance(s, str) and len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 def _lock(integration: Integration) -> Integration:

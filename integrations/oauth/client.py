@@ -18,10 +18,10 @@ import requests
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
 from common.exceptions import ApplicationError, UpstreamError
+from common.redaction import redact
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress
 from integrations.models import Integration
-from integrations.services import redact
 
 from .session import ProviderSession
 
@@ -155,7 +155,7 @@ def _checked(response: requests.Response, hidden: list[str]) -> requests.Respons
     unreadable answer is the provider failing, an OAuth error body (or Slack's HTTP 200
     with `ok: false`) or another 4xx is the provider refusing.
     """
-    text = redact(response.text[:MAX_PROVIDER_TEXT], hidden)
+    text = redact(response.text, hidden)[:MAX_PROVIDER_TEXT]  # redact first: a cut secret would not match
     if response.status_code >= 500:
         raise OAuthUpstreamError(f"The provider answered HTTP {response.status_code}: {text}")
     try:
