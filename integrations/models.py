@@ -5,11 +5,15 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from common.fields import EncryptedTextField, is_readable
+from common.fields import UNDECRYPTABLE_HELP, EncryptedTextField, is_readable
 from organizations.models import Organization
 
 from . import providers
 from .fields import EncryptedJSONField
+
+UNREADABLE_CREDENTIALS = (
+    f"The stored credentials {UNDECRYPTABLE_HELP}, or send new credentials (for OAuth, authorize again)."
+)
 
 
 class Integration(models.Model):

@@ -77,7 +77,10 @@ def event_body(event: Event) -> bytes:
 
 
 SECRET_FIELDS = ("secret", "previous_secret", "previous_secret_expires_at")
-UNREADABLE_SECRET = "Not sent: the webhook's signing secret cannot be decrypted with FERNET_KEYS."
+UNREADABLE_SECRET = (
+    "Not sent: the webhook's signing secret cannot be decrypted with FERNET_KEYS. Put the old key back in "
+    "FERNET_KEYS and run reencrypt_credentials, or rotate the webhook's secret (rotate-secret)."
+)
 
 
 def _keys_of(secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime) -> list[bytes]:

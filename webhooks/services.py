@@ -16,6 +16,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from common.exceptions import ApplicationError, ConflictError
+from common.fields import is_readable
 from organizations.models import Organization
 
 from . import app_settings
@@ -140,10 +141,16 @@ def webhook_delete(*, webhook: Webhook) -> None:
 
 @transaction.atomic
 def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
-    """A new secret; the old one keeps signing beside it for 24 hours."""
+    """A new secret; the old one keeps signing beside it for 24 hours.
+
+    An old secret no key in FERNET_KEYS decrypts cannot sign: it is dropped, so rotating is
+    also how an operator repairs such a webhook."""
     webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
-    webhook.previous_secret = webhook.secret
-    webhook.previous_secret_expires_at = timezone.now() + timedelta(hours=app_settings.secret_overlap_hours())
+    if is_readable(webhook.secret):
+        webhook.previous_secret = webhook.secret
+        webhook.previous_secret_expires_at = timezone.now() + timedelta(hours=app_settings.secret_overlap_hours())
+    else:
+        webhook.previous_secret, webhook.previous_secret_expires_at = None, None
     webhook.secret = generate_secret()
     webhook.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
     return webhook
