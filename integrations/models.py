@@ -12,7 +12,7 @@ from . import providers
 from .fields import EncryptedJSONField
 
 UNREADABLE_CREDENTIALS = (
-    f"The stored credentials {UNDECRYPTABLE_HELP}, or send new credentials (for OAuth, authorize again)."
+    f"The stored credentials {UNDECRYPTABLE_HELP}, or send new credentials (and authorize an OAuth integration again)."
 )
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from health.services import health_check_now
 from integrations.models import Integration, OAuthState
-from tests.health.conftest import custom
+from tests.health.conftest import custom, oauth
 from tests.integrations.conftest import SENTINEL
 from tests.webhooks.receiver import Receiver
 from webhooks import tasks
@@ -162,3 +162,20 @@ def test_a_health_check_records_why_it_cannot_check(lost, receiver):
     assert "reencrypt_credentials" in record.error
     assert receiver.requests == []
     assert Integration.objects.get(pk=lost["integration"].pk).health_status == Integration.HealthStatus.UNHEALTHY
+
+
+def test_oauth_actions_that_need_the_tokens_answer_409_with_what_to_do(organization, api_client, use_fernet_keys):
+    use_fernet_keys(["a-key-dropped-too-early"])
+    integration = oauth(organization, token=SENTINEL, token_expires_at=timezone.now() + timedelta(minutes=1))
+    use_fernet_keys(["the-new-key"])
+    for method, url in [
+        ("post", f"/api/integrations/{integration.pk}/oauth/refresh/"),
+        ("get", f"/api/integrations/{integration.pk}/oauth/authorize/"),
+        ("post", f"/api/integrations/{integration.pk}/health/check/"),
+    ]:
+        response = getattr(api_client, method)(url)
+        assert response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR, (url, response.content)
+        assert SENTINEL not in response.content.decode()
+    refreshed = api_client.post(f"/api/integrations/{integration.pk}/oauth/refresh/")
+    assert refreshed.status_code == HTTPStatus.CONFLICT
+    assert "put the old key back in FERNET_KEYS" in refreshed.json()["detail"]
