@@ -4,6 +4,7 @@ from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
+import responses
 from cryptography.fernet import InvalidToken
 from django.contrib import admin
 from django.urls import reverse
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from health.services import health_check_now
 from integrations.models import Integration, OAuthState
+from integrations.oauth.flows import hash_state
 from tests.health.conftest import custom, oauth
 from tests.integrations.conftest import SENTINEL
 from tests.webhooks.receiver import Receiver
@@ -179,3 +181,25 @@ def test_oauth_actions_that_need_the_tokens_answer_409_with_what_to_do(organizat
     refreshed = api_client.post(f"/api/integrations/{integration.pk}/oauth/refresh/")
     assert refreshed.status_code == HTTPStatus.CONFLICT
     assert "put the old key back in FERNET_KEYS" in refreshed.json()["detail"]
+
+
+def test_the_browser_oauth_callback_with_an_unreadable_verifier_answers_a_page(
+    organization, client, settings, use_fernet_keys
+):
+    settings.GOOGLE_CLIENT_ID, settings.GOOGLE_CLIENT_SECRET = "google-client", "google-secret"
+    use_fernet_keys(["a-key-dropped-too-early"])
+    integration = oauth(organization, credentials={}, status=Integration.Status.PENDING)
+    OAuthState.objects.create(
+        integration=integration,
+        organization=organization,
+        state_hash=hash_state("the-state"),
+        code_verifier="verifier-" + SENTINEL,
+        redirect_uri="http://127.0.0.1:8000/api/integrations/oauth/callback/",
+        expires_at=timezone.now() + timedelta(minutes=10),
+    )
+    use_fernet_keys(["the-new-key"])
+    with responses.RequestsMock():  # no request leaves: the exchange stops before sending
+        response = client.get("/api/integrations/oauth/callback/", {"code": "the-code", "state": "the-state"})
+    assert response.status_code == HTTPStatus.CONFLICT
+    assert "put the old key back in FERNET_KEYS" in response.content.decode()
+    assert SENTINEL not in response.content.decode()
