@@ -29,7 +29,7 @@ from requests_hardened.ip_filter import InvalidIPAddress
 from common.exceptions import ApplicationError, UpstreamError
 from common.redaction import redact
 from integrations import providers
-from integrations.models import Integration
+from integrations.models import UNREADABLE_CREDENTIALS, Integration
 from integrations.oauth.tokens import get_access_token
 from integrations.services import MAX_ERROR_LENGTH
 
@@ -136,6 +136,8 @@ def check_integration(integration: Integration) -> CheckResult:
     provider = integration.provider_info
     if provider is None:
         return result(UNHEALTHY, f"Unknown provider {integration.provider!r}.")
+    if not integration.credentials_readable:
+        return result(UNHEALTHY, UNREADABLE_CREDENTIALS)
     try:
         if provider.health_check.success == "none":
             note = provider.health_check.note or "the provider offers no cheap authenticated check"

@@ -9,8 +9,9 @@ from django.utils.html import format_html
 
 from common.admin import GREY, colour_badge
 from common.exceptions import ApplicationError
+from common.fields import is_readable
 
-from .models import Integration
+from .models import UNREADABLE_CREDENTIALS, Integration
 from .oauth.flows import oauth_start_authorization
 from .services import integration_activate, integration_create, integration_deactivate, integration_update
 from .validation import (
@@ -76,6 +77,11 @@ class IntegrationAdminForm(forms.ModelForm):
             provider = validate_provider_and_auth_type(cleaned.get("provider"), cleaned.get("auth_type"))
             config = validate_config(provider, cleaned["auth_type"], cleaned.get("config") or {})
             stored = self.instance.credentials if self.instance.pk else {}
+            if not is_readable(stored):
+                if not credentials:
+                    self.add_error("new_credentials", UNREADABLE_CREDENTIALS)
+                    return cleaned
+                stored = {}
             validate_credentials(provider, cleaned["auth_type"], credentials or stored or {}, config=config)
         except IntegrationInvalid as error:
             for field, problems in error.errors.items():
@@ -143,6 +149,8 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     @admin.display(description="Stored credential keys")
     def stored_credential_fields(self, obj: Integration) -> str:
+        if not obj.credentials_readable:
+            return UNREADABLE_CREDENTIALS
         return ", ".join(obj.credential_fields) or "—"
 
     @admin.display(description="OAuth authorization")
@@ -150,7 +158,8 @@ class IntegrationAdmin(admin.ModelAdmin):
         if obj.pk is None or obj.auth_type != Integration.AuthType.OAUTH2:
             return "—"
         url = reverse("admin:integrations_integration_authorize", args=[obj.pk])
-        label = "Re-authorize" if obj.credentials.get("access_token") else "Authorize"
+        authorized = obj.credentials_readable and obj.credentials.get("access_token")
+        label = "Re-authorize" if authorized else "Authorize"
         return format_html(
             '<a class="button" href="{}">{} with {}</a> — you will return to a page that links back here.',
             url,

@@ -7,16 +7,6 @@ class IntegrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.core.signals import setting_changed
-
-        from .fields import clear_fernet_caches
-
-        def _on_setting_changed(*, setting, **kwargs):
-            if setting in {"FERNET_KEYS", "FERNET_USE_HKDF", "SECRET_KEY"}:
-                clear_fernet_caches()
-
-        setting_changed.connect(_on_setting_changed, weak=False, dispatch_uid="integrations-fernet-keys")
-
         from common.schedules import ScheduleSpec, register_schedule
 
         from . import app_settings

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.apps import apps
-from fernet_fields import EncryptedField, EncryptedTextField
+from common.fields import EncryptedTextField, clear_fernet_caches
 
-_CACHED_KEY_ATTRIBUTES = ("keys", "fernet_keys", "fernet")
+__all__ = ["EncryptedJSONField", "clear_fernet_caches"]
 
 
 class EncryptedJSONField(EncryptedTextField):
-    """A JSON object stored as Fernet ciphertext: the first FERNET_KEYS key encrypts, all decrypt."""
+    """A JSON object stored as Fernet ciphertext: the first FERNET_KEYS key encrypts, all decrypt.
+
+    A value no key decrypts loads as `common.fields.Undecryptable` (see there)."""
 
     def get_prep_value(self, value: Any) -> str | None:
         if value is None:
@@ -30,16 +31,3 @@ class EncryptedJSONField(EncryptedTextField):
     def value_to_string(self, obj) -> str:
         # Serialization (dumpdata) must not write secrets in clear text.
         return ""
-
-
-def clear_fernet_caches() -> None:
-    """Forget the keys every encrypted field cached, so a changed FERNET_KEYS applies.
-
-    `fernet_fields` caches its keys per field instance (`cached_property`); without this,
-    a process (or test) that changes FERNET_KEYS would keep using the old ones.
-    """
-    for model in apps.get_models():
-        for model_field in model._meta.get_fields():
-            if isinstance(model_field, EncryptedField):
-                for attribute in _CACHED_KEY_ATTRIBUTES:
-                    model_field.__dict__.pop(attribute, None)

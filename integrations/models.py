@@ -4,12 +4,16 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
-from fernet_fields import EncryptedTextField
 
+from common.fields import UNDECRYPTABLE_HELP, EncryptedTextField, is_readable
 from organizations.models import Organization
 
 from . import providers
 from .fields import EncryptedJSONField
+
+UNREADABLE_CREDENTIALS = (
+    f"The stored credentials {UNDECRYPTABLE_HELP}, or send new credentials (and authorize an OAuth integration again)."
+)
 
 
 class Integration(models.Model):
@@ -79,6 +83,11 @@ class Integration(models.Model):
     @property
     def provider_info(self) -> providers.Provider | None:
         return providers.get_provider(self.provider)
+
+    @property
+    def credentials_readable(self) -> bool:
+        """False when no key in FERNET_KEYS decrypts the stored credentials (see common/fields.py)."""
+        return is_readable(self.credentials)
 
     @property
     def credential_fields(self) -> list[str]:

@@ -9,13 +9,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from common.exceptions import ApplicationError
+from common.exceptions import ApplicationError, ConflictError
 from common.redaction import redact
 from common.services import model_update
 from organizations.models import Organization
 
 from . import providers
-from .models import Integration
+from .models import UNREADABLE_CREDENTIALS, Integration
 from .validation import (
     OAUTH_TOKEN_KEYS,
     IntegrationInvalid,
@@ -129,6 +129,8 @@ def integration_update(
     provider_info = validate_provider_and_auth_type(new_provider, new_auth_type)
     connection_changed = (new_provider, new_auth_type) != (locked.provider, locked.auth_type)
     new_config = validate_config(provider_info, new_auth_type, locked.config if config is None else config)
+    if credentials is None and not locked.credentials_readable:
+        raise ConflictError(UNREADABLE_CREDENTIALS)
     if credentials is None:
         if connection_changed:
             raise IntegrationInvalid({"credentials": ["Send new credentials when changing provider or auth type."]})
@@ -137,7 +139,7 @@ def integration_update(
         new_credentials = validate_credentials(provider_info, new_auth_type, credentials, config=new_config)
         if new_auth_type == providers.OAUTH2 and not connection_changed:
             for key in OAUTH_TOKEN_KEYS:
-                if key not in new_credentials and key in locked.credentials:
+                if key not in new_credentials and locked.credentials_readable and key in locked.credentials:
                     new_credentials[key] = locked.credentials[key]
 
     data: dict[str, Any] = {
@@ -231,6 +233,8 @@ def integration_activate(*, integration: Integration) -> Integration:
     locked = _lock(integration)
     if locked.needs_reauthorization:
         raise ApplicationError("This integration needs to be re-authorized before it can be activated.")
+    if not locked.credentials_readable:
+        raise ConflictError(UNREADABLE_CREDENTIALS)
     if not credentials_complete(locked.auth_type, locked.credentials):
         raise ApplicationError("This integration has no usable credentials yet: authorize it first.")
     if locked.status != Integration.Status.ACTIVE:

@@ -5,6 +5,7 @@ import os
 import pytest
 from rest_framework.test import APIClient
 
+from common.fields import clear_fernet_caches
 from organizations.services import api_key_create
 from tests.factories import OrganizationFactory
 
@@ -58,3 +59,19 @@ def other_client(other_organization) -> KeyClient:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def use_fernet_keys(settings):
+    """Switch FERNET_KEYS for a test: `use_fernet_keys(["new", "old"])`.
+
+    fernet_fields caches the keys per field instance; the caches are cleared on each switch
+    and again after the test (the `settings` fixture restores FERNET_KEYS).
+    """
+
+    def switch(keys: list[str]) -> None:
+        settings.FERNET_KEYS = keys
+        clear_fernet_caches()
+
+    yield switch
+    clear_fernet_caches()

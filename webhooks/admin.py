@@ -15,6 +15,7 @@ from common.exceptions import ApplicationError
 from common.redaction import mask_sensitive
 
 from . import selectors, services
+from .engine.policy import UNREADABLE_SECRET
 from .models import Delivery, Event, Webhook, WebhookLog
 
 RECENT_ATTEMPTS = 20
@@ -64,7 +65,14 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "organization"]
     list_select_related = ["organization"]
     search_fields = ["name", "url", "organization__slug"]
-    readonly_fields = ["status_badge", "masked_headers", *Webhook.STATUS_FIELDS, "chart", "recent_attempts"]
+    readonly_fields = [
+        "status_badge",
+        "signing_secret",
+        "masked_headers",
+        *Webhook.STATUS_FIELDS,
+        "chart",
+        "recent_attempts",
+    ]
     actions = ["send_test", "enable", "disable", "rotate_secret", "recover_failed"]
 
     def get_fieldsets(self, request, obj=None):
@@ -72,7 +80,7 @@ class WebhookAdmin(admin.ModelAdmin):
         if obj is None:
             return [(None, {"fields": main})]
         return [
-            (None, {"fields": (*main, "masked_headers")}),
+            (None, {"fields": (*main, "signing_secret", "masked_headers")}),
             (
                 "Status",
                 {
@@ -97,6 +105,12 @@ class WebhookAdmin(admin.ModelAdmin):
         if obj.is_active:
             return colour_badge("active", "#2e7d32")
         return colour_badge("disabled", "#c62828")
+
+    @admin.display(description="Signing secret")
+    def signing_secret(self, obj: Webhook) -> str:
+        if obj.secret_readable:
+            return "Stored encrypted; shown only when created or rotated."
+        return UNREADABLE_SECRET
 
     @admin.display(description="Headers")
     def masked_headers(self, obj: Webhook):

@@ -4,8 +4,8 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
-from fernet_fields import EncryptedCharField
 
+from common.fields import EncryptedCharField, is_readable
 from organizations.models import Organization
 
 
@@ -64,6 +64,11 @@ class Webhook(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def secret_readable(self) -> bool:
+        """False when no key in FERNET_KEYS decrypts the signing secret (or the previous one)."""
+        return is_readable(self.secret) and is_readable(self.previous_secret)
 
     def subscribes_to(self, event_type: str) -> bool:
         return "*" in self.events or event_type in self.events

@@ -16,7 +16,8 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from common.exceptions import ApplicationError
+from common.exceptions import ApplicationError, ConflictError
+from common.fields import UndecryptableValueError
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+
+    if isinstance(exc, UndecryptableValueError):
+        # A value no key in FERNET_KEYS decrypts was needed (common/fields.py): the row is
+        # fine, the configuration is not. The message says what to do and holds no secret.
+        logger.warning("%s %s: %s", context["request"].method, context["request"].path, exc)
+        exc = ConflictError(str(exc))
 
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)

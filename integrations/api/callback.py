@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from common.exceptions import ApplicationError
+from common.fields import UndecryptableValueError
 from integrations.oauth.flows import oauth_exchange_code
 
 MAX_SHOWN = 200
@@ -48,6 +49,8 @@ def oauth_callback(request):
         integration = oauth_exchange_code(code=request.GET.get("code", ""), state=request.GET.get("state", ""))
     except ApplicationError as failure:
         return _page(request, title="Authorization failed", message=failure.message, status=failure.status_code)
+    except UndecryptableValueError as failure:  # e.g. the PKCE verifier, after a Fernet key was dropped
+        return _page(request, title="Authorization failed", message=str(failure), status=HTTPStatus.CONFLICT)
     return _page(
         request,
         title="Connected",

@@ -30,6 +30,11 @@ class IntegrationSerializer(serializers.ModelSerializer):
         help_text="Write-only object of secrets; omitted on update keeps the stored ones, sent replaces them.",
     )
     credential_fields = serializers.ListField(child=serializers.CharField(), read_only=True)
+    credentials_readable = serializers.BooleanField(
+        read_only=True,
+        help_text="False when the stored credentials cannot be decrypted with FERNET_KEYS "
+        "(restore the old key and run reencrypt_credentials, or send new credentials).",
+    )
 
     class Meta:
         model = Integration
@@ -41,6 +46,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "config",
             "credentials",
             "credential_fields",
+            "credentials_readable",
             *STATE_FIELDS,
         ]
         read_only_fields = ["id", *STATE_FIELDS]

@@ -21,6 +21,12 @@ class WebhookSerializer(serializers.ModelSerializer):
         queryset=Integration.objects.all(), required=False, allow_null=True, pk_field=serializers.UUIDField()
     )
 
+    secret_readable = serializers.BooleanField(
+        read_only=True,
+        help_text="False when the signing secret cannot be decrypted with FERNET_KEYS: deliveries fail "
+        "until the old key is back and reencrypt_credentials ran, or the secret is rotated.",
+    )
+
     class Meta:
         model = Webhook
         fields = [
@@ -32,9 +38,10 @@ class WebhookSerializer(serializers.ModelSerializer):
             "headers",
             "retry_attempts",
             "is_active",
+            "secret_readable",
             *Webhook.STATUS_FIELDS,
         ]
-        read_only_fields = ["id", *Webhook.STATUS_FIELDS]
+        read_only_fields = ["id", "secret_readable", *Webhook.STATUS_FIELDS]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

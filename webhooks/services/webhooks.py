@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
+from common.fields import is_readable
 from common.services import model_update
 from organizations.models import Organization
 
@@ -95,7 +96,7 @@ def webhook_create(*, organization: Organization, secret: str | None = None, **f
 
 
 # The engine owns the counters, `consecutive_failures`, the `last_*` times, and the
-# `is_active`/`disabled_*` it sets itself (webhooks/delivery.py moves them with F() and
+# `is_active`/`disabled_*` it sets itself (webhooks/engine/store.py moves them with F() and
 # conditional UPDATEs). These services therefore write only the fields they change, on
 # the row they locked and re-read: never a whole instance read earlier.
 _UNLOCKED_SECRETS = ("secret", "previous_secret")  # not decrypted just to lock the row
@@ -176,10 +177,16 @@ def webhook_delete(*, webhook: Webhook) -> None:
 
 @transaction.atomic
 def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
-    """A new secret; the old one keeps signing beside it for 24 hours."""
+    """A new secret; the old one keeps signing beside it for 24 hours.
+
+    An old secret no key in FERNET_KEYS decrypts cannot sign: it is dropped, so rotating is
+    also how an operator repairs such a webhook."""
     webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
-    webhook.previous_secret = webhook.secret
-    webhook.previous_secret_expires_at = timezone.now() + timedelta(hours=app_settings.secret_overlap_hours())
+    if is_readable(webhook.secret):
+        webhook.previous_secret = webhook.secret
+        webhook.previous_secret_expires_at = timezone.now() + timedelta(hours=app_settings.secret_overlap_hours())
+    else:
+        webhook.previous_secret, webhook.previous_secret_expires_at = None, None
     webhook.secret = generate_secret()
     webhook.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
     return webhook
