@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import connection, models, transaction
@@ -80,12 +81,19 @@ def _raw(name: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(name), output_field=models.BinaryField())
 
 
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column
+    return field.column
+
+
 def _write_tokens(model: type[models.Model], pk, tokens: dict[str, bytes]) -> None:
     """UPDATE the stored tokens as they are. Not `QuerySet.update()`: `fernet_fields` would
     encrypt whatever it is given, an expression included. Leaves updated_at alone."""
     meta, quote = model._meta, connection.ops.quote_name
-    columns = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in tokens)
-    params = [connection.Database.Binary(token) for token in tokens.values()]
+    columns = ", ".join(f"{quote(_column(model, name))} = %s" for name in tokens)
+    database: Any = connection  # the DB-API module is on the wrapper, untyped
+    params = [database.Database.Binary(token) for token in tokens.values()]
     params.append(meta.pk.get_db_prep_value(pk, connection))
     sql = f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608 (names from _meta)
     with connection.cursor() as cursor:

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from cryptography.fernet import InvalidToken
 from django.apps import apps
+from django.db import models
 from django.utils.encoding import force_str
 from fernet_fields import EncryptedField
 from fernet_fields import fields as fernet
@@ -72,7 +73,11 @@ def is_readable(value: Any) -> bool:
     return not isinstance(value, Undecryptable)
 
 
-class TolerantEncryptedMixin:
+# `fernet_fields` has no type information: the mixin's parents are untyped fields.
+_FieldBase: Any = object
+
+
+class TolerantEncryptedMixin(_FieldBase):
     """Loads an undecryptable value as `Undecryptable`; saves one back byte for byte."""
 
     def from_db_value(self, value, expression, connection, *args):
@@ -105,7 +110,7 @@ class EncryptedCharField(TolerantEncryptedMixin, fernet.EncryptedCharField):
     pass
 
 
-def encrypted_fields() -> list[tuple[type, list[EncryptedField]]]:
+def encrypted_fields() -> list[tuple[type[models.Model], list[EncryptedField]]]:
     """Every model of every installed app with `fernet_fields` encrypted columns."""
     found = []
     for model in apps.get_models():

@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import string
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -46,7 +48,7 @@ MAX_PROVIDER_ERROR = 100
 
 @dataclass
 class CheckResult:
-    integration_id: object
+    integration_id: uuid.UUID
     status: str
     checked_at: datetime
     response_time_ms: int | None = None
@@ -130,7 +132,7 @@ def check_integration(integration: Integration) -> CheckResult:
     credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
     secrets = [v for v in credentials.values() if isinstance(v, str)]
 
-    def result(status: str, error: str = "", **kwargs) -> CheckResult:
+    def result(status: str, error: str = "", **kwargs: Any) -> CheckResult:
         return CheckResult(integration.pk, status, timezone.now(), error=error, secrets=secrets, **kwargs)
 
     provider = integration.provider_info
@@ -179,7 +181,7 @@ def check_integration(integration: Integration) -> CheckResult:
         return result(UNHEALTHY, "Internal error during the check.")
 
     code = response.status_code
-    timing = {"response_time_ms": elapsed_ms, "http_status": code}
+    timing: dict[str, Any] = {"response_time_ms": elapsed_ms, "http_status": code}
     if code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         return result(UNHEALTHY, f"Authentication rejected: HTTP {code} from {host}.", **timing)
     if code == HTTPStatus.TOO_MANY_REQUESTS:
@@ -194,9 +196,9 @@ def check_integration(integration: Integration) -> CheckResult:
         except ValueError:
             body = None
         if not isinstance(body, dict) or body.get("ok") is not True:
-            reason = body.get("error") if isinstance(body, dict) else None
-            reason = str(reason)[:MAX_PROVIDER_ERROR] if reason else "no `ok: true` in the answer"
-            return result(UNHEALTHY, f"Provider reported a failure: {reason}.", **timing)
+            provider_error = body.get("error") if isinstance(body, dict) else None
+            why = str(provider_error)[:MAX_PROVIDER_ERROR] if provider_error else "no `ok: true` in the answer"
+            return result(UNHEALTHY, f"Provider reported a failure: {why}.", **timing)
     slow = app_settings.slow_ms()
     if elapsed_ms > slow:
         return result(DEGRADED, f"Slow response: {elapsed_ms} ms (threshold {slow:g} ms).", **timing)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -49,7 +50,7 @@ class Integration(models.Model):
     provider = models.CharField(max_length=50, choices=providers.PROVIDER_CHOICES)
     auth_type = models.CharField(max_length=16, choices=AuthType.choices)
     config = models.JSONField(default=dict, blank=True)
-    credentials = EncryptedJSONField(default=dict, blank=True)
+    credentials: dict[str, Any] = EncryptedJSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     health_status = models.CharField(max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN)
     token_expires_at = models.DateTimeField(null=True, blank=True)
@@ -105,7 +106,7 @@ class OAuthState(models.Model):
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="oauth_states")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     state_hash = models.CharField(max_length=64, unique=True)
-    code_verifier = EncryptedTextField(blank=True, default="")
+    code_verifier: str = EncryptedTextField(blank=True, default="")
     redirect_uri = models.URLField(max_length=500)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

@@ -45,7 +45,7 @@ def _check_name(*, organization: Organization, name: Any, exclude_pk=None) -> st
     if not isinstance(name, str) or not name.strip():
         raise IntegrationInvalid({"name": ["This field is required."]})
     name = name.strip()
-    if len(name) > Integration._meta.get_field("name").max_length:
+    if len(name) > (Integration._meta.get_field("name").max_length or 200):
         raise IntegrationInvalid({"name": ["At most 200 characters."]})
     duplicates = Integration.objects.filter(organization=organization, name=name)
     if exclude_pk is not None:
@@ -89,9 +89,9 @@ def integration_create(
         provider=provider,
         auth_type=auth_type,
         config=config,
-        credentials=credentials,
         status=Integration.Status.ACTIVE if complete else Integration.Status.PENDING,
     )
+    integration.credentials = credentials
     _save_unique(integration)
     logger.info(
         "Integration %s created: provider=%s auth_type=%s organization=%s status=%s",

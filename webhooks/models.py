@@ -42,8 +42,8 @@ class Webhook(models.Model):
     is_active = models.BooleanField(default=True)
     # Standard Webhooks secrets ("whsec_" + base64), encrypted at rest. After a rotation
     # the previous secret keeps signing beside the new one until it expires.
-    secret = EncryptedCharField(max_length=200)
-    previous_secret = EncryptedCharField(max_length=200, null=True, blank=True)
+    secret: str = EncryptedCharField(max_length=200)
+    previous_secret: str | None = EncryptedCharField(max_length=200, null=True, blank=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
 
     success_count = models.PositiveBigIntegerField(default=0)

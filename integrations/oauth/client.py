@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import requests
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
@@ -94,7 +94,7 @@ class OAuthClient:
 
     def exchange_code(self, *, code: str, code_verifier: str = "") -> TokenSet:
         hidden = [self.client_secret, code, code_verifier]
-        extra = {"code_verifier": code_verifier} if code_verifier else {}
+        extra: dict[str, Any] = {"code_verifier": code_verifier} if code_verifier else {}
         if self._basic_auth():
             client_auth: dict[str, Any] = {"auth": (self.client_id, self.client_secret)}
         else:  # client_secret_post, or a public client (no secret): client_id in the body
@@ -121,7 +121,9 @@ class OAuthClient:
     def _basic_auth(self) -> bool:
         return self.token_auth_method == providers.CLIENT_SECRET_BASIC and bool(self.client_secret)
 
-    def _session(self, hook: str, hidden: list[str]) -> ProviderSession:
+    def _session(
+        self, hook: Literal["access_token_response", "refresh_token_response"], hidden: list[str]
+    ) -> ProviderSession:
         # No scope on token requests: nothing to add to the body, and oauthlib then takes the
         # granted scope as it comes instead of raising when it differs from the requested one.
         session = ProviderSession(WebApplicationClient(self.client_id), redirect_uri=self.redirect_uri)
