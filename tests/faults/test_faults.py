@@ -139,6 +139,12 @@ def test_database_restarted_mid_stream(organization, fault_receiver, clusters):
     subscribe(organization, fault_receiver.url)
     clusters()
     trigger(organization, 40, pace=0.01)
+    # Mid-stream: the cluster is up and delivering when the database goes away (a cluster
+    # whose processes are still starting fails to start at all, which is another scenario).
+    deadline = time.monotonic() + 30
+    while not fault_receiver.ids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fault_receiver.ids(), "the cluster delivered nothing before the fault"
     how = _restart_database()
     connection.close()
     close_old_connections()
