@@ -5,7 +5,7 @@ Creates a fresh database with N integrations (provider `custom`, API key) whose
 `health_check_url` is a local server answering every request after 200 ms
 (bench/receiver.py with a delay), then times one run over all of them (`health_run`, the same
 service the scheduled task and `run_health_checks` call) and checks every integration was
-checked once and found healthy. Goal (SPEC §7): 1,000 integrations in at most 30 s.
+checked once and found healthy. Goal (docs/API.md §7): 1,000 integrations in at most 30 s.
 
 Options: --integrations N (default 1000), --delay SECONDS (default 0.2),
 --only sqlite|postgres (default: sqlite only; postgres needs BENCH_POSTGRES_URL or

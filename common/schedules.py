@@ -1,7 +1,7 @@
 """A registry of the periodic django-q2 schedules the apps need.
 
 Apps register their schedules in `AppConfig.ready()`; `manage.py setup_schedules` creates
-or updates them idempotently (`update_or_create` by name, QUEUE_NOTES.md).
+or updates them idempotently (`update_or_create` by name, docs/QUEUE.md).
 """
 
 from __future__ import annotations

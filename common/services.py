@@ -43,7 +43,7 @@ def schedules_setup() -> list[tuple[Schedule, bool]]:
             defaults={
                 "func": spec.func,
                 # kwargs are stored as text and read back with literal_eval: keep them
-                # to plain literals (QUEUE_NOTES.md).
+                # to plain literals (docs/QUEUE.md).
                 "kwargs": repr(spec.kwargs) if spec.kwargs else None,
                 "schedule_type": Schedule.MINUTES,
                 "minutes": spec.resolved_minutes(),

@@ -3,7 +3,7 @@
 
 Each child runs in its own session, so the terminal's Ctrl-C reaches only this
 supervisor. On shutdown the cluster gets SIGTERM on its main process only (a signal to
-its whole process group can deadlock it, QUEUE_NOTES.md); the web server is stopped
+its whole process group can deadlock it, docs/QUEUE.md); the web server is stopped
 with its process group (runserver's autoreloader has a child).
 """
 

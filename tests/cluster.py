@@ -60,7 +60,7 @@ class ClusterProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        """SIGTERM to the main process only (QUEUE_NOTES.md), then make sure it is gone."""
+        """SIGTERM to the main process only (docs/QUEUE.md), then make sure it is gone."""
         if not self.proc or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)

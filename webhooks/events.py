@@ -1,4 +1,4 @@
-"""The event catalogue (SPEC §4). Other apps add their own events with `register_event`."""
+"""The event catalogue (docs/API.md §4). Other apps add their own events with `register_event`."""
 
 from __future__ import annotations
 

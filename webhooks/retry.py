@@ -1,4 +1,4 @@
-"""When to try a failed delivery again (SPEC §4)."""
+"""When to try a failed delivery again (docs/API.md §4)."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ if DATABASE_VENDOR == "sqlite":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 else:
     # Persistent connections: django-q2 closes "old" connections on every broker
-    # operation, so CONN_MAX_AGE=0 would reconnect per task (QUEUE_NOTES.md).
+    # operation, so CONN_MAX_AGE=0 would reconnect per task (docs/QUEUE.md).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -158,7 +158,7 @@ SPECTACULAR_SETTINGS = {
 # --- django-q2 --------------------------------------------------------------------------
 # Always configure the broker explicitly: without one django-q2 silently uses local Redis.
 # The database, not the broker, owns the state of anything that must not be lost
-# (QUEUE_NOTES.md): tasks are carriers only, so they are not retried by the broker.
+# (docs/QUEUE.md): tasks are carriers only, so they are not retried by the broker.
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_TASK_TIMEOUT = env.int("Q_TASK_TIMEOUT", default=120)
 Q_CLUSTER = {
@@ -166,7 +166,7 @@ Q_CLUSTER = {
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": Q_TASK_TIMEOUT,
     # retry must exceed timeout plus time waiting in the local queue, or a slow task
-    # runs twice (QUEUE_NOTES.md).
+    # runs twice (docs/QUEUE.md).
     "retry": Q_TASK_TIMEOUT * 3,
     "max_attempts": 1,
     "ack_failures": True,
@@ -212,7 +212,7 @@ WEBHOOKS_DISABLE_AFTER_FAILURES = env.int("WEBHOOKS_DISABLE_AFTER_FAILURES", def
 WEBHOOKS_LOG_RETENTION_DAYS = env.int("WEBHOOKS_LOG_RETENTION_DAYS", default=30)
 WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=50)
 WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=50)
-# Seconds before each retry; empty means SPEC §4's 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+# Seconds before each retry; empty means docs/API.md §4's 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 WEBHOOKS_RETRY_DELAYS = env.list("WEBHOOKS_RETRY_DELAYS", cast=float, default=[])
 
 # --- Health monitoring ------------------------------------------------------------------

@@ -89,7 +89,7 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         return Response([provider.as_dict() for provider in providers.provider_list()])
 
     @extend_schema(
-        summary="Record the result of a sync job (extension of SPEC §3)",
+        summary="Record the result of a sync job (extension of docs/API.md §3)",
         request=SyncResultSerializer,
         responses=IntegrationSerializer,
     )

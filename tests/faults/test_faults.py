@@ -1,4 +1,4 @@
-"""SPEC §5 under injected faults. Each scenario reports sent / received / lost / duplicated."""
+"""docs/API.md §5 under injected faults. Each scenario reports sent / received / lost / duplicated."""
 
 from __future__ import annotations
 

@@ -314,7 +314,7 @@ def test_delete(api_client, organization):
     assert not Integration.objects.filter(pk=integration.pk).exists()
 
 
-# --- sync results (extension of SPEC §3) ----------------------------------------------
+# --- sync results (extension of docs/API.md §3) ----------------------------------------
 
 
 def test_sync_endpoint_records_failure_then_success(api_client, organization):
