@@ -1,6 +1,7 @@
-"""Regression tests for bugs the API fuzzing suite found (tests/security/test_api_fuzz.py).
+"""Bad input the database would refuse: a 4xx, nothing stored.
 
-Each was a 500 on PostgreSQL (and, on SQLite, data stored that PostgreSQL would refuse).
+NUL, lone surrogates, over-long values and malformed keys were each a 500 on PostgreSQL
+(and, on SQLite, data stored that PostgreSQL would refuse) until the fuzzer found them.
 """
 
 import json
