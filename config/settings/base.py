@@ -9,18 +9,51 @@ from __future__ import annotations
 import base64
 import hashlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.environment import read_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+read_env_file()  # `.env` in the project root, or ENV_FILE; the environment wins
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+PUBLIC_BASE_URL = (env.str("PUBLIC_BASE_URL", default="") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def url_origin(url: str) -> str:
+    """`scheme://host[:port]` of an absolute http(s) URL, as browsers send it in `Origin`."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in {"http", "https"} or not parts.hostname or port == -1:
+        raise ImproperlyConfigured(
+            f"PUBLIC_BASE_URL must be an absolute http(s) URL, e.g. https://hire.example.com (got {url!r})."
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+
+
+def csrf_trusted_origins(public_base_url: str) -> list[str]:
+    """The origin of PUBLIC_BASE_URL, then any extra origins in CSRF_TRUSTED_ORIGINS."""
+    extra = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+    return list(dict.fromkeys([url_origin(public_base_url), *extra]))
+
+
+CSRF_TRUSTED_ORIGINS = csrf_trusted_origins(PUBLIC_BASE_URL)
+# Trust `X-Forwarded-Proto: https` (request.is_secure(), HTTPS redirects, secure cookies) only
+# behind a proxy that sets or strips that header on every request: otherwise clients forge it.
+TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
