@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,7 +66,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "common",
     "organizations",
     "webhooks",
@@ -81,6 +84,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -123,6 +128,20 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Login rate limiting (django-axes) ---------------------------------------------------
+# AxesStandaloneBackend first: it refuses a locked-out username+IP before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+# Lock the pair, not the IP alone (one office behind NAT) nor the username alone (anyone could
+# lock an admin out). The IP is REMOTE_ADDR: no forwarded header is trusted for it.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -169,6 +188,9 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
 }
 
+# /api/schema/ and /api/docs/ without authentication (production's default is false).
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integration framework API",
     "DESCRIPTION": (
@@ -178,9 +200,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
+    # Public while API_DOCS_PUBLIC is true, else an API key or a logged-in session is required.
+    "SERVE_PERMISSIONS": ["common.api.permissions.ApiDocsAccess"],
+    "SERVE_AUTHENTICATION": None,  # the API's own: API keys and sessions
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # Swagger UI's assets come from drf-spectacular-sidecar (static files), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "IntegrationStatusEnum": "integrations.models.Integration.Status",
         "HealthStatusEnum": "integrations.models.Integration.HealthStatus",

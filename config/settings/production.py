@@ -40,3 +40,5 @@ SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+# The schema and Swagger UI need an API key or a logged-in session unless this is true.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
