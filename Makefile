@@ -20,7 +20,13 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-migrate: $(VENV)/.runtime
+# Development is opt-in: without DEBUG=true, manage.py uses the production settings (which
+# need SECRET_KEY, FERNET_KEYS and PUBLIC_BASE_URL). The first run writes a .env asking for
+# development; an existing .env is left as it is.
+.env:
+	printf '# Written by make: manage.py uses the development settings (README "Configuration").\nDEBUG=true\n' > $@
+
+migrate: $(VENV)/.runtime | .env
 	$(PY) manage.py migrate --noinput
 
 schedules: migrate
@@ -38,7 +44,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .

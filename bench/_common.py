@@ -14,6 +14,7 @@ def scenario_env(name: str, *, bench: str, extra: dict[str, str], postgres_redis
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": "bench-secret-key-" + "x" * 40,
         "FERNET_KEYS": "bench-fernet-key",
+        "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
         "Q_LOG_LEVEL": "ERROR",

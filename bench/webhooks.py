@@ -124,6 +124,7 @@ def child(name: str, events: int, latency_events: int) -> int:
     receiver = Receiver()
     organization = organization_create(slug=f"bench-{name}")
     webhook = webhook_create(organization=organization, name="bench", url=receiver.url, events=["application.created"])
+    # The cluster inherits this child's environment: DJANGO_SETTINGS_MODULE from scenario_env().
     cluster = subprocess.Popen([PYTHON, "manage.py", "qcluster"], cwd=ROOT, start_new_session=True)
     failed = 0
     try:

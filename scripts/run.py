@@ -4,7 +4,9 @@
 Each child runs in its own session, so the terminal's Ctrl-C reaches only this
 supervisor. On shutdown the cluster gets SIGTERM on its main process only (a signal to
 its whole process group can deadlock it, docs/QUEUE.md); the web server is stopped
-with its process group (runserver's autoreloader has a child).
+with its process group (runserver's autoreloader has a child). Both children get the same
+DJANGO_SETTINGS_MODULE: the one set, else manage.py's default (development only when DEBUG
+is true in the environment or `.env`, as `make run` arranges).
 """
 
 from __future__ import annotations
@@ -18,11 +20,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 STOP_TIMEOUT = 20
 
 
-def start(cmd: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)  # noqa: S603
+def children_env() -> dict[str, str]:
+    from config.environment import default_settings_module
+
+    module = os.environ.get("DJANGO_SETTINGS_MODULE") or default_settings_module()
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": module}
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
 
 
 def stop(proc: subprocess.Popen, *, group: bool) -> None:
@@ -48,8 +58,9 @@ def main() -> int:
     args = parser.parse_args()
 
     python = sys.executable
-    web = start([python, "manage.py", "runserver", f"{args.host}:{args.port}"])
-    cluster = start([python, "manage.py", "qcluster"])
+    env = children_env()
+    web = start([python, "manage.py", "runserver", f"{args.host}:{args.port}"], env)
+    cluster = start([python, "manage.py", "qcluster"], env)
     print(
         f"Serving http://{args.host}:{args.port}/ (admin: /admin/, API docs: /api/docs/) "
         f"with a django-q2 cluster. Ctrl-C stops both.",

@@ -8,19 +8,53 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.environment import read_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+read_env_file()  # `.env` in the project root, or ENV_FILE; the environment wins
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+PUBLIC_BASE_URL = (env.str("PUBLIC_BASE_URL", default="") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def url_origin(url: str) -> str:
+    """`scheme://host[:port]` of an absolute http(s) URL, as browsers send it in `Origin`."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in {"http", "https"} or not parts.hostname or port == -1:
+        raise ImproperlyConfigured(
+            f"PUBLIC_BASE_URL must be an absolute http(s) URL, e.g. https://hire.example.com (got {url!r})."
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
+
+
+def csrf_trusted_origins(public_base_url: str) -> list[str]:
+    """The origin of PUBLIC_BASE_URL, then any extra origins in CSRF_TRUSTED_ORIGINS."""
+    extra = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+    return list(dict.fromkeys([url_origin(public_base_url), *extra]))
+
+
+CSRF_TRUSTED_ORIGINS = csrf_trusted_origins(PUBLIC_BASE_URL)
+# Trust `X-Forwarded-Proto: https` (request.is_secure(), HTTPS redirects, secure cookies) only
+# behind a proxy that sets or strips that header on every request: otherwise clients forge it.
+TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -32,7 +66,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "common",
     "organizations",
     "webhooks",
@@ -48,6 +84,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -90,6 +128,20 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Login rate limiting (django-axes) ---------------------------------------------------
+# AxesStandaloneBackend first: it refuses a locked-out username+IP before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+# Lock the pair, not the IP alone (one office behind NAT) nor the username alone (anyone could
+# lock an admin out). The IP is REMOTE_ADDR: no forwarded header is trusted for it.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -136,6 +188,9 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
 }
 
+# /api/schema/ and /api/docs/ without authentication (production's default is false).
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integration framework API",
     "DESCRIPTION": (
@@ -145,9 +200,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
+    # Public while API_DOCS_PUBLIC is true, else an API key or a logged-in session is required.
+    "SERVE_PERMISSIONS": ["common.api.permissions.ApiDocsAccess"],
+    "SERVE_AUTHENTICATION": None,  # the API's own: API keys and sessions
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # Swagger UI's assets come from drf-spectacular-sidecar (static files), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "IntegrationStatusEnum": "integrations.models.Integration.Status",
         "HealthStatusEnum": "integrations.models.Integration.HealthStatus",
