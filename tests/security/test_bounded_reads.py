@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 
 from common.exceptions import UpstreamError
+from common.http import ResponseTooLarge, hardened_session, read_capped
 from health.checks import UNHEALTHY, check_integration
 from integrations.models import Integration
 from integrations.oauth.flows import oauth_exchange_code, oauth_start_authorization
 from integrations.oauth.tokens import oauth_refresh_token
 from tests.health.conftest import custom
 from tests.integrations.oauth_helpers import oauth_integration
+from tests.webhooks.receiver import Receiver, Reply
 from webhooks import tasks
 from webhooks.models import Delivery, WebhookLog
 from webhooks.services import trigger_event, webhook_create
@@ -46,6 +48,13 @@ def bomb() -> bytes:
     parts += [gzip.compress(block) for _ in range(DECODED_SIZE // len(block))]
     parts.append(gzip.compress(b'", "token_type": "Bearer"}') + gzip.flush())
     return b"".join(parts)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # clients hang up mid-answer here on purpose
 
 
 class BombServer:
@@ -88,8 +97,7 @@ class BombServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -117,17 +125,48 @@ def bounded(call: Callable[[], Any]) -> Any:
     started = time.monotonic()
     try:
         outcome = call()
-    except Exception as error:  # noqa: BLE001 - checked by the caller, after the measurements
+    except Exception as error:  # checked by the caller, after the measurements
         outcome = error
     finally:
         elapsed = time.monotonic() - started
-        current, peak = tracemalloc.get_traced_memory()
+        _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     maxrss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - maxrss_before
     assert peak < MAX_GROWTH, f"allocated up to {peak / 2**20:.0f} MiB while reading one answer"
     assert maxrss_growth < MAX_GROWTH, f"resident memory grew by {maxrss_growth / 2**20:.0f} MiB"
     assert elapsed < MAX_SECONDS, f"took {elapsed:.1f} s"
     return outcome
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+def test_a_session_reads_up_to_its_cap_and_keeps_the_connection(receiver):
+    session = hardened_session(allow_private=True, user_agent="t", timeout=5, max_response_bytes=10)
+    receiver.default = Reply(body=b"0123456789")
+    assert [session.get(receiver.url).content for _ in range(3)] == [b"0123456789"] * 3
+    [pool] = session.get_adapter(receiver.url).poolmanager.pools._container.values()
+    assert pool.num_connections == 1  # answers within the cap are read to the end: keep-alive
+
+    receiver.default = Reply(body=b"01234567890")
+    with pytest.raises(ResponseTooLarge, match="larger than 10 bytes once decoded") as raised:
+        session.get(receiver.url)
+    assert raised.value.response is not None and raised.value.response.status_code == 200
+
+
+def test_a_streaming_caller_reads_capped_or_cut(receiver):
+    session = hardened_session(allow_private=True, user_agent="t", timeout=5)
+    receiver.default = Reply(body=b"x" * 50)
+    response = session.get(receiver.url, stream=True)
+    assert read_capped(response, 20, truncate=True) == b"x" * 20
+    assert response.content == b"x" * 20
+    with pytest.raises(ResponseTooLarge):
+        read_capped(session.get(receiver.url, stream=True), 49)
+    assert read_capped(session.get(receiver.url, stream=True), 50) == b"x" * 50
 
 
 def test_the_bomb_is_a_bomb(bomb):
