@@ -2,7 +2,9 @@
 
 requests-hardened checks the resolved address at connect time and pins the connection
 to it (DNS rebinding cannot swap in a private address), redirects are never followed,
-and every request has a default timeout. Environment proxies, `.netrc` and cookies are
+and every request has a default timeout and a whole-request deadline. Bodies are read in
+chunks and capped in *decoded* bytes (`read_capped`): a small gzip answer that inflates to
+gigabytes cannot exhaust a worker's memory. Environment proxies, `.netrc` and cookies are
 off, so nothing of the host or of one receiver leaks into another request. Sessions are
 pooled (keep-alive) and cached per process, keyed by what configures them.
 """
@@ -29,9 +31,20 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from common.ssrf import is_public_address
 
-__all__ = ["DeadlineExceeded", "InvalidIPAddress", "cached_session", "hardened_session", "request_deadline"]
+__all__ = [
+    "DeadlineExceeded",
+    "InvalidIPAddress",
+    "ResponseTooLarge",
+    "cached_session",
+    "hardened_session",
+    "read_capped",
+    "request_deadline",
+]
 
 POOL_CONNECTIONS = 16
+#: the decoded bytes a hardened session reads of one answer unless its maker says otherwise
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+READ_CHUNK = 16 * 1024
 
 _lock = threading.Lock()
 _sessions: dict[Hashable, requests.Session] = {}
@@ -156,14 +169,83 @@ def _watch_pools(adapter: HTTPAdapter) -> HTTPAdapter:
     return adapter
 
 
+# --- bounded reads -----------------------------------------------------------------------
+# `requests` reads a whole body into memory and undoes its Content-Encoding on the way: 300 KB
+# of gzip can become gigabytes. Every body we read goes through `read_capped`, which streams
+# it and counts the bytes *after* decoding; a Content-Length is never trusted.
+
+
+class ResponseTooLarge(requests.RequestException):
+    """The answer's body, once decoded, is longer than the caller reads."""
+
+    def __init__(self, limit: int, *, response: requests.Response | None = None):
+        super().__init__(f"The answer is larger than {describe_size(limit)} once decoded.", response=response)
+        self.limit = limit
+
+
+def describe_size(size: int) -> str:
+    if size >= 1024 * 1024 and size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MiB"
+    if size >= 1024 and size % 1024 == 0:
+        return f"{size // 1024} KiB"
+    return f"{size} bytes"
+
+
+def read_capped(response: requests.Response, limit: int, *, truncate: bool = False) -> bytes:
+    """The body of a `stream=True` response, at most `limit` bytes after decoding (gzip,
+    deflate, br), read in chunks so no more than `limit` plus one chunk is ever held.
+
+    A longer body raises `ResponseTooLarge`, or with `truncate` gives its first `limit` bytes.
+    The body read is kept as `response.content`. The response is closed either way: the rest
+    of an oversized body is not drained to reuse the connection.
+    """
+    try:
+        if response._content_consumed or response.raw is None:  # type: ignore[attr-defined]  # read already
+            body = response.content or b""
+        else:
+            body = _read_chunks(response, limit)
+    finally:
+        response.close()
+    if len(body) > limit:
+        if not truncate:
+            raise ResponseTooLarge(limit, response=response)
+        body = body[:limit]
+    response._content = body
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests keeps no other flag
+    return body
+
+
+def _read_chunks(response: requests.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(READ_CHUNK):  # decoded: urllib3 inflates at most a chunk
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:  # one byte over is enough to know
+            break
+    return b"".join(chunks)
+
+
 class DeadlineSession(HTTPSession):
-    """A requests-hardened session whose requests also have a total deadline."""
+    """A requests-hardened session whose requests also have a total deadline, and whose
+    answers are read capped: a request without `stream=True` gets at most `max_response_bytes`
+    decoded bytes (else `ResponseTooLarge`); a streaming caller reads with `read_capped`."""
 
     deadline: float = 30.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def request(self, method, url, *args, **kwargs):
         with request_deadline(self.deadline):
             return super().request(method, url, *args, **kwargs)
+
+    def send(self, request, **kwargs):
+        stream = kwargs.get("stream", False)
+        kwargs["stream"] = True  # requests would read the whole body otherwise
+        response = super().send(request, **kwargs)
+        if not stream:
+            with request_deadline(self.deadline):  # the body too, when sent outside request()
+                read_capped(response, self.max_response_bytes)
+        return response
 
 
 class PooledIPFilterAdapter(IPFilterAdapter):
@@ -186,10 +268,17 @@ class PooledIPFilterAdapter(IPFilterAdapter):
 
 
 def hardened_session(
-    *, allow_private: bool, user_agent: str, timeout: float, pool_maxsize: int = 10, deadline: float | None = None
+    *,
+    allow_private: bool,
+    user_agent: str,
+    timeout: float,
+    pool_maxsize: int = 10,
+    deadline: float | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> requests.Session:
     """`timeout` bounds connecting and each read; `deadline` (default: `timeout`) the whole
-    request, response body included when it is read inside `request_deadline()`."""
+    request, response body included when it is read inside `request_deadline()`;
+    `max_response_bytes` the decoded body read of a request without `stream=True`."""
     config = Config(
         ip_filter_enable=False,  # the pooled filter adapter is mounted below
         ip_filter_allow_loopback_ips=False,
@@ -199,6 +288,7 @@ def hardened_session(
     )
     session = DeadlineSession(config)
     session.deadline = deadline if deadline is not None else timeout
+    session.max_response_bytes = max_response_bytes
     for scheme in ("http://", "https://"):
         if allow_private:
             adapter = HTTPAdapter(pool_connections=POOL_CONNECTIONS, pool_maxsize=pool_maxsize)

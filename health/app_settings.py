@@ -21,6 +21,11 @@ def timeout() -> float:
     return float(setting("HEALTH_CHECK_TIMEOUT", 5.0))
 
 
+def max_response_bytes() -> int:
+    """Decoded bytes a check reads of an answer; a longer one is `unhealthy` (answer too large)."""
+    return max(1, int(setting("HEALTH_CHECK_MAX_RESPONSE_BYTES", 1024 * 1024)))
+
+
 def slow_ms() -> float:
     """A 2xx answer slower than this (milliseconds) is `degraded`."""
     return float(setting("HEALTH_CHECK_SLOW_MS", 2000))

@@ -6,7 +6,8 @@ credential is sent and what counts as success; this module applies the rules:
 - 2xx within `HEALTH_CHECK_SLOW_MS` → healthy (Slack: only with `"ok": true`);
 - a slower 2xx, 429, or no check available for this provider/auth type → degraded;
 - 401/403, a provider-level failure (`"ok": false`), any other non-2xx, 5xx, a timeout,
-  a connection error, missing credentials or a token that cannot be obtained → unhealthy.
+  a connection error, an answer over `HEALTH_CHECK_MAX_RESPONSE_BYTES` once decoded,
+  missing credentials or a token that cannot be obtained → unhealthy.
 
 Error texts never contain credential values: they are built from fixed phrases, the
 provider's short error code, and are redacted against the credentials and the token.
@@ -29,6 +30,7 @@ from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
 
 from common.exceptions import ApplicationError, UpstreamError
+from common.http import ResponseTooLarge, describe_size
 from common.redaction import redact
 from integrations import providers
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
@@ -172,6 +174,10 @@ def check_integration(integration: Integration) -> CheckResult:
         return result(UNHEALTHY, f"Timed out after {timeout:g} s ({host}).")
     except InvalidIPAddress:
         return result(UNHEALTHY, f"Refused: {host} resolves to a private or reserved address.")
+    except ResponseTooLarge as error:  # read no further than the limit (decoded bytes)
+        code = error.response.status_code if error.response is not None else None
+        size = describe_size(error.limit)
+        return result(UNHEALTHY, f"Answer too large: more than {size} once decoded ({host}).", http_status=code)
     except requests.ConnectionError:
         return result(UNHEALTHY, f"Connection failed ({host}).")
     except requests.RequestException as error:

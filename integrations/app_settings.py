@@ -75,3 +75,9 @@ def refresh_backoff(failures: int) -> timedelta:
     base = _int("INTEGRATIONS_REFRESH_BACKOFF_SECONDS", 30)
     cap = _int("INTEGRATIONS_REFRESH_BACKOFF_MAX_SECONDS", 1800)
     return timedelta(seconds=min(cap, base * 2 ** max(0, failures - 1)))
+
+
+def max_response_bytes() -> int:
+    """Decoded bytes read of a provider's answer (token exchange and refresh, and every later
+    call through `integrations.http`); a longer answer fails as too large (502)."""
+    return max(1, _int("INTEGRATIONS_MAX_RESPONSE_BYTES", 256 * 1024))

@@ -20,7 +20,7 @@ from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 from common.exceptions import ApplicationError, UpstreamError
 from common.redaction import redact
 from integrations import app_settings, providers
-from integrations.http import InvalidIPAddress
+from integrations.http import InvalidIPAddress, ResponseTooLarge
 from integrations.models import Integration
 
 from .session import ProviderSession
@@ -141,6 +141,10 @@ class OAuthClient:
             ) from None
         except requests.Timeout:
             raise OAuthUpstreamError(f"The provider's token endpoint timed out ({url}).") from None
+        except ResponseTooLarge as error:  # read no further than the limit (decoded bytes)
+            raise OAuthUpstreamError(
+                f"The provider's token endpoint answered too large: more than {error.limit} bytes once decoded ({url})."
+            ) from None
         except requests.RequestException as error:
             raise OAuthUpstreamError(
                 f"Could not reach the provider's token endpoint ({type(error).__name__}, {url})."
