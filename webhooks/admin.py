@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 from common.admin import colour_badge
 from common.exceptions import ApplicationError
 from common.redaction import is_sensitive_name, mask_sensitive
+from organizations.admin_scoping import OrganizationScopedAdmin
 
 from . import selectors, services
 from .engine.policy import UNREADABLE_SECRET
@@ -39,6 +40,8 @@ class WebhookForm(forms.ModelForm):
         # `is_active` counts as changed only against what the operator was shown: if the
         # engine disabled the webhook after the form was opened, saving a new name must not
         # re-enable it. A post without that hidden value is compared with the stored row.
+        if "is_active" not in self.fields:  # a view-only page
+            return
         if not self.is_bound or self.add_initial_prefix("is_active") in self.data:
             self.fields["is_active"].show_hidden_initial = True
 
@@ -68,7 +71,7 @@ class WebhookForm(forms.ModelForm):
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     form = WebhookForm
     list_display = [
         "name",
@@ -247,7 +250,7 @@ class WebhookAdmin(admin.ModelAdmin):
             self.message_user(request, f"{webhook.name}: {result.recovered} delivery(ies) queued again.")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request):
