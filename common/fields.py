@@ -11,6 +11,9 @@ fields here load it as an `Undecryptable` value instead:
 - *using* the value (an attribute, `bool()`, iteration, `in`, indexing) raises
   `UndecryptableValueError`, an `InvalidToken`, with a message saying what to do.
 
+Serialization (`dumpdata` in every format, `django.core.serializers`) writes every
+encrypted field as "": a dump never carries a secret, in clear or otherwise.
+
 The columns are the same as `fernet_fields`', so the fields deconstruct as their
 `fernet_fields` parents and need no migration.
 """
@@ -94,6 +97,10 @@ class TolerantEncryptedMixin(_FieldBase):
         if isinstance(value, Undecryptable):
             return connection.Database.Binary(value.ciphertext)
         return super().get_db_prep_save(value, connection)
+
+    def value_to_string(self, obj) -> str:
+        # What the serializers (dumpdata json/xml/yaml) write: never the plain text.
+        return ""
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()

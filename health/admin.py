@@ -5,6 +5,7 @@ from django.utils.html import format_html, format_html_join
 
 from integrations.admin import IntegrationAdmin, badge
 from integrations.models import Integration
+from organizations.admin_scoping import OrganizationScopedAdmin
 
 from .models import ClusterHeartbeat, HealthCheck
 from .services import health_run
@@ -133,7 +134,8 @@ class MonitoredIntegrationAdmin(IntegrationAdmin):
 
 
 @admin.register(HealthCheck)
-class HealthCheckAdmin(admin.ModelAdmin):
+class HealthCheckAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+    organization_lookup = "integration__organization"
     list_display = [
         "checked_at",
         "integration",
@@ -181,7 +183,8 @@ class HealthCheckAdmin(admin.ModelAdmin):
 
 
 @admin.register(ClusterHeartbeat)
-class ClusterHeartbeatAdmin(admin.ModelAdmin):
+class ClusterHeartbeatAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+    organization_lookup = None  # the cluster's, no organization's: superusers only
     list_display = ["name", "beat_at"]
     readonly_fields = ["name", "beat_at"]
 

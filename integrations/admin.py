@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from common.admin import GREY, colour_badge
 from common.exceptions import ApplicationError
 from common.fields import is_readable
+from organizations.admin_scoping import OrganizationScopedAdmin
 
 from .models import UNREADABLE_CREDENTIALS, Integration
 from .oauth.flows import oauth_start_authorization
@@ -92,7 +93,7 @@ class IntegrationAdminForm(forms.ModelForm):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     form = IntegrationAdminForm
     list_display = [
         "name",

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from .admin_scoping import OrganizationScopedAdmin
 from .models import ApiKey, Membership, Organization
 from .services import api_key_save_new, api_key_update
 
@@ -12,7 +13,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
@@ -20,7 +21,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role", "organization"]
     list_select_related = ["user", "organization"]
@@ -29,7 +30,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     list_display = ["name", "organization", "prefix", "read_only", "is_active", "last_used_at", "created_at"]
     list_filter = ["read_only", ("revoked_at", admin.EmptyFieldListFilter), "organization"]
     list_select_related = ["organization"]

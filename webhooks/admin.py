@@ -12,7 +12,8 @@ from django.utils.safestring import mark_safe
 
 from common.admin import colour_badge
 from common.exceptions import ApplicationError
-from common.redaction import mask_sensitive
+from common.redaction import is_sensitive_name, mask_sensitive
+from organizations.admin_scoping import OrganizationScopedAdmin
 
 from . import selectors, services
 from .engine.policy import UNREADABLE_SECRET
@@ -23,6 +24,12 @@ RECENT_ATTEMPTS = 20
 
 class WebhookForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https")
+    remove_sensitive_headers = forms.BooleanField(
+        required=False,
+        label="Remove the secret headers",
+        help_text="Required to move the URL to another host while secret headers (e.g. Authorization) are "
+        "stored: they are never sent to a host they were not entered for. Enter them again through the API.",
+    )
 
     class Meta:
         model = Webhook
@@ -33,6 +40,8 @@ class WebhookForm(forms.ModelForm):
         # `is_active` counts as changed only against what the operator was shown: if the
         # engine disabled the webhook after the form was opened, saving a new name must not
         # re-enable it. A post without that hidden value is compared with the stored row.
+        if "is_active" not in self.fields:  # a view-only page
+            return
         if not self.is_bound or self.add_initial_prefix("is_active") in self.data:
             self.fields["is_active"].show_hidden_initial = True
 
@@ -45,11 +54,24 @@ class WebhookForm(forms.ModelForm):
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
+        if self.instance.pk and "url" in self.changed_data and cleaned.get("url"):
+            try:
+                services.headers_for_update(webhook=self.instance, url=cleaned["url"], headers=self.headers_to_store())
+            except ValidationError as exc:
+                self.add_error("remove_sensitive_headers", exc.messages)
         return cleaned
+
+    def headers_to_store(self) -> dict[str, str] | None:
+        """The headers without the secret ones when the operator asked to remove them, else None."""
+        if not self.cleaned_data.get("remove_sensitive_headers"):
+            return None
+        if not self.instance.headers_readable:
+            return {}
+        return {name: value for name, value in self.instance.headers.items() if not is_sensitive_name(name)}
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     form = WebhookForm
     list_display = [
         "name",
@@ -80,7 +102,7 @@ class WebhookAdmin(admin.ModelAdmin):
         if obj is None:
             return [(None, {"fields": main})]
         return [
-            (None, {"fields": (*main, "signing_secret", "masked_headers")}),
+            (None, {"fields": (*main, "signing_secret", "masked_headers", "remove_sensitive_headers")}),
             (
                 "Status",
                 {
@@ -114,6 +136,8 @@ class WebhookAdmin(admin.ModelAdmin):
 
     @admin.display(description="Headers")
     def masked_headers(self, obj: Webhook):
+        if not obj.headers_readable:
+            return "Stored encrypted; cannot be decrypted with FERNET_KEYS (enter them again through the API)."
         return ", ".join(f"{k}: {v}" for k, v in mask_sensitive(obj.headers).items()) or "—"
 
     @admin.display(description="Attempts per hour (green: success, red: failure)")
@@ -174,6 +198,9 @@ class WebhookAdmin(admin.ModelAdmin):
             # and disabling follow its rules). Never a full save() of the form's instance:
             # that would write back counters and state the engine moved meanwhile.
             changed = {name: form.cleaned_data[name] for name in editable if name in form.changed_data}
+            headers = form.headers_to_store()
+            if headers is not None:
+                changed["headers"] = headers
             services.webhook_update(webhook=obj, **changed)
         else:
             fields = {name: form.cleaned_data[name] for name in editable}
@@ -223,7 +250,7 @@ class WebhookAdmin(admin.ModelAdmin):
             self.message_user(request, f"{webhook.name}: {result.recovered} delivery(ies) queued again.")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request):

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from common.fields import EncryptedCharField, is_readable
+from integrations.fields import EncryptedJSONField
 from organizations.models import Organization
 
 
@@ -37,7 +38,8 @@ class Webhook(models.Model):
         related_name="webhooks",
         help_text="Optional: the integration this webhook belongs to.",
     )
-    headers = models.JSONField(default=dict, blank=True)
+    # Custom request headers, encrypted at rest: values such as `Authorization` are secrets.
+    headers: dict[str, str] = EncryptedJSONField(default=dict, blank=True)
     retry_attempts = models.PositiveSmallIntegerField(default=5)
     is_active = models.BooleanField(default=True)
     # Standard Webhooks secrets ("whsec_" + base64), encrypted at rest. After a rotation
@@ -69,6 +71,11 @@ class Webhook(models.Model):
     def secret_readable(self) -> bool:
         """False when no key in FERNET_KEYS decrypts the signing secret (or the previous one)."""
         return is_readable(self.secret) and is_readable(self.previous_secret)
+
+    @property
+    def headers_readable(self) -> bool:
+        """False when no key in FERNET_KEYS decrypts the custom headers."""
+        return is_readable(self.headers)
 
     def subscribes_to(self, event_type: str) -> bool:
         return "*" in self.events or event_type in self.events

@@ -59,7 +59,9 @@ def test_the_readme_rotation_steps_keep_webhooks_and_health_checks_working(organ
     restart()
     integration = custom(organization, receiver.url, key=SENTINEL, name="status page")
     state = oauth_state(integration)
-    webhook = webhook_create(organization=organization, name="ATS", url=receiver.url, events=["*"])
+    webhook = webhook_create(
+        organization=organization, name="ATS", url=receiver.url, events=["*"], headers={"Authorization": "Bearer h-1"}
+    )
     rotated = webhook_rotate_secret(webhook=webhook)  # a previous secret is encrypted too
     ok, said = check()
     assert ok and "All encrypted values use the first key" in said
@@ -73,7 +75,8 @@ def test_the_readme_rotation_steps_keep_webhooks_and_health_checks_working(organ
     assert "integrations.OAuthState.code_verifier: 1" in said
     assert "webhooks.Webhook.secret: 1" in said
     assert "webhooks.Webhook.previous_secret: 1" in said
-    assert "4 value(s) need a key other than the first" in said
+    assert "webhooks.Webhook.headers: 1" in said
+    assert "5 value(s) need a key other than the first" in said
 
     # 3. Run reencrypt_credentials.
     out = StringIO()
@@ -95,6 +98,7 @@ def test_the_readme_rotation_steps_keep_webhooks_and_health_checks_working(organ
     assert tasks.deliver_due() == 1
     [request] = receiver.wait_for(1)
     assert ReferenceVerifier(rotated.secret).verify(request.body, request.headers)["type"] == "application.created"
+    assert request.headers["authorization"] == "Bearer h-1"
     assert WebhookLog.objects.get().success is True
 
     record = health_check_now(integration=Integration.objects.get(pk=integration.pk))
@@ -119,7 +123,8 @@ def test_check_counts_values_no_key_decrypts_and_changes_nothing(organization, u
     assert "cannot be decrypted: integrations.Integration.credentials: 1" in said
     assert "cannot be decrypted: webhooks.Webhook.secret: 1" in said
     assert "1 value(s) need a key other than the first" in said
-    assert "2 value(s) cannot be decrypted with FERNET_KEYS" in said
+    assert "cannot be decrypted: webhooks.Webhook.headers: 1" in said
+    assert "3 value(s) cannot be decrypted with FERNET_KEYS" in said
     assert "integrations: 3/3 checked" in said
     assert SENTINEL not in said
     assert list(Integration.objects.order_by("name").values_list("name", "updated_at")) == before

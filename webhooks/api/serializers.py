@@ -2,19 +2,29 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from common.fields import is_readable
 from common.redaction import REDACTED, mask_sensitive
 from integrations.models import Integration
 from organizations.tenancy import OrganizationScopedRelatedField
 from webhooks.models import Webhook, WebhookLog
 
 
+class MaskedHeadersField(serializers.DictField):
+    """Reads back with sensitive values masked; headers no key in FERNET_KEYS decrypts read as
+    none (PATCH them to enter them again)."""
+
+    def to_representation(self, value):
+        return mask_sensitive(value) if is_readable(value) else {}
+
+
 class WebhookSerializer(serializers.ModelSerializer):
     events = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False)
-    headers = serializers.DictField(
+    headers = MaskedHeadersField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         required=False,
         help_text="Extra request headers. Values of sensitive names (auth, token, key, secret...) "
-        f"read back as {REDACTED!r}; sending {REDACTED!r} keeps the stored value.",
+        f"read back as {REDACTED!r}; sending {REDACTED!r} keeps the stored value, except when the URL "
+        "moves to another host: then sensitive values must be entered again (or removed).",
     )
     retry_attempts = serializers.IntegerField(min_value=0, max_value=10, required=False)
     integration = OrganizationScopedRelatedField(
@@ -42,17 +52,6 @@ class WebhookSerializer(serializers.ModelSerializer):
             *Webhook.STATUS_FIELDS,
         ]
         read_only_fields = ["id", "secret_readable", *Webhook.STATUS_FIELDS]
-
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["headers"] = mask_sensitive(instance.headers)
-        return data
-
-    def validate_headers(self, headers):
-        stored = getattr(self.instance, "headers", None) or {}
-        return {
-            name: (stored[name] if value == REDACTED and name in stored else value) for name, value in headers.items()
-        }
 
 
 class WebhookCreateSerializer(WebhookSerializer):

@@ -27,6 +27,10 @@ CRASH_ALLOWANCE = 1
 
 NOT_SENT_DISABLED = "Not sent: the webhook is disabled."
 NOT_SENT_CRASHED = "Not sent: its sends kept interrupting the worker."
+UNREADABLE_HEADERS = (
+    "Not sent: the webhook's custom headers cannot be decrypted with FERNET_KEYS. Put the old key back in "
+    "FERNET_KEYS and run reencrypt_credentials, or enter the headers again."
+)
 UNREADABLE_SECRET = (
     "Not sent: the webhook's signing secret cannot be decrypted with FERNET_KEYS. Put the old key back in "
     "FERNET_KEYS and run reencrypt_credentials, or rotate the webhook's secret (rotate-secret)."

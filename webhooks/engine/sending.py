@@ -19,6 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
 
+from common.fields import is_readable
 from common.http import read_capped, request_deadline
 from common.redaction import mask_sensitive, redact, sensitive_values
 
@@ -27,7 +28,7 @@ from ..http import get_session
 from ..models import Delivery, Event
 from ..retry import parse_retry_after
 from ..signing import sign
-from .policy import UNREADABLE_SECRET, Outcome
+from .policy import UNREADABLE_HEADERS, UNREADABLE_SECRET, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,9 @@ def send_batch(
         webhook_keys = keys.get(delivery.webhook_id)
         if webhook_keys is None:
             unreadable.append(Outcome(delivery=delivery, started_at=now, error=UNREADABLE_SECRET))
+            continue
+        if not is_readable(delivery.webhook.headers):
+            unreadable.append(Outcome(delivery=delivery, started_at=now, error=UNREADABLE_HEADERS))
             continue
         if delivery.event_id not in bodies:
             bodies[delivery.event_id] = event_body(delivery.event)

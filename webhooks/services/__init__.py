@@ -10,6 +10,7 @@ from .retention import PruneResult, logs_prune
 from .webhooks import (
     MAX_RETRY_ATTEMPTS,
     WEBHOOK_FIELDS,
+    headers_for_update,
     lock_webhook,
     validate_events,
     validate_secret,
@@ -28,6 +29,7 @@ __all__ = [
     "PruneResult",
     "RecoverResult",
     "deliveries_recover",
+    "headers_for_update",
     "lock_webhook",
     "log_replay",
     "logs_prune",

@@ -1,5 +1,10 @@
 """Webhooks: validation, create, update, enable/disable, delete, secret rotation.
 
+Custom headers read back masked (`common.redaction.mask_sensitive`); an update sending
+`REDACTED` for a header keeps its stored value, except when the URL moves to another
+origin: the stored sensitive values (e.g. `Authorization`) are never sent to a host they
+were not entered for, so they must be re-entered or removed (`headers_for_update`).
+
 Every write locks the row and saves only the fields it changes: the delivery engine moves
 the same rows' counters and disabled state at the same time (webhooks/engine/store.py).
 """
@@ -9,6 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,6 +22,7 @@ from django.utils import timezone
 
 from common.exceptions import ApplicationError
 from common.fields import is_readable
+from common.redaction import REDACTED, is_sensitive_name
 from common.services import model_update
 from organizations.models import Organization
 
@@ -74,6 +81,59 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
+def url_origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port: a header secret entered for one origin is never sent to another."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme)
+
+
+def headers_for_update(*, webhook: Webhook, url: str | None = None, headers: dict[str, str] | None = None):
+    """The headers an update stores, or None to leave them unchanged.
+
+    `REDACTED` as a value keeps the stored value of that header. When `url` moves the
+    webhook to another origin, each stored sensitive header must be given a new value or
+    left out (removed): keeping one (by sending `REDACTED`, or by not sending `headers`)
+    is a ValidationError naming `headers`.
+    """
+    stored = webhook.headers
+    moved = url is not None and url_origin(url) != url_origin(webhook.url)
+    if not is_readable(stored):
+        if headers is not None and REDACTED in headers.values():
+            raise ValidationError({"headers": ["The stored headers cannot be decrypted: enter their values again."]})
+        if moved and headers is None:
+            message = "The URL moves to another host and the stored headers cannot be decrypted: enter them again."
+            raise ValidationError({"headers": [message]})
+        return headers
+    if headers is None:
+        kept = [name for name in stored if is_sensitive_name(name)] if moved else []
+        if kept:
+            raise ValidationError({"headers": [_reenter_message(kept)]})
+        return None
+    resolved, kept = {}, []
+    for name, value in headers.items():
+        if value == REDACTED and name in stored:
+            if moved and is_sensitive_name(name):
+                kept.append(name)
+            resolved[name] = stored[name]
+        else:
+            resolved[name] = value
+    if kept:
+        raise ValidationError({"headers": [_reenter_message(kept)]})
+    return resolved
+
+
+def _reenter_message(names: list[str]) -> str:
+    return (
+        f"The URL moves to another host: enter the values of {', '.join(sorted(names))} again, or remove "
+        "them. Stored secret header values are never sent to a host they were not entered for."
+    )
+
+
 # --- webhooks ---------------------------------------------------------------------------
 
 
@@ -125,6 +185,9 @@ def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
     cleaned = validate_webhook_fields(fields, webhook.organization)
     is_active = cleaned.pop("is_active", None)
     locked = lock_webhook(webhook)
+    headers = headers_for_update(webhook=locked, url=cleaned.get("url"), headers=cleaned.pop("headers", None))
+    if headers is not None:
+        cleaned["headers"] = headers
     model_update(instance=locked, fields=list(cleaned), data=cleaned)
     if is_active is True:
         _enable_locked(locked)
