@@ -17,11 +17,11 @@ from typing import Any, Literal
 import requests
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
-from common.exceptions import ApplicationError, UpstreamError
+from common.exceptions import ApplicationError, ConflictError, UpstreamError
 from common.redaction import redact
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress, ResponseTooLarge
-from integrations.models import Integration
+from integrations.models import UNREADABLE_CREDENTIALS, Integration
 
 from .session import ProviderSession
 
@@ -214,8 +214,10 @@ def resolve_client(integration: Integration, *, redirect_uri: str | None = None)
     if provider is None or integration.auth_type != providers.OAUTH2 or not provider.supports_oauth2:
         raise ApplicationError("This integration does not use OAuth 2.0.")
     config: dict[str, Any] = integration.config or {}
-    credentials: dict[str, Any] = integration.credentials or {}
     if not provider.has_shared_oauth_app or config.get("client_id"):  # the integration's own OAuth app
+        if not integration.credentials_readable:
+            raise ConflictError(UNREADABLE_CREDENTIALS)
+        credentials: dict[str, Any] = integration.credentials or {}
         client_id = config.get("client_id", "")
         client_secret = credentials.get("client_secret", "")
     else:

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from common.exceptions import ApplicationError, UpstreamError
 from integrations import app_settings, providers
-from integrations.models import Integration
+from integrations.models import UNREADABLE_CREDENTIALS, Integration
 from integrations.services import safe_error_text
 
 from .client import OAuthError, OAuthUpstreamError, resolve_client
@@ -194,6 +194,10 @@ def oauth_refresh_expiring_tokens(*, within: timedelta | None = None) -> Refresh
     )
     refreshed = failed = 0
     for integration in candidates.iterator():
+        if not integration.credentials_readable:  # one lost key must not stop every refresh
+            failed += 1
+            logger.error("Proactive refresh of integration %s skipped: %s", integration.pk, UNREADABLE_CREDENTIALS)
+            continue
         try:
             oauth_refresh_token(integration=integration, margin=margin)
             refreshed += 1

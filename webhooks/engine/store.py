@@ -58,7 +58,7 @@ def next_due_after(moment: datetime) -> datetime | None:
 
 def _keys_of(secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime) -> list[bytes]:
     keys = [secret_key_bytes(secret)]
-    if previous and previous_expires_at and previous_expires_at > now:
+    if previous_expires_at and previous_expires_at > now and previous:
         keys.append(secret_key_bytes(previous))
     return keys
 

@@ -67,10 +67,12 @@ def webhook_send_test(*, webhook: Webhook) -> WebhookLog:
 def log_replay(*, log: WebhookLog) -> WebhookLog:
     """Send the logged attempt's event to its webhook again (same `webhook-id`), now."""
     with transaction.atomic():
+        # The delivery first, then its webhook: the engine records a batch in that order
+        # (webhooks/engine/store.py), so the two cannot deadlock.
+        delivery = Delivery.objects.select_for_update().get(pk=log.delivery_id)
         webhook = lock_webhook(log.webhook)  # the current `is_active`, not the one read with the log
         if not webhook.is_active and log.event_type != TEST_EVENT:
             raise ConflictError("The webhook is disabled: re-enable it before replaying.")
-        delivery = Delivery.objects.select_for_update().get(pk=log.delivery_id)
         if delivery.lease_expires_at and delivery.lease_expires_at > timezone.now():
             raise ConflictError("This delivery is being sent right now; try again shortly.")
         now = timezone.now()

@@ -189,7 +189,7 @@ def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
     if headers is not None:
         cleaned["headers"] = headers
     model_update(instance=locked, fields=list(cleaned), data=cleaned)
-    if is_active is True:
+    if is_active is True and not locked.is_active:
         _enable_locked(locked)
     elif is_active is False:
         _disable_locked(locked, reason="Disabled by a user.")
@@ -197,8 +197,7 @@ def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
 
 
 def _enable_locked(locked: Webhook) -> None:
-    if locked.is_active:
-        return
+    """Enable; the consecutive-failure count starts again from zero (also when already active)."""
     model_update(
         instance=locked,
         fields=["is_active", "consecutive_failures", "disabled_at", "disabled_reason"],
