@@ -33,6 +33,7 @@ from common.redaction import redact
 from integrations import providers
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
 from integrations.oauth.tokens import get_access_token
+from integrations.providers.hosts import shared_app_refusal
 from integrations.services import MAX_ERROR_LENGTH
 
 from . import app_settings
@@ -92,6 +93,9 @@ def _credential(integration: Integration, provider: providers.Provider) -> tuple
     if auth_type == providers.OAUTH2:
         if not credentials.get("access_token") and not credentials.get("refresh_token"):
             raise _CannotCheck("Missing credentials: the integration has not been authorized.")
+        refusal = shared_app_refusal(provider, auth_type, integration.config or {})
+        if refusal:  # a token issued to the platform's OAuth app goes only to the provider's hosts
+            raise _CannotCheck(refusal)
         try:
             token = get_access_token(integration)  # refreshes first when it expires soon
         except UpstreamError as error:

@@ -22,6 +22,7 @@ from common.redaction import redact
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress
 from integrations.models import Integration
+from integrations.providers.hosts import shared_app_refusal, uses_shared_app
 
 from .session import ProviderSession
 
@@ -211,10 +212,15 @@ def resolve_client(integration: Integration, *, redirect_uri: str | None = None)
         raise ApplicationError("This integration does not use OAuth 2.0.")
     config: dict[str, Any] = integration.config or {}
     credentials: dict[str, Any] = integration.credentials or {}
-    if not provider.has_shared_oauth_app or config.get("client_id"):  # the integration's own OAuth app
+    if not uses_shared_app(provider, integration.auth_type, config):  # the integration's own OAuth app
         client_id = config.get("client_id", "")
         client_secret = credentials.get("client_secret", "")
     else:
+        # Checked at save time too; again here, before anything is built or sent, for rows
+        # saved before the rule or written around the services.
+        refusal = shared_app_refusal(provider, integration.auth_type, config)
+        if refusal:
+            raise ApplicationError(refusal, extra={"config": {"client_id": [refusal]}})
         client_id = app_settings.client_id(provider.env_prefix)
         client_secret = app_settings.client_secret(provider.env_prefix)
     if not client_id:
