@@ -29,6 +29,7 @@ from .session import ProviderSession
 #: token-endpoint errors meaning the grant (code or refresh token) is dead for good
 TERMINAL_GRANT_ERRORS = {"invalid_grant", "invalid_refresh_token", "invalid_code", "code_already_used"}
 MAX_PROVIDER_TEXT = 300
+MAX_ERROR_CODE = 100
 
 
 class OAuthError(ApplicationError):
@@ -128,7 +129,8 @@ class OAuthClient:
         # No scope on token requests: nothing to add to the body, and oauthlib then takes the
         # granted scope as it comes instead of raising when it differs from the requested one.
         session = ProviderSession(WebApplicationClient(self.client_id), redirect_uri=self.redirect_uri)
-        session.register_compliance_hook(hook, lambda response: _checked(response, hidden))
+        pairs = [(self.client_id, self.client_secret)] if self.client_secret else []
+        session.register_compliance_hook(hook, lambda response: _checked(response, hidden, pairs))
         return session
 
     def _token_request(self, send: Callable[[], dict[str, Any]], url: str, hidden: list[str]) -> TokenSet:
@@ -151,29 +153,32 @@ class OAuthClient:
         return _token_set(token)
 
 
-def _checked(response: requests.Response, hidden: list[str]) -> requests.Response:
+def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[str, str]]) -> requests.Response:
     """The token endpoint's answer, if it is a token; else the error it maps to.
 
     Runs as requests-oauthlib's response hook, before oauthlib parses the body: a 5xx or an
     unreadable answer is the provider failing, an OAuth error body (or Slack's HTTP 200
-    with `ok: false`) or another 4xx is the provider refusing.
+    with `ok: false`) or another 4xx is the provider refusing. Messages carry only the HTTP
+    status and the provider's error code and description, redacted (with `base64(client_id:
+    client_secret)` as sent in a Basic header) before they are cut: never the raw body.
     """
-    text = redact(response.text, hidden)[:MAX_PROVIDER_TEXT]  # redact first: a cut secret would not match
-    if response.status_code >= 500:
-        raise OAuthUpstreamError(f"The provider answered HTTP {response.status_code}: {text}")
+    status = response.status_code
+    if status >= 500:
+        raise OAuthUpstreamError(f"The provider answered HTTP {status}.")
     try:
         payload: Any = response.json()
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
         if response.ok:
-            raise OAuthUpstreamError(f"The provider's token endpoint answered no JSON object: {text}")
-        raise OAuthError(f"The provider refused the request (HTTP {response.status_code}): {text}")
+            raise OAuthUpstreamError("The provider's token endpoint answered no JSON object.")
+        raise OAuthError(f"The provider refused the request (HTTP {status}).")
     error = payload.get("error")
     if not response.ok or error or payload.get("ok") is False:
-        error_code = str(error or f"http_{response.status_code}")
-        description = payload.get("error_description") or ""
-        message = redact(f"{error_code}: {description}".rstrip(": "), hidden)[:MAX_PROVIDER_TEXT]
+        error_code = redact(str(error or f"http_{status}"), hidden, basic_pairs=pairs)[:MAX_ERROR_CODE]
+        description = payload.get("error_description")
+        text = f"{error or f'http_{status}'}: {description}" if isinstance(description, str) else str(error_code)
+        message = redact(text.rstrip(": "), hidden, basic_pairs=pairs)[:MAX_PROVIDER_TEXT]
         raise OAuthError(f"The provider refused the request: {message}", error=error_code)
     access_token = payload.get("access_token")
     if not isinstance(access_token, str) or not access_token:
