@@ -82,15 +82,23 @@ class OAuthClient:
 
     # --- authorization --------------------------------------------------------------
 
-    def authorization_request(self, *, state: str) -> AuthorizationRequest:
-        """The provider's authorization URL for `state` (with an S256 challenge under PKCE)."""
+    def authorization_request(self, *, state: str, code_verifier: str = "") -> AuthorizationRequest:
+        """The provider's authorization URL for `state` (with an S256 challenge under PKCE:
+        of `code_verifier` when given, i.e. the same URL again, else of a new verifier)."""
         oauth = WebApplicationClient(self.client_id)
         # Joined here: oauthlib would join a list with spaces, Slack wants commas.
         scope = self.provider.scope_separator.join(self.scopes) or None
-        pkce = "S256" if self.use_pkce else None
+        params = dict(self.extra_authorize_params)
+        pkce = "S256" if self.use_pkce and not code_verifier else None
+        if self.use_pkce and code_verifier:
+            params["code_challenge_method"] = "S256"
+            params["code_challenge"] = oauth.create_code_challenge(
+                code_verifier=code_verifier, code_challenge_method="S256"
+            )
         with ProviderSession(oauth, redirect_uri=self.redirect_uri, scope=scope, pkce=pkce) as session:
-            url, _ = session.authorization_url(self.authorization_url, state=state, **self.extra_authorize_params)
-        return AuthorizationRequest(url=url, code_verifier=(oauth.code_verifier or "") if pkce else "")
+            url, _ = session.authorization_url(self.authorization_url, state=state, **params)
+        verifier = code_verifier or ((oauth.code_verifier or "") if pkce else "")
+        return AuthorizationRequest(url=url, code_verifier=verifier if self.use_pkce else "")
 
     # --- token endpoint -------------------------------------------------------------
 
