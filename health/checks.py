@@ -35,7 +35,8 @@ from common.redaction import redact
 from integrations import providers
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
 from integrations.oauth.tokens import get_access_token
-from integrations.services import MAX_ERROR_LENGTH
+from integrations.providers.hosts import shared_app_refusal
+from integrations.services import MAX_ERROR_LENGTH, integration_secrets
 
 from . import app_settings
 from .http import get_session
@@ -57,10 +58,12 @@ class CheckResult:
     http_status: int | None = None
     error: str = ""
     secrets: list[str] = field(default_factory=list, repr=False)
+    #: (user, password) pairs sent as Basic auth: `base64(user:password)` is hidden too
+    basic_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self.error = redact(self.error, self.secrets)[:MAX_ERROR_LENGTH]
-        self.secrets = []  # not kept beyond redaction
+        self.error = redact(self.error, self.secrets, basic_pairs=self.basic_pairs)[:MAX_ERROR_LENGTH]
+        self.secrets, self.basic_pairs = [], []  # not kept beyond redaction
 
 
 class _NoCheck(Exception):
@@ -94,6 +97,9 @@ def _credential(integration: Integration, provider: providers.Provider) -> tuple
     if auth_type == providers.OAUTH2:
         if not credentials.get("access_token") and not credentials.get("refresh_token"):
             raise _CannotCheck("Missing credentials: the integration has not been authorized.")
+        refusal = shared_app_refusal(provider, auth_type, integration.config or {})
+        if refusal:  # a token issued to the platform's OAuth app goes only to the provider's hosts
+            raise _CannotCheck(refusal)
         try:
             token = get_access_token(integration)  # refreshes first when it expires soon
         except UpstreamError as error:
@@ -131,11 +137,12 @@ def _host(url: str) -> str:
 
 def check_integration(integration: Integration) -> CheckResult:
     """Check one integration now; never raises (an unexpected failure is `unhealthy`)."""
-    credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
-    secrets = [v for v in credentials.values() if isinstance(v, str)]
+    secrets, pairs = integration_secrets(integration)
 
     def result(status: str, error: str = "", **kwargs: Any) -> CheckResult:
-        return CheckResult(integration.pk, status, timezone.now(), error=error, secrets=secrets, **kwargs)
+        return CheckResult(
+            integration.pk, status, timezone.now(), error=error, secrets=secrets, basic_pairs=pairs, **kwargs
+        )
 
     provider = integration.provider_info
     if provider is None:
@@ -149,6 +156,8 @@ def check_integration(integration: Integration) -> CheckResult:
         url = _check_url(integration, provider)
         headers, auth, in_play = _credential(integration, provider)
         secrets.extend(in_play)
+        if auth is not None:
+            pairs.append(auth)
     except _NoCheck as reason:
         return result(DEGRADED, str(reason))
     except _CannotCheck as reason:
@@ -203,7 +212,12 @@ def check_integration(integration: Integration) -> CheckResult:
             body = None
         if not isinstance(body, dict) or body.get("ok") is not True:
             provider_error = body.get("error") if isinstance(body, dict) else None
-            why = str(provider_error)[:MAX_PROVIDER_ERROR] if provider_error else "no `ok: true` in the answer"
+            # Redacted before it is cut: a secret cut in half would no longer match.
+            why = (
+                redact(str(provider_error), secrets, basic_pairs=pairs)[:MAX_PROVIDER_ERROR]
+                if provider_error
+                else "no `ok: true` in the answer"
+            )
             return result(UNHEALTHY, f"Provider reported a failure: {why}.", **timing)
     slow = app_settings.slow_ms()
     if elapsed_ms > slow:

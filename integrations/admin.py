@@ -2,7 +2,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -13,7 +13,8 @@ from common.fields import is_readable
 from organizations.admin_scoping import OrganizationScopedAdmin
 
 from .models import UNREADABLE_CREDENTIALS, Integration
-from .oauth.flows import oauth_start_authorization
+from .oauth.binding import set_binding_cookie
+from .oauth.flows import hash_state, oauth_start_authorization
 from .services import integration_activate, integration_create, integration_deactivate, integration_update
 from .validation import (
     IntegrationInvalid,
@@ -161,8 +162,11 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         url = reverse("admin:integrations_integration_authorize", args=[obj.pk])
         authorized = obj.credentials_readable and obj.credentials.get("access_token")
         label = "Re-authorize" if authorized else "Authorize"
+        # A POST with the change form's CSRF token (no nested form: the button overrides the
+        # form's action). A GET, e.g. an <img> on another site, cannot start a flow.
         return format_html(
-            '<a class="button" href="{}">{} with {}</a> — you will return to a page that links back here.',
+            '<button type="submit" class="button" formaction="{}" formmethod="post" formnovalidate>{} with {}</button>'
+            " — you will return to a page that links back here.",
             url,
             label,
             obj.provider_info.display_name if obj.provider_info else obj.provider,
@@ -179,16 +183,20 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         return custom + super().get_urls()
 
     def authorize_view(self, request, integration_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         integration = get_object_or_404(Integration, pk=integration_id)
         if not self.has_change_permission(request, integration):
             return HttpResponseRedirect(reverse("admin:index"))
         change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
         try:
-            start = oauth_start_authorization(integration=integration)
+            start = oauth_start_authorization(integration=integration, bind_browser=True)
         except ApplicationError as error:
             self.message_user(request, f"Cannot start authorization: {error.message}", messages.ERROR)
             return HttpResponseRedirect(change_url)
-        return HttpResponseRedirect(start.authorization_url)
+        response = HttpResponseRedirect(start.authorization_url)
+        set_binding_cookie(response, request, state_hash=hash_state(start.state), secret=start.binding)
+        return response
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -106,6 +106,9 @@ class OAuthState(models.Model):
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="oauth_states")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     state_hash = models.CharField(max_length=64, unique=True)
+    #: SHA-256 of the secret in the browser cookie that binds the flow to the browser which
+    #: started it (oauth/binding.py); empty until the flow is bound (API-started, not opened yet)
+    binding_hash = models.CharField(max_length=64, blank=True, default="")
     code_verifier: str = EncryptedTextField(blank=True, default="")
     redirect_uri = models.URLField(max_length=500)
     expires_at = models.DateTimeField()

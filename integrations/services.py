@@ -14,7 +14,7 @@ from common.redaction import redact
 from common.services import model_update
 from organizations.models import Organization
 
-from . import providers
+from . import app_settings, providers
 from .models import UNREADABLE_CREDENTIALS, Integration
 from .validation import (
     OAUTH_TOKEN_KEYS,
@@ -177,9 +177,29 @@ def integration_delete(*, integration: Integration) -> None:
     logger.info("Integration %s deleted", pk)
 
 
+def integration_secrets(integration: Integration) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every secret an integration's requests may carry, and the (client id, secret) pairs
+    sent as Basic auth: its credentials, its own OAuth app, the platform's shared app."""
+    credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
+    config = integration.config if isinstance(integration.config, dict) else {}
+    secrets = [value for value in credentials.values() if isinstance(value, str)]
+    pairs: list[tuple[str, str]] = []
+    own_id, own_secret = config.get("client_id"), credentials.get("client_secret")
+    if isinstance(own_id, str) and isinstance(own_secret, str) and own_secret:
+        pairs.append((own_id, own_secret))
+    provider = integration.provider_info
+    if provider is not None and provider.has_shared_oauth_app:
+        platform_secret = app_settings.client_secret(provider.env_prefix)
+        if platform_secret:
+            secrets.append(platform_secret)
+            pairs.append((app_settings.client_id(provider.env_prefix), platform_secret))
+    return secrets, pairs
+
+
 def safe_error_text(integration: Integration, error: str) -> str:
-    secrets = list(integration.credentials.values()) if isinstance(integration.credentials, dict) else []
-    return redact(str(error), secrets)[:MAX_ERROR_LENGTH]
+    """`error` fit for `last_error`: redacted (every form, see common/redaction.py), then cut."""
+    secrets, pairs = integration_secrets(integration)
+    return redact(str(error), secrets, basic_pairs=pairs)[:MAX_ERROR_LENGTH]
 
 
 @transaction.atomic

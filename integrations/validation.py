@@ -18,6 +18,7 @@ from common.ssrf import validate_public_url
 
 from . import app_settings, providers
 from .providers import ConfigField, Provider
+from .providers.hosts import shared_app_refusal
 
 MAX_CREDENTIAL_KEYS = 50
 MAX_CREDENTIAL_VALUE_LENGTH = 20_000
@@ -92,6 +93,10 @@ def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str
             cleaned[name] = value.strip() if isinstance(value, str) else value
     if not errors:
         errors = _endpoint_errors(provider, cleaned)
+    if not errors:
+        refusal = shared_app_refusal(provider, auth_type, cleaned)
+        if refusal:
+            errors = {"client_id": [refusal]}
     if errors:
         raise IntegrationInvalid({"config": errors})
     return cleaned
@@ -99,8 +104,7 @@ def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str
 
 def endpoint_templates(provider: Provider) -> list[str]:
     """The provider's endpoint URLs that the config fills in (`{token_domain}`, `{token_url}`...)."""
-    candidates = [provider.authorization_url, provider.token_url, provider.refresh_url, provider.health_check.url]
-    return [template for template in candidates if template and _placeholders(template)]
+    return [template for template in provider.endpoint_templates() if _placeholders(template)]
 
 
 def _placeholders(template: str) -> list[str]:

@@ -104,7 +104,10 @@ class ProviderSerializer(serializers.Serializer):
 
 
 class AuthorizationStartSerializer(serializers.Serializer):
-    authorization_url = serializers.URLField()
+    authorization_url = serializers.URLField(help_text="the provider's URL; complete with POST .../oauth/callback/")
+    start_url = serializers.URLField(
+        help_text="our page that binds the flow to the browser opening it (needed for the browser callback)"
+    )
     state = serializers.CharField()
     expires_at = serializers.DateTimeField()
 

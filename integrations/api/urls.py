@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from common.api.routers import OptionalSlashRouter
 
-from .callback import oauth_callback
+from .callback import oauth_callback, oauth_start
 from .views import IntegrationViewSet
 
 router = OptionalSlashRouter()
@@ -10,5 +10,6 @@ router.register("integrations", IntegrationViewSet, basename="integration")
 
 urlpatterns = [
     re_path(r"^integrations/oauth/callback/?$", oauth_callback, name="integration-oauth-callback"),
+    re_path(r"^integrations/oauth/start/?$", oauth_start, name="integration-oauth-start"),
     *router.urls,
 ]

@@ -22,12 +22,14 @@ from common.redaction import redact
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress, ResponseTooLarge
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
+from integrations.providers.hosts import shared_app_refusal, uses_shared_app
 
 from .session import ProviderSession
 
 #: token-endpoint errors meaning the grant (code or refresh token) is dead for good
 TERMINAL_GRANT_ERRORS = {"invalid_grant", "invalid_refresh_token", "invalid_code", "code_already_used"}
 MAX_PROVIDER_TEXT = 300
+MAX_ERROR_CODE = 100
 
 
 class OAuthError(ApplicationError):
@@ -80,15 +82,23 @@ class OAuthClient:
 
     # --- authorization --------------------------------------------------------------
 
-    def authorization_request(self, *, state: str) -> AuthorizationRequest:
-        """The provider's authorization URL for `state` (with an S256 challenge under PKCE)."""
+    def authorization_request(self, *, state: str, code_verifier: str = "") -> AuthorizationRequest:
+        """The provider's authorization URL for `state` (with an S256 challenge under PKCE:
+        of `code_verifier` when given, i.e. the same URL again, else of a new verifier)."""
         oauth = WebApplicationClient(self.client_id)
         # Joined here: oauthlib would join a list with spaces, Slack wants commas.
         scope = self.provider.scope_separator.join(self.scopes) or None
-        pkce = "S256" if self.use_pkce else None
+        params = dict(self.extra_authorize_params)
+        pkce = "S256" if self.use_pkce and not code_verifier else None
+        if self.use_pkce and code_verifier:
+            params["code_challenge_method"] = "S256"
+            params["code_challenge"] = oauth.create_code_challenge(
+                code_verifier=code_verifier, code_challenge_method="S256"
+            )
         with ProviderSession(oauth, redirect_uri=self.redirect_uri, scope=scope, pkce=pkce) as session:
-            url, _ = session.authorization_url(self.authorization_url, state=state, **self.extra_authorize_params)
-        return AuthorizationRequest(url=url, code_verifier=(oauth.code_verifier or "") if pkce else "")
+            url, _ = session.authorization_url(self.authorization_url, state=state, **params)
+        verifier = code_verifier or ((oauth.code_verifier or "") if pkce else "")
+        return AuthorizationRequest(url=url, code_verifier=verifier if self.use_pkce else "")
 
     # --- token endpoint -------------------------------------------------------------
 
@@ -127,7 +137,8 @@ class OAuthClient:
         # No scope on token requests: nothing to add to the body, and oauthlib then takes the
         # granted scope as it comes instead of raising when it differs from the requested one.
         session = ProviderSession(WebApplicationClient(self.client_id), redirect_uri=self.redirect_uri)
-        session.register_compliance_hook(hook, lambda response: _checked(response, hidden))
+        pairs = [(self.client_id, self.client_secret)] if self.client_secret else []
+        session.register_compliance_hook(hook, lambda response: _checked(response, hidden, pairs))
         return session
 
     def _token_request(self, send: Callable[[], dict[str, Any]], url: str, hidden: list[str]) -> TokenSet:
@@ -154,29 +165,32 @@ class OAuthClient:
         return _token_set(token)
 
 
-def _checked(response: requests.Response, hidden: list[str]) -> requests.Response:
+def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[str, str]]) -> requests.Response:
     """The token endpoint's answer, if it is a token; else the error it maps to.
 
     Runs as requests-oauthlib's response hook, before oauthlib parses the body: a 5xx or an
     unreadable answer is the provider failing, an OAuth error body (or Slack's HTTP 200
-    with `ok: false`) or another 4xx is the provider refusing.
+    with `ok: false`) or another 4xx is the provider refusing. Messages carry only the HTTP
+    status and the provider's error code and description, redacted (with `base64(client_id:
+    client_secret)` as sent in a Basic header) before they are cut: never the raw body.
     """
-    text = redact(response.text, hidden)[:MAX_PROVIDER_TEXT]  # redact first: a cut secret would not match
-    if response.status_code >= 500:
-        raise OAuthUpstreamError(f"The provider answered HTTP {response.status_code}: {text}")
+    status = response.status_code
+    if status >= 500:
+        raise OAuthUpstreamError(f"The provider answered HTTP {status}.")
     try:
         payload: Any = response.json()
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
         if response.ok:
-            raise OAuthUpstreamError(f"The provider's token endpoint answered no JSON object: {text}")
-        raise OAuthError(f"The provider refused the request (HTTP {response.status_code}): {text}")
+            raise OAuthUpstreamError("The provider's token endpoint answered no JSON object.")
+        raise OAuthError(f"The provider refused the request (HTTP {status}).")
     error = payload.get("error")
     if not response.ok or error or payload.get("ok") is False:
-        error_code = str(error or f"http_{response.status_code}")
-        description = payload.get("error_description") or ""
-        message = redact(f"{error_code}: {description}".rstrip(": "), hidden)[:MAX_PROVIDER_TEXT]
+        error_code = redact(str(error or f"http_{status}"), hidden, basic_pairs=pairs)[:MAX_ERROR_CODE]
+        description = payload.get("error_description")
+        text = f"{error or f'http_{status}'}: {description}" if isinstance(description, str) else str(error_code)
+        message = redact(text.rstrip(": "), hidden, basic_pairs=pairs)[:MAX_PROVIDER_TEXT]
         raise OAuthError(f"The provider refused the request: {message}", error=error_code)
     access_token = payload.get("access_token")
     if not isinstance(access_token, str) or not access_token:
@@ -214,13 +228,18 @@ def resolve_client(integration: Integration, *, redirect_uri: str | None = None)
     if provider is None or integration.auth_type != providers.OAUTH2 or not provider.supports_oauth2:
         raise ApplicationError("This integration does not use OAuth 2.0.")
     config: dict[str, Any] = integration.config or {}
-    if not provider.has_shared_oauth_app or config.get("client_id"):  # the integration's own OAuth app
+    if not uses_shared_app(provider, integration.auth_type, config):  # the integration's own OAuth app
         if not integration.credentials_readable:
             raise ConflictError(UNREADABLE_CREDENTIALS)
         credentials: dict[str, Any] = integration.credentials or {}
         client_id = config.get("client_id", "")
         client_secret = credentials.get("client_secret", "")
     else:
+        # Checked at save time too; again here, before anything is built or sent, for rows
+        # saved before the rule or written around the services.
+        refusal = shared_app_refusal(provider, integration.auth_type, config)
+        if refusal:
+            raise ApplicationError(refusal, extra={"config": {"client_id": [refusal]}})
         client_id = app_settings.client_id(provider.env_prefix)
         client_secret = app_settings.client_secret(provider.env_prefix)
     if not client_id:

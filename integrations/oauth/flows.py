@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from http import HTTPStatus
+from urllib.parse import urlencode
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,12 +18,14 @@ from integrations import app_settings
 from integrations.models import Integration, OAuthState
 from organizations.models import Organization
 
+from .binding import binding_matches, new_binding
 from .client import TokenSet, resolve_client
 
 logger = logging.getLogger(__name__)
 
 MAX_PARAMETER_LENGTH = 4096
 STATE_RETENTION = timedelta(days=1)
+START_PATH = "/api/integrations/oauth/start/"
 
 
 class OAuthStateInvalid(ApplicationError):
@@ -33,6 +37,10 @@ class AuthorizationStart:
     authorization_url: str
     state: str
     expires_at: datetime
+    #: our page that binds the flow to the browser opening it, then goes to the provider
+    start_url: str = ""
+    #: the browser binding secret, for the cookie, when the flow was bound at its start
+    binding: str = field(default="", repr=False)
 
 
 def hash_state(state: str) -> str:
@@ -40,15 +48,22 @@ def hash_state(state: str) -> str:
 
 
 @transaction.atomic
-def oauth_start_authorization(*, integration: Integration) -> AuthorizationStart:
-    """A provider authorization URL with a fresh state (and PKCE challenge where supported)."""
+def oauth_start_authorization(*, integration: Integration, bind_browser: bool = False) -> AuthorizationStart:
+    """A provider authorization URL with a fresh state (and PKCE challenge where supported).
+
+    `bind_browser`: the caller is the browser that will authorize (the admin): the flow is
+    bound now, and the caller sets the cookie with `binding`. Else the browser that opens
+    `start_url` first binds it (see oauth/binding.py).
+    """
     client = resolve_client(integration)
     now = timezone.now()
     OAuthState.objects.filter(expires_at__lt=now - STATE_RETENTION).delete()
     state = secrets.token_urlsafe(32)
     request = client.authorization_request(state=state)
     expires_at = now + app_settings.state_ttl()
+    binding, binding_hash = new_binding() if bind_browser else ("", "")
     OAuthState.objects.create(
+        binding_hash=binding_hash,
         integration=integration,
         organization_id=integration.organization_id,
         state_hash=hash_state(state),
@@ -61,6 +76,8 @@ def oauth_start_authorization(*, integration: Integration) -> AuthorizationStart
         authorization_url=request.url,
         state=state,
         expires_at=expires_at,
+        start_url=f"{app_settings.public_base_url()}{START_PATH}?{urlencode({'state': state})}",
+        binding=binding,
     )
 
 
@@ -74,9 +91,17 @@ def _clean_parameter(value, name: str) -> str:
 
 @transaction.atomic
 def oauth_consume_state(
-    *, state: str, integration: Integration | None = None, organization: Organization | None = None
+    *,
+    state: str,
+    integration: Integration | None = None,
+    organization: Organization | None = None,
+    browser_binding: str | None = None,
 ) -> OAuthState:
-    """Check and use up a state. Nothing is consumed unless every check passes."""
+    """Check and use up a state. Nothing is consumed unless every check passes.
+
+    `browser_binding`: the browser callback's binding cookie ("" when it has none); the
+    state must be bound to it. None: the API callback, authenticated by the API key.
+    """
     state = _clean_parameter(state, "state")
     row = OAuthState.objects.select_for_update().filter(state_hash=hash_state(state)).first()
     if row is None:
@@ -89,13 +114,23 @@ def oauth_consume_state(
         raise OAuthStateInvalid("This authorization state was already used. Start the authorization again.")
     if row.is_expired:
         raise OAuthStateInvalid("This authorization state has expired. Start the authorization again.")
+    if browser_binding is not None and not binding_matches(row, browser_binding):
+        raise OAuthStateInvalid(
+            "This authorization was started in another browser: start it again from this one.",
+            status_code=HTTPStatus.FORBIDDEN,
+        )
     row.used_at = timezone.now()
     row.save(update_fields=["used_at"])
     return row
 
 
 def oauth_exchange_code(
-    *, code: str, state: str, integration: Integration | None = None, organization: Organization | None = None
+    *,
+    code: str,
+    state: str,
+    integration: Integration | None = None,
+    organization: Organization | None = None,
+    browser_binding: str | None = None,
 ) -> Integration:
     """Validate the state, exchange the code, store the tokens and activate the integration.
 
@@ -104,7 +139,9 @@ def oauth_exchange_code(
     error raises (400 refusal, 502 failure) and leaves the integration as it was.
     """
     code = _clean_parameter(code, "code")
-    row = oauth_consume_state(state=state, integration=integration, organization=organization)
+    row = oauth_consume_state(
+        state=state, integration=integration, organization=organization, browser_binding=browser_binding
+    )
     target = Integration.objects.select_related("organization").get(pk=row.integration_id)
     client = resolve_client(target, redirect_uri=row.redirect_uri)
     tokens = client.exchange_code(code=code, code_verifier=row.code_verifier)

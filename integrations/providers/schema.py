@@ -93,6 +93,14 @@ class Provider:
     token_url: str = ""
     #: where refresh requests go when it differs from token_url (Dropbox Sign)
     refresh_url: str = ""
+    #: further endpoints we call or send tokens to, when the provider has them
+    userinfo_url: str = ""
+    revoke_url: str = ""
+    #: the REST API's base URL when the config shapes it (Workday `api_domain`)
+    api_base_url: str = ""
+    #: the provider's own hosts ("slack.com", "*.workday.com": any subdomain). The shared app
+    #: (`env_prefix`) is used only when every endpoint is on one of them (`hosts.py`).
+    own_hosts: tuple[str, ...] = ()
     default_scopes: tuple[str, ...] = ()
     #: how scopes are joined in the authorization URL (Slack: ",")
     scope_separator: str = " "
@@ -116,6 +124,19 @@ class Provider:
         """Whether the deployment may configure one OAuth app for all integrations of this
         provider (`<PREFIX>_CLIENT_ID`); without one, `config.client_id` is the app."""
         return bool(self.env_prefix)
+
+    def endpoint_templates(self) -> tuple[str, ...]:
+        """Every URL (template) an integration of this provider makes us call or send a token to."""
+        candidates = (
+            self.authorization_url,
+            self.token_url,
+            self.refresh_url,
+            self.userinfo_url,
+            self.revoke_url,
+            self.health_check.url,
+            self.api_base_url,
+        )
+        return tuple(url for url in candidates if url)
 
     def all_config_fields(self) -> tuple[ConfigField, ...]:
         fields = self.config_fields

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from health.services import health_check_now
 from integrations.models import Integration, OAuthState
+from integrations.oauth.binding import cookie_name
 from integrations.oauth.flows import hash_state
 from tests.health.conftest import custom, oauth
 from tests.integrations.conftest import SENTINEL
@@ -193,10 +194,12 @@ def test_the_browser_oauth_callback_with_an_unreadable_verifier_answers_a_page(
         integration=integration,
         organization=organization,
         state_hash=hash_state("the-state"),
+        binding_hash=hash_state("this-browser"),  # bound to `client` (integrations/oauth/binding.py)
         code_verifier="verifier-" + SENTINEL,
         redirect_uri="http://127.0.0.1:8000/api/integrations/oauth/callback/",
         expires_at=timezone.now() + timedelta(minutes=10),
     )
+    client.cookies[cookie_name(hash_state("the-state"))] = "this-browser"
     use_fernet_keys(["the-new-key"])
     with responses.RequestsMock():  # no request leaves: the exchange stops before sending
         response = client.get("/api/integrations/oauth/callback/", {"code": "the-code", "state": "the-state"})

@@ -153,7 +153,7 @@ def test_admin_authorize_link_redirects_to_the_provider(admin_client, organizati
     page = admin_client.get(f"{ADMIN}{google.pk}/change/").content.decode()
     assert f"{ADMIN}{google.pk}/authorize/" in page
     assert "Token expires at" in page or "token expires at" in page.lower()
-    response = admin_client.get(f"{ADMIN}{google.pk}/authorize/")
+    response = admin_client.post(f"{ADMIN}{google.pk}/authorize/")
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"].startswith("https://accounts.google.com/o/oauth2/v2/auth?")
     assert SENTINEL not in response["Location"]
@@ -164,7 +164,7 @@ def test_admin_authorize_without_client_reports_the_problem(admin_client, organi
 
     settings.GOOGLE_CLIENT_ID = ""
     google = integration_create(organization=organization, name="G", provider="google_calendar", auth_type="oauth2")
-    response = admin_client.get(f"{ADMIN}{google.pk}/authorize/", follow=True)
+    response = admin_client.post(f"{ADMIN}{google.pk}/authorize/", follow=True)
     assert response.status_code == HTTPStatus.OK
     assert "GOOGLE_CLIENT_ID" in response.content.decode()
 

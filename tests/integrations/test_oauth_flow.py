@@ -213,6 +213,7 @@ def test_client_secret_basic_for_docusign(api_client, organization):
 
 def test_browser_callback_without_api_key(anon_client, api_client, google):
     state = authorize(api_client, google)["state"]
+    assert anon_client.post("/api/integrations/oauth/start/", {"state": state}).status_code == HTTPStatus.FOUND
     with responses.RequestsMock() as mock:
         mock.post(GOOGLE_TOKEN_URL, body=token_body(), content_type="application/json")
         response = anon_client.get(f"/api/integrations/oauth/callback/?code=browser-code&state={state}")
@@ -361,6 +362,7 @@ def test_slack_ok_false_is_a_refusal(api_client, organization):
 
 def test_browser_callback_shows_provider_error_page(anon_client, api_client, google):
     state = authorize(api_client, google)["state"]
+    assert anon_client.post("/api/integrations/oauth/start/", {"state": state}).status_code == HTTPStatus.FOUND
     with responses.RequestsMock() as mock:
         mock.post(GOOGLE_TOKEN_URL, status=502, body="bad gateway")
         response = anon_client.get(f"/api/integrations/oauth/callback/?code=c&state={state}")
