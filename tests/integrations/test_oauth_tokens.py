@@ -253,6 +253,21 @@ def test_proactive_refresh_counts_failures_and_continues():
         assert refresh_expiring_tokens() == {"refreshed": 1, "failed": 1}
 
 
+def test_an_undecryptable_integration_does_not_stop_the_proactive_refresh(settings, use_fernet_keys):
+    original = list(settings.FERNET_KEYS)
+    use_fernet_keys(["a-key-dropped-too-early"])
+    lost = authorized(expires_in=timedelta(minutes=1))  # first in expiry order, every run
+    use_fernet_keys(original)
+    good = authorized(expires_in=timedelta(minutes=2))
+    with responses.RequestsMock() as mock:
+        mock.post(GOOGLE_TOKEN_URL, body=token_body("refreshed"), content_type="application/json")
+        assert refresh_expiring_tokens() == {"refreshed": 1, "failed": 1}
+    good.refresh_from_db()
+    lost.refresh_from_db()
+    assert good.credentials["access_token"] == "refreshed"
+    assert lost.credentials_readable is False
+
+
 # --- concurrency ------------------------------------------------------------------------
 
 

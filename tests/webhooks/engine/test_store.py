@@ -104,3 +104,19 @@ def test_an_undecryptable_secret_fails_only_its_own_deliveries(organization, rec
     failed = WebhookLog.objects.get(webhook=bad)
     assert failed.success is False and "cannot be decrypted" in failed.error
     assert Delivery.objects.get(webhook=bad).state == Delivery.State.PENDING  # retried once keys are fixed
+
+
+def test_an_expired_previous_secret_that_cannot_be_decrypted_does_not_block_signing(
+    organization, receiver, settings, use_fernet_keys
+):
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
+    original = list(settings.FERNET_KEYS)
+    use_fernet_keys(["a-key-dropped-too-early"])
+    Webhook.objects.filter(pk=webhook.pk).update(
+        previous_secret="whsec_" + "A" * 43, previous_secret_expires_at=timezone.now() - timedelta(hours=1)
+    )
+    use_fernet_keys(original)
+    trigger_event(organization=organization, event="job.opened", payload={})
+    assert tasks.deliver_due() == 1
+    assert len(receiver.wait_for(1)) == 1
+    assert Delivery.objects.get().state == Delivery.State.SUCCEEDED

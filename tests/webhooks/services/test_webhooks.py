@@ -149,3 +149,11 @@ def test_an_admin_can_still_enable_a_disabled_webhook_from_the_form(organization
     assert admin_client.post(change_url, data).status_code == HTTPStatus.FOUND
     webhook.refresh_from_db()
     assert webhook.is_active and webhook.consecutive_failures == 0 and webhook.disabled_at is None
+
+
+def test_enable_resets_the_failure_count_of_an_active_webhook_too(organization, receiver):
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
+    Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=12)
+    webhook_enable(webhook=webhook)
+    webhook.refresh_from_db()
+    assert webhook.is_active and webhook.consecutive_failures == 0
