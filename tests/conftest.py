@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 from common.fields import clear_fernet_caches
 from organizations.services import api_key_create
 from tests.factories import OrganizationFactory
+from tests.webhooks.receiver import Receiver
 
 # The fault-injection suite needs PostgreSQL and takes minutes: `make test-faults` runs it.
 collect_ignore = [] if os.environ.get("RUN_FAULT_TESTS") else ["faults"]
@@ -75,3 +76,11 @@ def use_fernet_keys(settings):
 
     yield switch
     clear_fernet_caches()
+
+
+@pytest.fixture
+def receiver():
+    """A real local HTTP receiver (tests/webhooks/receiver.py) for webhook deliveries."""
+    server = Receiver().start()
+    yield server
+    server.stop()

@@ -16,20 +16,12 @@ from integrations.oauth.binding import cookie_name
 from integrations.oauth.flows import hash_state
 from tests.health.conftest import custom, oauth
 from tests.integrations.conftest import SENTINEL
-from tests.webhooks.receiver import Receiver
 from webhooks import tasks
 from webhooks.engine.policy import UNREADABLE_SECRET
 from webhooks.models import Delivery, Webhook, WebhookLog
 from webhooks.services import trigger_event, webhook_create
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -2,21 +2,12 @@ import socket
 
 import pytest
 
-from tests.webhooks.receiver import Receiver
-
 #: names the tests resolve themselves (no DNS in CI): name -> address
 FAKE_DNS = {
     "loopback.attacker.test": "127.0.0.1",
     "metadata.attacker.test": "169.254.169.254",
     "public.partner.test": "93.184.216.34",
 }
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

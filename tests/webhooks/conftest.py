@@ -1,14 +1,6 @@
 import pytest
 
-from tests.webhooks.receiver import Receiver
 from webhooks.services import webhook_create
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
