@@ -116,7 +116,8 @@ def _endpoint_errors(provider: Provider, config: dict[str, Any]) -> dict[str, li
 
     The catalogue's fixed URLs are trusted; a URL the config supplies (custom `token_url`,
     `health_check_url`) or shapes (Workday `token_domain`, DocuSign `account_domain`) is
-    checked like a webhook target, unless `ALLOW_PRIVATE_URLS` is true.
+    checked like a webhook target, unless `ALLOW_PRIVATE_URLS` is true; it must also be
+    https unless `ALLOW_PRIVATE_URLS` is true.
     """
     errors: dict[str, list[str]] = {}
     allow_private = app_settings.allow_private_urls()
@@ -129,6 +130,11 @@ def _endpoint_errors(provider: Provider, config: dict[str, Any]) -> dict[str, li
             validate_public_url(url, allow_private=allow_private)
         except ValidationError as error:
             errors.setdefault(names[0], error.messages)
+            continue
+        # Tokens, codes, client secrets and API keys travel to these endpoints: never in clear
+        # text, except to a local service in development (ALLOW_PRIVATE_URLS).
+        if not allow_private and url.lower().startswith("http://"):
+            errors.setdefault(names[0], ["The URL must be https:// (credentials are sent to it)."])
     return errors
 
 

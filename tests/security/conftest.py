@@ -12,16 +12,18 @@ FAKE_DNS = {
 
 @pytest.fixture
 def fake_dns(monkeypatch):
-    """Resolve FAKE_DNS names to their addresses; everything else as usual."""
+    """Resolve FAKE_DNS names to their addresses; everything else as usual. A test may
+    change the returned mapping (e.g. DNS rebinding); the next test starts from FAKE_DNS."""
     real = socket.getaddrinfo
+    names = dict(FAKE_DNS)
 
     def getaddrinfo(host, port, *args, **kwargs):
-        if host in FAKE_DNS:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (FAKE_DNS[host], port or 0))]
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port or 0))]
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return FAKE_DNS
+    return names
 
 
 @pytest.fixture

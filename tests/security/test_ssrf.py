@@ -198,9 +198,11 @@ def test_token_endpoint_turned_private_is_refused_at_connect_time(settings, api_
 
 def test_token_endpoint_dns_rebinding_is_refused(settings, fake_dns, monkeypatch, api_client, organization, receiver):
     """Checked while the name resolved to a public address; it resolves to loopback at connect time."""
-    settings.ALLOW_PRIVATE_URLS = False
     port = receiver.server.server_address[1]
+    # Saved while http:// was allowed (a plain-http test receiver); strict at connect time.
+    settings.ALLOW_PRIVATE_URLS = True
     integration = _authorized_custom(organization, f"http://public.partner.test:{port}/token")
+    settings.ALLOW_PRIVATE_URLS = False
     fake_dns["public.partner.test"] = "127.0.0.1"
     response = api_client.post(f"/api/integrations/{integration.pk}/oauth/refresh/")
     assert response.status_code == HTTPStatus.BAD_REQUEST
@@ -236,3 +238,27 @@ def test_authorization_url_is_never_fetched_by_the_server(settings, api_client, 
     response = api_client.get(f"/api/integrations/{integration.pk}/oauth/authorize/")
     assert response.status_code == HTTPStatus.OK
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("field", ["token_url", "authorization_url", "health_check_url"])
+def test_integration_endpoints_must_be_https_unless_private_urls_are_allowed(settings, api_client, fake_dns, field):
+    """Tokens, codes and client secrets are sent to these URLs: never in clear text."""
+    settings.ALLOW_PRIVATE_URLS = False
+    config = {
+        "authorization_url": "https://public.partner.test/authorize",
+        "token_url": "https://public.partner.test/token",
+        "health_check_url": "https://public.partner.test/health",
+        "client_id": "own-client",
+    }
+    config[field] = config[field].replace("https://", "http://")
+    body = {"name": "plain", "provider": "custom", "auth_type": "oauth2", "config": config}
+    response = api_client.post(
+        "/api/integrations/", {**body, "credentials": {"client_secret": "s3cr3t"}}, format="json"
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "https" in str(response.json())
+    config[field] = config[field].replace("http://", "https://")
+    response = api_client.post(
+        "/api/integrations/", {**body, "credentials": {"client_secret": "s3cr3t"}}, format="json"
+    )
+    assert response.status_code == HTTPStatus.CREATED, response.json()
