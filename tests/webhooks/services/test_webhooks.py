@@ -95,13 +95,10 @@ def test_an_engine_disabled_webhook_stays_disabled_under_concurrent_renames(
         assert webhook.disabled_at is not None
 
 
-def test_admin_edits_do_not_undo_an_engine_disable(organization, receiver, admin_client):
-    receiver.default = Reply(status=HTTPStatus.GONE)
-    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
-    change_url = f"/admin/webhooks/webhook/{webhook.pk}/change/"
-    # The form as an operator opened it, while the webhook was still active.
+def opened_change_form(admin_client, change_url: str, webhook: Webhook) -> dict[str, str]:
+    """The admin change form's data as an operator opened it (with its hidden initial values)."""
     form = admin_client.get(change_url).context["adminform"].form
-    data = {
+    return {
         "name": "w",
         "url": webhook.url,
         "events": '["*"]',
@@ -109,6 +106,14 @@ def test_admin_edits_do_not_undo_an_engine_disable(organization, receiver, admin
         "is_active": "on",
         **{f"initial-{name}": str(form[name].initial) for name in form.fields if form.fields[name].show_hidden_initial},
     }
+
+
+def test_admin_edits_do_not_undo_an_engine_disable(organization, receiver, admin_client):
+    receiver.default = Reply(status=HTTPStatus.GONE)
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
+    change_url = f"/admin/webhooks/webhook/{webhook.pk}/change/"
+    # The form as an operator opened it, while the webhook was still active.
+    data = opened_change_form(admin_client, change_url, webhook)
     trigger(organization, 1)
     engine_done = threading.Event()
 
@@ -137,15 +142,7 @@ def test_an_admin_can_still_enable_a_disabled_webhook_from_the_form(organization
     webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"], is_active=False)
     Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=15)
     change_url = f"/admin/webhooks/webhook/{webhook.pk}/change/"
-    form = admin_client.get(change_url).context["adminform"].form
-    data = {
-        "name": "w",
-        "url": webhook.url,
-        "events": '["*"]',
-        "retry_attempts": str(webhook.retry_attempts),
-        "is_active": "on",
-        **{f"initial-{name}": str(form[name].initial) for name in form.fields if form.fields[name].show_hidden_initial},
-    }
+    data = opened_change_form(admin_client, change_url, webhook)
     assert admin_client.post(change_url, data).status_code == HTTPStatus.FOUND
     webhook.refresh_from_db()
     assert webhook.is_active and webhook.consecutive_failures == 0 and webhook.disabled_at is None
