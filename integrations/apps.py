@@ -8,8 +8,20 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         from common.schedules import ScheduleSpec, register_schedule
+        from webhooks.events import register_event
 
         from . import app_settings
+
+        register_event(
+            "integration.issue.opened",
+            "A connection issue of an integration opened (re-authorization required, credentials "
+            "rejected, provider unavailable, ...).",
+        )
+        register_event("integration.issue.resolved", "A connection issue of an integration resolved.")
+        register_event(
+            "integration.reauthorization_required",
+            "An integration's grant is no longer accepted: an admin must reconnect it (`reconnect_url`).",
+        )
 
         # Refreshes tokens expiring before the next run, so healthy integrations never lapse.
         register_schedule(

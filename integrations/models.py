@@ -57,6 +57,13 @@ class Integration(models.Model):
     needs_reauthorization = models.BooleanField(default=False)
     refresh_failure_count = models.PositiveIntegerField(default=0)
     refresh_retry_at = models.DateTimeField(null=True, blank=True)
+    #: token lifecycle, for people (API, admin): every refresh or mint attempt and failure
+    #: ever made, and the last success (`refresh_failure_count` is the current failure run)
+    token_refresh_attempts = models.PositiveIntegerField(default=0)
+    token_refresh_failures = models.PositiveIntegerField(default=0)
+    last_token_refresh_at = models.DateTimeField(null=True, blank=True)
+    #: the scopes the provider granted, from the last token response (not secret)
+    granted_scopes = models.JSONField(default=list, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_error_at = models.DateTimeField(null=True, blank=True)
@@ -84,6 +91,20 @@ class Integration(models.Model):
     @property
     def provider_info(self) -> providers.Provider | None:
         return providers.get_provider(self.provider)
+
+    @property
+    def next_token_refresh_at(self):
+        """When the token will next be refreshed or minted: the end of a backoff, else the
+        expiry less the refresh margin; None when nothing is scheduled."""
+        if self.auth_type not in {providers.OAUTH2, providers.JWT, providers.SAML} or self.needs_reauthorization:
+            return None
+        if self.refresh_retry_at is not None:
+            return self.refresh_retry_at
+        if self.token_expires_at is None:
+            return None
+        from .app_settings import refresh_margin
+
+        return self.token_expires_at - refresh_margin()
 
     @property
     def credentials_readable(self) -> bool:
@@ -125,3 +146,65 @@ class OAuthState(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class ConnectionIssue(models.Model):
+    """A typed problem of one integration's connection (`integrations/issues.py` owns the rules).
+
+    At most one row per integration and kind is active (`pending` or `open`); resolved rows
+    stay as history. A `pending` row is a transient problem seen fewer times in a row than
+    its opening threshold: it is not shown as an issue and no event is sent for it.
+    """
+
+    class Kind(models.TextChoices):
+        REAUTHORIZATION_REQUIRED = "reauthorization_required", "Re-authorization required"
+        MISSING_SCOPES = "missing_scopes", "Missing scopes"
+        CREDENTIALS_REJECTED = "credentials_rejected", "Credentials rejected"
+        PROVIDER_UNAVAILABLE = "provider_unavailable", "Provider unavailable"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+        CONFIG_INVALID = "config_invalid", "Configuration invalid"
+        CERTIFICATE_EXPIRING = "certificate_expiring", "Certificate expiring"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="connection_issues")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    #: what a person should know and do; never a secret
+    message = models.TextField(blank=True, default="")
+    #: facts for programs: `consent_url`, `missing_scopes`, `expires_at`, `retry_after`...
+    details = models.JSONField(default=dict, blank=True)
+    #: detections while active (all of them), and the current runs of detections and of
+    #: observations without the problem (they decide opening and resolving)
+    count = models.PositiveIntegerField(default=0)
+    detected_streak = models.PositiveIntegerField(default=0)
+    clear_streak = models.PositiveIntegerField(default=0)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "integration_connection_issues"
+        ordering = ["-last_seen_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "kind"],
+                condition=models.Q(status__in=["pending", "open"]),
+                name="connection_issue_one_active_per_kind",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "status", "kind"], name="connection_issue_org_status"),
+            models.Index(fields=["integration", "status"], name="connection_issue_integration"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_status_display().lower()})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -173,6 +174,7 @@ TOKEN_STATE_FIELDS = (
     "last_error",
     "last_error_at",
     "status",
+    "granted_scopes",
     "updated_at",
 )
 
@@ -187,6 +189,8 @@ def apply_tokens(integration: Integration, tokens: TokenSet) -> None:
         credentials["token_type"] = tokens.token_type
     if tokens.scope:
         credentials["scope"] = tokens.scope
+        # Slack joins with commas, everyone else with spaces (RFC 6749 §3.3)
+        integration.granted_scopes = sorted({s for s in re.split(r"[\s,]+", tokens.scope) if s})
     credentials.update(tokens.extra)
     integration.credentials = credentials
     integration.token_expires_at = now + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None

@@ -1,5 +1,8 @@
 """Usable access tokens: the one function every caller uses, and refresh that never races.
 
+OAuth2 tokens are refreshed with the refresh token; JWT and SAML integrations have none, a
+new token is minted from a signed assertion (`integrations.grants`) on the same path.
+
 `get_access_token(integration)` returns a token valid for at least the refresh margin,
 refreshing it first when needed. A refresh takes the integration's row lock
 (`select_for_update`) and re-reads the row: if another worker refreshed meanwhile, its
@@ -33,6 +36,10 @@ from .flows import TOKEN_STATE_FIELDS, apply_tokens
 logger = logging.getLogger(__name__)
 
 REAUTHORIZATION_REQUIRED = "Re-authorization required"
+#: auth types whose access token expires and is renewed here: OAuth2 by refresh token, JWT
+#: and SAML by minting a new one from a signed assertion (`integrations.grants`)
+TOKEN_AUTH_TYPES = (providers.OAUTH2, providers.JWT, providers.SAML)
+MINTED_AUTH_TYPES = (providers.JWT, providers.SAML)
 
 
 class ReauthorizationRequired(ApplicationError):
@@ -68,8 +75,8 @@ def get_access_token(integration: Integration, *, margin: timedelta | None = Non
         if not token:
             raise ApplicationError("This integration has no API key.")
         return token
-    if integration.auth_type != providers.OAUTH2:
-        raise ApplicationError(f"Access tokens for {integration.auth_type} integrations are not supported yet.")
+    if integration.auth_type not in TOKEN_AUTH_TYPES:
+        raise ApplicationError(f"{integration.auth_type} integrations have no access token.")
     if not token_needs_refresh(integration, margin=margin):
         return credentials["access_token"]
     refreshed = oauth_refresh_token(integration=integration, margin=margin)
@@ -105,14 +112,20 @@ def oauth_refresh_token(
                 return _copy(integration, locked)  # still valid: serve it while backing off
             retry_at = locked.refresh_retry_at.isoformat(timespec="seconds")
             raise UpstreamError(f"Token refresh is backing off after a failure; next attempt after {retry_at}.")
+        minted = locked.auth_type in MINTED_AUTH_TYPES
         refresh_token = credentials.get("refresh_token")
-        if not refresh_token:
+        if not minted and not refresh_token:
             raise ApplicationError(
                 "This integration has no refresh token: authorize it (again) to get a new access token."
             )
-        client = resolve_client(locked)
+        locked.token_refresh_attempts += 1
         try:
-            tokens = client.refresh(refresh_token=refresh_token)
+            if minted:
+                from integrations.grants import mint_token  # the grants import this module's errors
+
+                tokens = mint_token(locked)
+            else:
+                tokens = resolve_client(locked).refresh(refresh_token=str(refresh_token))
         except OAuthError as error:
             failure = error
             if error.is_terminal:
@@ -124,8 +137,9 @@ def oauth_refresh_token(
             _back_off(locked, error)
         else:
             apply_tokens(locked, tokens)
-            locked.save(update_fields=TOKEN_STATE_FIELDS)
-            logger.info("Token refreshed for integration %s", locked.pk)
+            locked.last_token_refresh_at = timezone.now()
+            locked.save(update_fields=[*TOKEN_STATE_FIELDS, *LIFECYCLE_FIELDS])
+            logger.info("Token %s for integration %s", "minted" if minted else "refreshed", locked.pk)
     _copy(integration, locked)
     if failure is not None:
         if isinstance(failure, OAuthError) and failure.is_terminal:
@@ -134,7 +148,12 @@ def oauth_refresh_token(
     return integration
 
 
+#: the token lifecycle counters, saved with every attempt's outcome (under the row lock)
+LIFECYCLE_FIELDS = ("token_refresh_attempts", "token_refresh_failures", "last_token_refresh_at")
+
+
 def _mark_reauthorization_required(integration: Integration, error: OAuthError) -> None:
+    integration.token_refresh_failures += 1
     integration.needs_reauthorization = True
     if integration.status != Integration.Status.INACTIVE:
         integration.status = Integration.Status.ERROR
@@ -142,18 +161,26 @@ def _mark_reauthorization_required(integration: Integration, error: OAuthError) 
     integration.last_error_at = timezone.now()
     integration.refresh_retry_at = None
     fields = ["needs_reauthorization", "status", "last_error", "last_error_at", "refresh_retry_at", "updated_at"]
-    integration.save(update_fields=fields)
+    integration.save(update_fields=[*fields, *LIFECYCLE_FIELDS])
     logger.warning("Integration %s needs re-authorization: %s", integration.pk, integration.last_error)
 
 
 def _back_off(integration: Integration, error: ApplicationError) -> None:
     now = timezone.now()
+    integration.token_refresh_failures += 1
     integration.refresh_failure_count += 1
     integration.refresh_retry_at = now + app_settings.refresh_backoff(integration.refresh_failure_count)
     integration.last_error = safe_error_text(integration, f"Token refresh failed: {error.message}")
     integration.last_error_at = now
     integration.save(
-        update_fields=["refresh_failure_count", "refresh_retry_at", "last_error", "last_error_at", "updated_at"]
+        update_fields=[
+            "refresh_failure_count",
+            "refresh_retry_at",
+            "last_error",
+            "last_error_at",
+            "updated_at",
+            *LIFECYCLE_FIELDS,
+        ]
     )
     logger.warning(
         "Token refresh failed for integration %s (attempt %s, retry after %s): %s",
@@ -183,7 +210,7 @@ def oauth_refresh_expiring_tokens(*, within: timedelta | None = None) -> Refresh
     margin = within + app_settings.refresh_margin()
     candidates = (
         Integration.objects.filter(
-            auth_type=providers.OAUTH2,
+            auth_type__in=TOKEN_AUTH_TYPES,
             status=Integration.Status.ACTIVE,
             needs_reauthorization=False,
             token_expires_at__isnull=False,
