@@ -57,6 +57,10 @@ class CheckResult:
     response_time_ms: int | None = None
     http_status: int | None = None
     error: str = ""
+    #: the connection issue this result shows (`ConnectionIssue.Kind`), "" for none, with
+    #: facts for it; recorded by `health.services` through `integrations.issues`
+    issue_kind: str = ""
+    issue_details: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list, repr=False)
     #: (user, password) pairs sent as Basic auth: `base64(user:password)` is hidden too
     basic_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)

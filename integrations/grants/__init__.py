@@ -28,3 +28,12 @@ def mint_token(integration: Integration) -> TokenSet:
 
         return mint(integration)
     raise ApplicationError(f"{integration.auth_type} integrations do not mint tokens.")
+
+
+def consent_url(integration: Integration) -> str:
+    """Where an admin grants the consent a minted token needs (DocuSign's JWT grant), or ""."""
+    if integration.auth_type == providers.JWT:
+        from .jwt_bearer import consent_url as jwt_consent_url
+
+        return jwt_consent_url(integration)
+    return ""

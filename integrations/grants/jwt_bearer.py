@@ -9,3 +9,7 @@ from integrations.oauth.client import TokenSet
 
 def mint(integration: Integration) -> TokenSet:
     raise ApplicationError("The JWT bearer grant is not available yet.")
+
+
+def consent_url(integration: Integration) -> str:
+    return ""
