@@ -201,7 +201,7 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             headers = form.headers_to_store()
             if headers is not None:
                 changed["headers"] = headers
-            services.webhook_update(webhook=obj, **changed)
+            services.webhook_update(webhook=obj, disabled_by="admin", **changed)
         else:
             fields = {name: form.cleaned_data[name] for name in editable}
             webhook = services.webhook_create(organization=form.cleaned_data["organization"], **fields)
@@ -229,7 +229,9 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     @admin.action(description="Disable")
     def disable(self, request, queryset):
         for webhook in queryset.filter(is_active=True):
-            services.webhook_disable(webhook=webhook, reason=f"Disabled by {request.user} in the admin.")
+            services.webhook_disable(
+                webhook=webhook, reason=f"Disabled by {request.user} in the admin.", disabled_by="admin"
+            )
         self.message_user(request, "Disabled.", messages.SUCCESS)
 
     @admin.action(description="Rotate the signing secret (the old one signs 24 h more)")

@@ -1,9 +1,22 @@
-"""The event catalogue (docs/API.md §4). Other apps add their own events with `register_event`."""
+"""The event catalogue (docs/API.md §4). Other apps add their own events with `register_event`.
+
+Events in the `SYSTEM_NAMESPACES` (`integration.`, `webhook.`; `webhook.test` is one of
+them) are system-only: the platform emits them itself (health checks, the delivery engine,
+services calling `trigger_event`), and a client cannot (`POST /api/events/` answers 400),
+so a receiver can trust that such an event is real. The rule goes by namespace, so events
+other apps register later under these prefixes are covered without a list to keep.
+"""
 
 from __future__ import annotations
 
 TEST_EVENT = "webhook.test"
 ALL_EVENTS = "*"
+
+WEBHOOK_NAMESPACE = "webhook."
+SYSTEM_NAMESPACES = ("integration.", WEBHOOK_NAMESPACE)
+
+WEBHOOK_DISABLED = "webhook.disabled"
+WEBHOOK_DELIVERY_EXHAUSTED = "webhook.delivery.exhausted"
 
 _catalogue: dict[str, str] = {
     "application.created": "A candidate applied to a job.",
@@ -23,6 +36,10 @@ _catalogue: dict[str, str] = {
     "job.opened": "A job was opened for applications.",
     "job.closed": "A job was closed.",
     TEST_EVENT: "A test event sent by the test endpoint; subscription not needed.",
+    WEBHOOK_DISABLED: "A webhook was disabled: by the delivery engine (410 Gone, or too many consecutive failed "
+    "deliveries), through the API or in the admin. Never sent to the disabled webhook itself.",
+    WEBHOOK_DELIVERY_EXHAUSTED: "A delivery used all its retries and ended failed. Never sent to the webhook "
+    "that failed it; not sent for deliveries of webhook.* events.",
 }
 
 
@@ -36,3 +53,8 @@ def event_catalogue() -> dict[str, str]:
 
 def is_known_event(name: str) -> bool:
     return name in _catalogue
+
+
+def is_system_event(name: str) -> bool:
+    """Only the platform emits it (its namespace is a system one), never a client."""
+    return name.startswith(SYSTEM_NAMESPACES)

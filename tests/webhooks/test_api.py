@@ -208,6 +208,32 @@ def test_event_catalogue(api_client):
     assert {"application.created", "offer.accepted", "job.closed", "webhook.test"} <= events
 
 
+def test_the_event_catalogue_marks_system_only_events(api_client):
+    rows = {row["event"]: row for row in api_client.get(f"{BASE}events/").json()}
+    system_only = {name for name, row in rows.items() if row["system_only"]}
+    assert system_only == {name for name in rows if name.startswith(("integration.", "webhook."))}
+    assert {"webhook.test", "webhook.disabled", "webhook.delivery.exhausted", "integration.unhealthy"} <= system_only
+    assert rows["application.created"]["system_only"] is False
+    assert "retries" in rows["webhook.delivery.exhausted"]["description"]
+
+
+def test_operational_events_are_subscribable(api_client, receiver):
+    body = {"name": "ops", "url": receiver.url, "events": ["webhook.disabled", "webhook.delivery.exhausted"]}
+    response = api_client.post(BASE, body, format="json")
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert response.json()["events"] == body["events"]
+
+
+@pytest.mark.parametrize("event", ["integration.unhealthy", "webhook.disabled", "webhook.delivery.exhausted"])
+def test_posting_a_system_only_event_is_a_400_naming_the_rule(api_client, webhook, event):
+    response = api_client.post("/api/events/", {"event": event, "payload": {}}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response["Content-Type"] == "application/json"
+    [message] = response.json()["event"]
+    assert f'"{event}" is a system-only event' in message and "integration.* and webhook.*" in message
+    assert not Event.objects.exists()
+
+
 def test_trigger_event_endpoint(api_client, webhook):
     response = api_client.post(
         "/api/events/", {"event": "application.created", "payload": {"id": 1}, "idempotency_key": "abc"}, format="json"

@@ -135,6 +135,10 @@ class RecoverResultSerializer(serializers.Serializer):
 class EventCatalogueEntrySerializer(serializers.Serializer):
     event = serializers.CharField()
     description = serializers.CharField()
+    system_only = serializers.BooleanField(
+        help_text="Emitted by the platform only (the integration.* and webhook.* namespaces): "
+        "POST /api/events/ refuses it, so a receiver can trust it. Subscribable like any event."
+    )
 
 
 class EventTriggerSerializer(serializers.Serializer):

@@ -12,7 +12,7 @@ from common.api.schema import ERROR, VALIDATION_ERROR
 from organizations.access import request_organization
 from organizations.tenancy import OrganizationScopedMixin
 from webhooks import selectors, services
-from webhooks.events import event_catalogue
+from webhooks.events import event_catalogue, is_system_event
 from webhooks.models import Webhook, WebhookLog
 
 from .serializers import (
@@ -123,17 +123,27 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
 
 
 class EventCatalogueView(APIView):
-    @extend_schema(responses=EventCatalogueEntrySerializer(many=True), summary="The event catalogue")
+    @extend_schema(
+        responses=EventCatalogueEntrySerializer(many=True),
+        summary="The event catalogue (system_only: emitted by the platform only, not through POST /api/events/)",
+    )
     def get(self, request):
-        entries = [{"event": name, "description": text} for name, text in sorted(event_catalogue().items())]
+        entries = [
+            {"event": name, "description": text, "system_only": is_system_event(name)}
+            for name, text in sorted(event_catalogue().items())
+        ]
         return Response(EventCatalogueEntrySerializer(entries, many=True).data)
 
 
 class EventTriggerView(APIView):
-    @extend_schema(request=EventTriggerSerializer, responses={202: EventAcceptedSerializer}, summary="Trigger an event")
+    @extend_schema(
+        request=EventTriggerSerializer,
+        responses={202: EventAcceptedSerializer},
+        summary="Trigger an event (not a system-only one: integration.* and webhook.* are the platform's)",
+    )
     def post(self, request):
         serializer = EventTriggerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        event = services.trigger_event(organization=request_organization(request), **serializer.validated_data)
+        event = services.trigger_client_event(organization=request_organization(request), **serializer.validated_data)
         body = {"id": event.id, "event": event.type, "deliveries": event.delivery_count}
         return Response(EventAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

@@ -3,7 +3,8 @@
 `next_state` turns one attempt's `Outcome` into the delivery's next state; `plan_batch`
 does it for a whole batch, grouping deliveries that move to the same state so the store
 writes each group with one UPDATE; `counter_change` says how the webhook's counters move;
-`skip_reason` says why a claimed delivery is not sent at all.
+`skip_reason` says why a claimed delivery is not sent at all; `exhaustion` says whether a
+delivery that ended failed is announced with a `webhook.delivery.exhausted` event.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..events import TEST_EVENT
+from ..events import TEST_EVENT, WEBHOOK_NAMESPACE
 from ..retry import next_attempt_time
 
 if TYPE_CHECKING:
@@ -89,13 +90,42 @@ def next_state(outcome: Outcome, *, attempts: int, max_attempts: int, retry_time
     return NextState(PENDING, error, retry_time(attempts, outcome.retry_after))
 
 
+@dataclass(frozen=True)
+class Exhausted:
+    """A delivery that used all its attempts and ended failed, with its last attempt's result."""
+
+    delivery: Delivery
+    status: int | None
+    error: str
+
+
+def announces_exhaustion(event_type: str) -> bool:
+    """The exhaustion of a `webhook.*` event's delivery is not announced: two failing
+    webhooks subscribed to "*" would otherwise announce each other's failures forever."""
+    return not event_type.startswith(WEBHOOK_NAMESPACE)
+
+
+def exhaustion(delivery: Delivery, state: NextState, *, status: int | None = None) -> Exhausted | None:
+    """The announcement due for a delivery moving to `state`, if any: it ended failed
+    after its last allowed attempt (a 410 with retries left is not exhausted). Asked for
+    deliveries that were sent, and for those skipped after crashing their worker; one
+    skipped because its webhook is disabled is not announced (`webhook.disabled` was)."""
+    if state.state != FAILED or delivery.attempts < delivery.max_attempts:
+        return None
+    if not announces_exhaustion(delivery.event.type):
+        return None
+    return Exhausted(delivery=delivery, status=status, error=state.error)
+
+
 @dataclass
 class BatchPlan:
-    """A batch's results: deliveries grouped by their next state, outcomes per webhook."""
+    """A batch's results: deliveries grouped by their next state, outcomes per webhook,
+    and the exhausted deliveries to announce (by delivery id)."""
 
     groups: dict[NextState, list] = field(default_factory=lambda: defaultdict(list))
     per_webhook: dict = field(default_factory=lambda: defaultdict(list))
     outcomes: list[Outcome] = field(default_factory=list)
+    exhausted: dict = field(default_factory=dict)
     earliest_retry: datetime | None = None
 
     def delivery_ids(self) -> list:
@@ -115,7 +145,10 @@ def plan_batch(outcomes: list[Outcome], skipped: list[tuple[Delivery, str]], now
         return retry_times[key]
 
     for delivery, reason in skipped:
-        plan.groups[NextState(FAILED, reason[:MAX_ERROR_LENGTH])].append(delivery.pk)
+        skipped_state = NextState(FAILED, reason[:MAX_ERROR_LENGTH])
+        plan.groups[skipped_state].append(delivery.pk)
+        if reason == NOT_SENT_CRASHED:  # its attempts are used up, by crashes
+            _note_exhausted(plan, exhaustion(delivery, skipped_state))
     for outcome in outcomes:
         delivery = outcome.delivery
         error = outcome.error[:MAX_ERROR_LENGTH]
@@ -129,9 +162,15 @@ def plan_batch(outcomes: list[Outcome], skipped: list[tuple[Delivery, str]], now
         outcome.final = state.state != PENDING
         plan.groups[state].append(delivery.pk)
         plan.per_webhook[delivery.webhook_id].append(outcome)
+        _note_exhausted(plan, exhaustion(delivery, state, status=outcome.status))
     if retry_times:
         plan.earliest_retry = min(retry_times.values())
     return plan
+
+
+def _note_exhausted(plan: BatchPlan, exhausted: Exhausted | None) -> None:
+    if exhausted is not None:
+        plan.exhausted[exhausted.delivery.pk] = exhausted
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@
   claimed again and resent with the same `webhook-id`.
 - `record_batch`: write a batch's logs, delivery states and webhook counters in a few bulk
   statements, guarded by the lease token, so a worker whose lease was taken over cannot
-  overwrite newer state.
+  overwrite newer state; and, in the same transaction, the operational events those
+  writes call for (`webhook.delivery.exhausted`, `webhook.disabled`), emitted only by the
+  writer whose guarded UPDATE made the change.
 - `signing_keys`, `due_count`, `next_due_after`: the reads the engine needs.
 
 Webhook counters only ever move with `F()` expressions and conditional UPDATEs: the API
@@ -171,10 +173,25 @@ def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> None:
                 )
         # Webhook rows are locked in one global order, so that concurrent batches touching
         # the same webhooks cannot deadlock.
+        disabled = []
         for webhook_id in sorted(plan.per_webhook):
             outcomes = [o for o in plan.per_webhook[webhook_id] if o.delivery.pk in owned]
-            if outcomes:
-                move_webhook_counters(webhook_id, counter_change(outcomes), now)
+            if outcomes and move_webhook_counters(webhook_id, counter_change(outcomes), now):
+                disabled.append(webhook_id)
+        # `owned` rows are locked (SQLite: the IMMEDIATE transaction), so the UPDATEs above
+        # changed exactly them: only this worker announces their final state.
+        exhausted = [e for pk, e in plan.exhausted.items() if pk in owned]
+        if exhausted or disabled:
+            _announce(exhausted, disabled)
+
+
+def _announce(exhausted: list, disabled: list[uuid.UUID]) -> None:
+    # Imported here: the services package imports the engine (test, replay send through it).
+    from ..services.operational import emit_deliveries_exhausted, emit_webhook_disabled
+
+    emit_deliveries_exhausted(exhausted)
+    for webhook_id in disabled:
+        emit_webhook_disabled(webhook_id=webhook_id, disabled_by="engine")
 
 
 def _write_while_leased(token: uuid.UUID, plan: BatchPlan, now: datetime, lease_expires_at: datetime) -> None:
@@ -218,6 +235,8 @@ def _one_by_one(plan: BatchPlan) -> list[BatchPlan]:
         for pk in ids:
             single = BatchPlan()
             single.groups[state].append(pk)
+            if pk in plan.exhausted:
+                single.exhausted[pk] = plan.exhausted[pk]
             if pk in outcomes:
                 outcome = outcomes[pk]
                 single.outcomes.append(outcome)
@@ -226,8 +245,9 @@ def _one_by_one(plan: BatchPlan) -> list[BatchPlan]:
     return singles
 
 
-def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: datetime) -> None:
-    """Counters move with F(); the engine disables only a webhook that is still active."""
+def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: datetime) -> bool:
+    """Counters move with F(); the engine disables only a webhook that is still active.
+    Returns whether this call disabled it (its conditional UPDATE changed the row)."""
     updates: dict = {
         "success_count": F("success_count") + change.successes,
         "failure_count": F("failure_count") + change.failures,
@@ -242,12 +262,12 @@ def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: dat
         updates["last_failure_at"] = now
     Webhook.objects.filter(pk=webhook_id).update(**updates)
     if not change.failures:
-        return
+        return False
     active = Webhook.objects.filter(pk=webhook_id, is_active=True)
     if change.gone:
-        active.update(is_active=False, disabled_at=now, disabled_reason=GONE_REASON)
-        return
+        return active.update(is_active=False, disabled_at=now, disabled_reason=GONE_REASON, updated_at=now) > 0
     threshold = app_settings.disable_after_failures()
-    active.filter(consecutive_failures__gte=threshold).update(
-        is_active=False, disabled_at=now, disabled_reason=threshold_reason(threshold)
+    disabled = active.filter(consecutive_failures__gte=threshold).update(
+        is_active=False, disabled_at=now, disabled_reason=threshold_reason(threshold), updated_at=now
     )
+    return disabled > 0

@@ -4,7 +4,8 @@ Callers import from here (`from webhooks.services import trigger_event`); each m
 holds one concern.
 """
 
-from .events import trigger_event
+from .events import trigger_client_event, trigger_event, validate_client_event
+from .operational import emit_deliveries_exhausted, emit_webhook_disabled
 from .replay import RecoverResult, deliveries_recover, log_replay, webhook_send_test
 from .retention import PruneResult, logs_prune
 from .webhooks import (
@@ -29,11 +30,15 @@ __all__ = [
     "PruneResult",
     "RecoverResult",
     "deliveries_recover",
+    "emit_deliveries_exhausted",
+    "emit_webhook_disabled",
     "headers_for_update",
     "lock_webhook",
     "log_replay",
     "logs_prune",
+    "trigger_client_event",
     "trigger_event",
+    "validate_client_event",
     "validate_events",
     "validate_secret",
     "validate_webhook_fields",

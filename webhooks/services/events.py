@@ -1,10 +1,17 @@
-"""Events: validate, record and fan out to subscribed webhooks (one statement on PostgreSQL)."""
+"""Events: validate, record and fan out to subscribed webhooks (one statement on PostgreSQL).
+
+`trigger_event` is how the platform emits any event; `trigger_client_event` is what a
+client's `POST /api/events/` goes through: it refuses system-only events
+(`webhooks.events.is_system_event`), so a receiver can trust `integration.*` and
+`webhook.*` events.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,7 +23,7 @@ from django.utils import timezone
 from organizations.models import Organization
 
 from .. import app_settings, scheduling
-from ..events import ALL_EVENTS, TEST_EVENT, is_known_event
+from ..events import ALL_EVENTS, SYSTEM_NAMESPACES, TEST_EVENT, is_known_event, is_system_event
 from ..models import Delivery, Event, Webhook
 
 logger = logging.getLogger(__name__)
@@ -57,36 +64,69 @@ def _validate_event(event: str, payload: Any) -> str:
     return serialized
 
 
-def trigger_event(
+SYSTEM_ONLY_MESSAGE = (
+    '"{event}" is a system-only event: events in the {namespaces} namespaces (webhook.test included) are '
+    "emitted by the platform itself, never through the API, so receivers can trust them. See docs/API.md §4."
+)
+
+
+def validate_client_event(event: str) -> None:
+    """A client (the API) may trigger any catalogue event but the system-only ones."""
+    if isinstance(event, str) and is_system_event(event):
+        namespaces = " and ".join(f"{prefix}*" for prefix in SYSTEM_NAMESPACES)
+        raise ValidationError({"event": SYSTEM_ONLY_MESSAGE.format(event=event, namespaces=namespaces)})
+
+
+def trigger_client_event(
     *,
     organization: Organization,
     event: str,
     payload: dict | None = None,
     idempotency_key: str | None = None,
 ) -> Event:
-    """Record an event and a delivery for each active webhook subscribed to it.
+    """`trigger_event` for an event a client sends (`POST /api/events/`): a system-only
+    event is a ValidationError naming the rule."""
+    validate_client_event(event)
+    return trigger_event(organization=organization, event=event, payload=payload, idempotency_key=idempotency_key)
+
+
+def trigger_event(
+    *,
+    organization: Organization,
+    event: str,
+    payload: dict | None = None,
+    idempotency_key: str | None = None,
+    exclude_webhook_ids: Collection[uuid.UUID] = (),
+) -> Event:
+    """Record an event and a delivery for each active webhook subscribed to it, except
+    those in `exclude_webhook_ids` (an event about a webhook is never sent to it).
 
     May be called inside the caller's transaction: delivery tasks are enqueued only when
     it commits, so nothing is sent for a rolled-back transaction. A repeated
     `idempotency_key` returns the first event and creates no deliveries. The returned
-    event has `delivery_count`.
+    event has `delivery_count`. Any event of the catalogue but `webhook.test` (sent only
+    by the test endpoint): this is the system's own way in; clients go through
+    `trigger_client_event`.
     """
     payload = {} if payload is None else payload
     serialized = _validate_event(event, payload)
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
         raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
+    excluded = list(exclude_webhook_ids)
     if idempotency_key is None and connection.vendor == "postgresql":
-        record = _fan_out_postgres(organization, event, payload, serialized)
+        record = _fan_out_postgres(organization, event, payload, serialized, excluded)
     else:
         # Stored as the JSON it is sent as (UUIDs, datetimes, decimals become strings).
-        record = _fan_out(organization, event, json.loads(serialized), idempotency_key)
+        record = _fan_out(organization, event, json.loads(serialized), idempotency_key, excluded)
     if not record.is_repeat:
         scheduling.drain_on_commit(record.delivery_count, coalesce=True)
     return record
 
 
 @transaction.atomic
-def _fan_out(organization: Organization, event: str, payload: dict, idempotency_key: str | None) -> Event:
+def _fan_out(
+    organization: Organization, event: str, payload: dict, idempotency_key: str | None, excluded: list[uuid.UUID]
+) -> Event:
     if idempotency_key is not None:
         existing = _event_by_key(organization, idempotency_key)
         if existing is not None:
@@ -105,9 +145,9 @@ def _fan_out(organization: Organization, event: str, payload: dict, idempotency_
         record = Event.objects.create(organization=organization, type=event, payload=payload)
     webhooks = [
         w
-        for w in Webhook.objects.filter(organization=organization, is_active=True).only(
-            "id", "events", "retry_attempts"
-        )
+        for w in Webhook.objects.filter(organization=organization, is_active=True)
+        .exclude(pk__in=excluded)
+        .only("id", "events", "retry_attempts")
         if w.subscribes_to(event)
     ]
     Delivery.objects.bulk_create(
@@ -141,20 +181,24 @@ FROM webhooks w
 WHERE w.organization_id = %(organization_id)s AND w.is_active
   AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
 """
+_EXCLUDING = "\n  AND w.id <> ALL(%(excluded)s::uuid[])\n"
 
 
-def _fan_out_postgres(organization: Organization, event: str, payload: dict, serialized: str) -> Event:
+def _fan_out_postgres(
+    organization: Organization, event: str, payload: dict, serialized: str, excluded: list[uuid.UUID]
+) -> Event:
     now = timezone.now()
     record = Event(id=uuid.uuid4(), organization=organization, type=event, payload=payload, created_at=now)
     with connection.cursor() as cursor:
         cursor.execute(
-            _FAN_OUT_SQL,
+            _FAN_OUT_SQL.rstrip("\n") + _EXCLUDING if excluded else _FAN_OUT_SQL,
             {
                 "event_id": record.id,
                 "organization_id": organization.pk,
                 "type": event,
                 "payload": serialized,
                 "now": now,
+                "excluded": excluded,
             },
         )
         record.delivery_count = cursor.rowcount

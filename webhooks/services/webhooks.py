@@ -31,6 +31,7 @@ from ..events import ALL_EVENTS, is_known_event
 from ..models import Webhook
 from ..signing import generate_secret, secret_key_bytes
 from ..targets import validate_headers, validate_target_url
+from .operational import DisabledBy, emit_webhook_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +177,10 @@ def _sync_instance(target: Webhook, source: Webhook) -> Webhook:
 
 
 @transaction.atomic
-def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
+def webhook_update(*, webhook: Webhook, disabled_by: DisabledBy = "api", **fields: Any) -> Webhook:
     """Change the given fields. `is_active` is applied against the current row: enabling
-    resets `consecutive_failures`, disabling records when and why."""
+    resets `consecutive_failures`, disabling records when and why and emits
+    `webhook.disabled` (`disabled_by`: "api" or "admin", who asked)."""
     unknown = set(fields) - WEBHOOK_FIELDS
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
@@ -192,7 +194,8 @@ def webhook_update(*, webhook: Webhook, **fields: Any) -> Webhook:
     if is_active is True and not locked.is_active:
         _enable_locked(locked)
     elif is_active is False:
-        _disable_locked(locked, reason="Disabled by a user.")
+        reason = "Disabled in the admin." if disabled_by == "admin" else "Disabled through the API."
+        _disable_locked(locked, reason=reason, disabled_by=disabled_by)
     return _sync_instance(webhook, locked)
 
 
@@ -205,15 +208,17 @@ def _enable_locked(locked: Webhook) -> None:
     )
 
 
-def _disable_locked(locked: Webhook, *, reason: str) -> None:
-    """Only an active webhook: the engine's own disable (when, why) is kept."""
-    if not locked.is_active:
+def _disable_locked(locked: Webhook, *, reason: str, disabled_by: DisabledBy) -> None:
+    """Only an active webhook: the engine's own disable (when, why) is kept. The UPDATE is
+    conditional on `is_active`, like the engine's, so whichever disables it first (and only
+    that one) emits `webhook.disabled`, in this transaction."""
+    now = timezone.now()
+    data = {"is_active": False, "disabled_at": now, "disabled_reason": reason[:500]}
+    if not Webhook.objects.filter(pk=locked.pk, is_active=True).update(**data, updated_at=now):
         return
-    model_update(
-        instance=locked,
-        fields=["is_active", "disabled_at", "disabled_reason"],
-        data={"is_active": False, "disabled_at": timezone.now(), "disabled_reason": reason[:500]},
-    )
+    for name, value in {**data, "updated_at": now}.items():
+        setattr(locked, name, value)
+    emit_webhook_disabled(webhook_id=locked.pk, disabled_by=disabled_by)
 
 
 @transaction.atomic
@@ -225,10 +230,11 @@ def webhook_enable(*, webhook: Webhook) -> Webhook:
 
 
 @transaction.atomic
-def webhook_disable(*, webhook: Webhook, reason: str) -> Webhook:
-    """Disable an active webhook; one already disabled keeps its `disabled_at` and reason."""
+def webhook_disable(*, webhook: Webhook, reason: str, disabled_by: DisabledBy = "api") -> Webhook:
+    """Disable an active webhook (emitting `webhook.disabled`); one already disabled keeps
+    its `disabled_at` and reason, and nothing is emitted."""
     locked = lock_webhook(webhook)
-    _disable_locked(locked, reason=reason)
+    _disable_locked(locked, reason=reason, disabled_by=disabled_by)
     return _sync_instance(webhook, locked)
 
 

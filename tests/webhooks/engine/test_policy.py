@@ -11,14 +11,17 @@ from webhooks.engine.policy import (
     NOT_SENT_DISABLED,
     PENDING,
     SUCCEEDED,
+    Exhausted,
     NextState,
     Outcome,
+    announces_exhaustion,
     counter_change,
+    exhaustion,
     next_state,
     plan_batch,
     skip_reason,
 )
-from webhooks.events import TEST_EVENT
+from webhooks.events import TEST_EVENT, WEBHOOK_DELIVERY_EXHAUSTED, WEBHOOK_DISABLED
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -34,7 +37,7 @@ def delivery(pk=1, *, attempts=1, max_attempts=3, webhook_id="w", active=True, e
     )
 
 
-def outcome(d=None, *, success=False, gone=False, error="HTTP 500", at=0, retry_after=None):
+def outcome(d=None, *, success=False, gone=False, error="HTTP 500", at=0, retry_after=None, status=None):
     return Outcome(
         delivery=d or delivery(),
         started_at=NOW + timedelta(seconds=at),
@@ -42,6 +45,7 @@ def outcome(d=None, *, success=False, gone=False, error="HTTP 500", at=0, retry_
         gone=gone,
         error="" if success else error,
         retry_after=retry_after,
+        status=status,
     )
 
 
@@ -102,3 +106,42 @@ def test_counters_without_a_success_add_the_deliveries_that_ended_failed():
     change = counter_change(outcomes)
     assert (change.successes, change.failures, change.consecutive_set, change.consecutive_add) == (0, 2, None, 1)
     assert change.gone
+
+
+def test_only_a_failure_after_the_last_allowed_attempt_is_exhausted():
+    last = delivery(attempts=3, max_attempts=3)
+    failed = NextState(FAILED, "HTTP 500")
+    assert exhaustion(last, failed, status=500) == Exhausted(delivery=last, status=500, error="HTTP 500")
+    assert exhaustion(delivery(attempts=1, max_attempts=3), failed) is None  # a 410 with retries left
+    assert exhaustion(last, NextState(SUCCEEDED)) is None
+    assert exhaustion(last, NextState(PENDING, "HTTP 500", NOW)) is None
+
+
+@pytest.mark.parametrize("event_type", [WEBHOOK_DISABLED, WEBHOOK_DELIVERY_EXHAUSTED, TEST_EVENT, "webhook.anything"])
+def test_the_exhaustion_of_a_webhook_event_is_not_announced(event_type):
+    """Two failing webhooks subscribed to "*" would otherwise announce each other forever."""
+    assert announces_exhaustion(event_type) is False
+    assert exhaustion(delivery(attempts=3, max_attempts=3, event_type=event_type), NextState(FAILED, "x")) is None
+
+
+@pytest.mark.parametrize("event_type", ["job.opened", "integration.unhealthy", "webhookish.created"])
+def test_the_exhaustion_of_other_events_is_announced(event_type):
+    assert announces_exhaustion(event_type) is True
+
+
+def test_a_batch_lists_its_exhausted_deliveries_with_their_last_result():
+    last, retried, gone_early, crashed, disabled = (
+        delivery(1, attempts=3, max_attempts=3),
+        delivery(2, attempts=1, max_attempts=3),
+        delivery(3, attempts=1, max_attempts=3),
+        delivery(4, attempts=5, max_attempts=3),
+        delivery(5, attempts=3, max_attempts=3, active=False),
+    )
+    plan = plan_batch(
+        [outcome(last, status=503, error="HTTP 503"), outcome(retried), outcome(gone_early, gone=True, status=410)],
+        [(crashed, NOT_SENT_CRASHED), (disabled, NOT_SENT_DISABLED)],
+        NOW,
+    )
+    assert set(plan.exhausted) == {1, 4}
+    assert plan.exhausted[1] == Exhausted(delivery=last, status=503, error="HTTP 503")
+    assert plan.exhausted[4] == Exhausted(delivery=crashed, status=None, error=NOT_SENT_CRASHED)

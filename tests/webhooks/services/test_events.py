@@ -1,4 +1,4 @@
-"""Events: fan-out, idempotency, payload validation."""
+"""Events: fan-out (and who is left out of it), idempotency, payload validation, system-only events."""
 
 from http import HTTPStatus
 
@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from webhooks import events as catalogue
 from webhooks import tasks
 from webhooks.models import Delivery, Event
-from webhooks.services import trigger_event, webhook_create
+from webhooks.services import trigger_client_event, trigger_event, webhook_create
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +67,55 @@ def test_payloads_postgres_cannot_store_are_refused(organization, webhook, api_c
 def test_nul_in_payload_via_the_api_is_a_400(api_client, webhook):
     response = api_client.post("/api/events/", {"event": "job.opened", "payload": {"a": "x\u0000y"}}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "k1"])  # PostgreSQL: the one-statement path, then the ORM one
+def test_excluded_webhooks_get_no_delivery(organization, receiver, idempotency_key):
+    subject = webhook_create(organization=organization, name="subject", url=receiver.url, events=["*"])
+    other = webhook_create(organization=organization, name="other", url=receiver.url, events=["*"])
+    also = webhook_create(organization=organization, name="also", url=receiver.url, events=["job.opened"])
+    event = trigger_event(
+        organization=organization,
+        event="job.opened",
+        payload={},
+        idempotency_key=idempotency_key,
+        exclude_webhook_ids=[subject.pk],
+    )
+    assert event.delivery_count == 2
+    assert set(Delivery.objects.values_list("webhook_id", flat=True)) == {other.pk, also.pk}
+    everyone = trigger_event(organization=organization, event="job.opened", payload={})
+    assert everyone.delivery_count == 3
+
+
+@pytest.mark.parametrize(
+    "event", ["integration.unhealthy", "integration.recovered", "webhook.disabled", "webhook.delivery.exhausted"]
+)
+def test_the_system_triggers_system_only_events(organization, webhook, event):
+    assert trigger_event(organization=organization, event=event, payload={}).type == event
+
+
+@pytest.mark.parametrize(
+    "event",
+    ["integration.unhealthy", "webhook.disabled", "webhook.delivery.exhausted", "webhook.test", "integration.x"],
+)
+def test_a_client_cannot_trigger_system_only_events(organization, webhook, event):
+    with pytest.raises(ValidationError) as error:
+        trigger_client_event(organization=organization, event=event, payload={})
+    [message] = error.value.message_dict["event"]
+    assert message.startswith(f'"{event}" is a system-only event')
+    assert "integration.* and webhook.*" in message
+    assert not Event.objects.exists() and not Delivery.objects.exists()
+
+
+def test_a_client_triggers_other_events(organization, webhook):
+    assert trigger_client_event(organization=organization, event="application.created", payload={}).delivery_count == 1
+
+
+def test_events_registered_later_in_a_system_namespace_are_system_only(organization, webhook, monkeypatch):
+    monkeypatch.setattr(catalogue, "_catalogue", catalogue.event_catalogue())  # undone after the test
+    catalogue.register_event("integration.registered.later", "registered by another app")
+    catalogue.register_event("candidate.registered_later", "registered by another app")
+    with pytest.raises(ValidationError, match="system-only"):
+        trigger_client_event(organization=organization, event="integration.registered.later", payload={})
+    assert trigger_event(organization=organization, event="integration.registered.later", payload={}).pk
+    assert trigger_client_event(organization=organization, event="candidate.registered_later", payload={}).pk
