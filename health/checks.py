@@ -113,7 +113,18 @@ def _credential(integration: Integration, provider: providers.Provider) -> tuple
         return {"Authorization": f"Bearer {token}"}, None, [token]
     if auth_type == providers.API_KEY:
         return _api_key_credential(credentials, provider.health_check.auth)
+    if auth_type == providers.JWT:
+        return _minted_credential(integration)
     raise _NoCheck(f"No health check available for {auth_type} integrations yet.")
+
+
+def _minted_credential(integration: Integration) -> tuple[dict, tuple | None, list[str]]:
+    """A token minted from the integration's key (reused while fresh), sent as Bearer."""
+    try:
+        token = get_access_token(integration)  # mints first when there is none or it expires soon
+    except ApplicationError as error:  # refused, failed, or a config that cannot sign
+        raise _CannotCheck(f"Could not mint an access token: {error.message}") from None
+    return {"Authorization": f"Bearer {token}"}, None, [token]
 
 
 def _api_key_credential(credentials: dict, how: providers.HealthCheckAuth) -> tuple[dict, tuple | None, list[str]]:

@@ -12,9 +12,11 @@ from common.exceptions import ApplicationError
 from common.fields import is_readable
 from organizations.admin_scoping import OrganizationScopedAdmin
 
+from .grants import consent_url
 from .models import UNREADABLE_CREDENTIALS, Integration
 from .oauth.binding import set_binding_cookie
 from .oauth.flows import hash_state, oauth_start_authorization
+from .oauth.tokens import oauth_refresh_token
 from .services import integration_activate, integration_create, integration_deactivate, integration_update
 from .validation import (
     IntegrationInvalid,
@@ -123,7 +125,7 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    readonly_fields = ["id", "stored_credential_fields", "oauth_authorization", *state_fields]
+    readonly_fields = ["id", "stored_credential_fields", "oauth_authorization", "minted_token", *state_fields]
     actions = ["activate", "deactivate"]
 
     def get_fieldsets(self, request, obj=None):
@@ -131,7 +133,7 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         if obj is None:
             return [(None, {"fields": main})]
         return [
-            (None, {"fields": ["id", *main, "stored_credential_fields", "oauth_authorization"]}),
+            (None, {"fields": ["id", *main, "stored_credential_fields", "oauth_authorization", "minted_token"]}),
             (
                 "State",
                 {"fields": self.state_fields},
@@ -172,15 +174,57 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             obj.provider_info.display_name if obj.provider_info else obj.provider,
         )
 
+    @admin.display(description="JWT bearer grant")
+    def minted_token(self, obj: Integration):
+        if obj.pk is None or obj.auth_type != Integration.AuthType.JWT:
+            return "—"
+        mint_url = reverse("admin:integrations_integration_mint", args=[obj.pk])
+        button = format_html(
+            '<button type="submit" class="button" formaction="{}" formmethod="post" formnovalidate>'
+            "Mint a token now</button>",
+            mint_url,
+        )
+        consent = consent_url(obj)
+        if not consent:
+            return button
+        return format_html(
+            'Consent: <a href="{}" target="_blank" rel="noopener noreferrer">{}</a> — open it signed in as the '
+            "impersonated user (or an administrator granting it for the organization) and allow access, then {}",
+            consent,
+            consent,
+            button,
+        )
+
     def get_urls(self):
         custom = [
             path(
                 "<uuid:integration_id>/authorize/",
                 self.admin_site.admin_view(self.authorize_view),
                 name="integrations_integration_authorize",
-            )
+            ),
+            path(
+                "<uuid:integration_id>/mint/",
+                self.admin_site.admin_view(self.mint_view),
+                name="integrations_integration_mint",
+            ),
         ]
         return custom + super().get_urls()
+
+    def mint_view(self, request, integration_id):
+        """Mint a token now (after granting consent or delegation): the forced refresh."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        integration = get_object_or_404(Integration, pk=integration_id)
+        if not self.has_change_permission(request, integration):
+            return HttpResponseRedirect(reverse("admin:index"))
+        try:
+            minted = oauth_refresh_token(integration=integration, force=True)
+        except ApplicationError as error:
+            self.message_user(request, f"No token minted: {error.message}", messages.ERROR)
+        else:
+            expires = minted.token_expires_at.isoformat(timespec="seconds") if minted.token_expires_at else "never"
+            self.message_user(request, f"Token minted; it expires {expires}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:integrations_integration_change", args=[integration.pk]))
 
     def authorize_view(self, request, integration_id):
         if request.method != "POST":

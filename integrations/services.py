@@ -15,6 +15,7 @@ from common.services import model_update
 from organizations.models import Organization
 
 from . import app_settings, providers
+from .grants.jwt_keys import key_secrets
 from .models import UNREADABLE_CREDENTIALS, Integration
 from .validation import (
     OAUTH_TOKEN_KEYS,
@@ -28,6 +29,8 @@ from .validation import (
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 2000
+#: auth types whose access token is minted from a signed assertion (`integrations.grants`)
+MINTED_AUTH_TYPES = (providers.JWT, providers.SAML)
 
 
 def _lock(integration: Integration) -> Integration:
@@ -151,6 +154,11 @@ def integration_update(
     }
     if connection_changed:
         data.update(token_expires_at=None, needs_reauthorization=False, refresh_failure_count=0, refresh_retry_at=None)
+    elif new_auth_type in MINTED_AUTH_TYPES and (credentials is not None or new_config != locked.config):
+        # A minted token belongs to the key and claims it was minted from (the user it acts
+        # as): new ones mint a new token, and a grant refused before may be accepted now.
+        data["credentials"] = {k: v for k, v in new_credentials.items() if k not in OAUTH_TOKEN_KEYS}
+        data.update(token_expires_at=None, needs_reauthorization=False, refresh_failure_count=0, refresh_retry_at=None)
     if locked.status != Integration.Status.INACTIVE and (connection_changed or credentials is not None):
         needs_reauthorization = data.get("needs_reauthorization", locked.needs_reauthorization)
         if not credentials_complete(new_auth_type, new_credentials):
@@ -183,6 +191,7 @@ def integration_secrets(integration: Integration) -> tuple[list[str], list[tuple
     credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
     config = integration.config if isinstance(integration.config, dict) else {}
     secrets = [value for value in credentials.values() if isinstance(value, str)]
+    secrets.extend(key_secrets(credentials))  # a private key inside a service-account key, PEM lines
     pairs: list[tuple[str, str]] = []
     own_id, own_secret = config.get("client_id"), credentials.get("client_secret")
     if isinstance(own_id, str) and isinstance(own_secret, str) and own_secret:

@@ -17,6 +17,7 @@ from common.exceptions import ApplicationError
 from common.ssrf import validate_public_url
 
 from . import app_settings, providers
+from .grants.jwt_keys import jwt_config_errors, jwt_credential_errors, normalized_credentials
 from .providers import ConfigField, Provider
 from .providers.hosts import shared_app_refusal
 
@@ -40,6 +41,8 @@ def _is_url(value: str) -> bool:
 def _check_value(spec: ConfigField, value: Any) -> str | None:
     if spec.kind == providers.BOOL:
         return None if isinstance(value, bool) else "Must be true or false."
+    if spec.kind == providers.OBJECT:
+        return None if isinstance(value, dict) else "Must be a JSON object."
     if spec.kind == providers.LIST:
         if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
             return "Must be a list of non-empty strings."
@@ -97,6 +100,8 @@ def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str
         refusal = shared_app_refusal(provider, auth_type, cleaned)
         if refusal:
             errors = {"client_id": [refusal]}
+    if not errors and auth_type == providers.JWT:
+        errors = jwt_config_errors(provider, cleaned, allow_private=app_settings.allow_private_urls())
     if errors:
         raise IntegrationInvalid({"config": errors})
     return cleaned
@@ -145,6 +150,8 @@ def validate_credentials(provider: Provider, auth_type: str, credentials: Any, *
     errors: dict[str, list[str]] = {}
     if len(credentials) > MAX_CREDENTIAL_KEYS:
         raise IntegrationInvalid({"credentials": [f"At most {MAX_CREDENTIAL_KEYS} keys."]})
+    if auth_type == providers.JWT:  # a service-account JSON key may come as the object
+        credentials = normalized_credentials(provider, credentials)
     for key, value in credentials.items():
         if not isinstance(value, str):
             errors[key] = ["Must be a string."]
@@ -163,9 +170,9 @@ def validate_credentials(provider: Provider, auth_type: str, credentials: Any, *
         if alternatives and not present & set(alternatives):
             errors[alternatives[0]] = [f"Provide {' or '.join(f'`{key}`' for key in alternatives)}."]
     elif auth_type == providers.JWT:
-        need("private_key")
-        if "private_key" in present and "-----BEGIN" not in credentials["private_key"]:
-            errors["private_key"] = ["Must be a PEM-encoded private key."]
+        if not errors:  # the keys are read only from well-formed values
+            allow_private = app_settings.allow_private_urls()
+            errors.update(jwt_credential_errors(provider, credentials, config=config, allow_private=allow_private))
     elif auth_type == providers.SAML:
         need("entity_id")
         if not present & {"idp_metadata", "idp_metadata_url"}:

@@ -1,5 +1,8 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from integrations.grants import consent_url
 from integrations.models import Integration
 from integrations.providers import AUTH_TYPES, PROVIDER_CHOICES
 
@@ -35,6 +38,10 @@ class IntegrationSerializer(serializers.ModelSerializer):
         help_text="False when the stored credentials cannot be decrypted with FERNET_KEYS "
         "(restore the old key and run reencrypt_credentials, or send new credentials).",
     )
+    consent_url = serializers.SerializerMethodField(
+        help_text="Where a user grants the consent a minted token needs (DocuSign JWT: the integration key "
+        "may impersonate them); empty when none is needed."
+    )
 
     class Meta:
         model = Integration
@@ -47,11 +54,16 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "credentials",
             "credential_fields",
             "credentials_readable",
+            "consent_url",
             *STATE_FIELDS,
         ]
         read_only_fields = ["id", *STATE_FIELDS]
         # Uniqueness per organization is checked by the service (the organization is not a field).
         validators = []
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_consent_url(self, obj: Integration) -> str:
+        return consent_url(obj)
 
     def validate_config(self, value):
         if not isinstance(value, dict):
@@ -86,6 +98,17 @@ class HealthCheckInfoSerializer(serializers.Serializer):
     note = serializers.CharField()
 
 
+class JwtGrantInfoSerializer(serializers.Serializer):
+    key = serializers.ChoiceField(
+        choices=["private_key", "service_account"],
+        help_text="the credential holding the signing key: `private_key` (PEM) or `service_account` (Google JSON key)",
+    )
+    default_scopes = serializers.ListField(child=serializers.CharField())
+    needs_consent = serializers.BooleanField(
+        help_text="a user must grant consent first (the integration's consent_url)"
+    )
+
+
 class ProviderSerializer(serializers.Serializer):
     name = serializers.CharField()
     display_name = serializers.CharField()
@@ -100,6 +123,7 @@ class ProviderSerializer(serializers.Serializer):
     config_fields = ConfigFieldSerializer(many=True)
     api_key_credentials = serializers.ListField(child=serializers.CharField())
     health_check = HealthCheckInfoSerializer()
+    jwt = JwtGrantInfoSerializer(allow_null=True, help_text="the JWT bearer grant, for providers with auth type jwt")
     notes = serializers.CharField()
 
 

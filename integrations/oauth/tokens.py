@@ -13,6 +13,9 @@ answer `invalid_grant` to the stale one).
   and no further refresh attempts until the integration is authorized again.
 - Transient failures (5xx, timeouts, other refusals) back off: no new attempt before
   `refresh_retry_at` (30 s doubling up to 30 min); meanwhile a still-valid token is served.
+- Minting is terminal on more refusals (`consent_required`, `unauthorized_client`, ...:
+  `integrations.grants.exchange`), and is re-authorized at the provider: a forced mint
+  tries again despite `needs_reauthorization` and clears it on success.
 """
 
 from __future__ import annotations
@@ -102,7 +105,10 @@ def oauth_refresh_token(
             return _copy(integration, locked)  # refreshed by someone else meanwhile
         if not force and not token_needs_refresh(locked, margin=margin):
             return _copy(integration, locked)
-        if locked.needs_reauthorization:
+        minted = locked.auth_type in MINTED_AUTH_TYPES
+        # A minted grant is re-authorized at the provider (DocuSign consent, Google delegation),
+        # not here: an explicit mint (`force`, POST .../oauth/refresh/) tries again after it.
+        if locked.needs_reauthorization and not (force and minted):
             raise ReauthorizationRequired(
                 f"{REAUTHORIZATION_REQUIRED}: the provider no longer accepts this integration's grant."
             )
@@ -112,7 +118,6 @@ def oauth_refresh_token(
                 return _copy(integration, locked)  # still valid: serve it while backing off
             retry_at = locked.refresh_retry_at.isoformat(timespec="seconds")
             raise UpstreamError(f"Token refresh is backing off after a failure; next attempt after {retry_at}.")
-        minted = locked.auth_type in MINTED_AUTH_TYPES
         refresh_token = credentials.get("refresh_token")
         if not minted and not refresh_token:
             raise ApplicationError(

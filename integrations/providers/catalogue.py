@@ -22,13 +22,17 @@ from .schema import (
     HRIS,
     JOB_BOARD,
     JWT,
+    JWT_ALGORITHMS,
     LIST,
     OAUTH2,
+    OBJECT,
     SAML,
+    TEXT,
     TOKEN_AUTH_METHODS,
     URL,
     ConfigField,
     HealthCheck,
+    JwtGrant,
     Provider,
 )
 
@@ -36,6 +40,21 @@ GOOGLE_AUTH = "https://accounts.google.com/o/oauth2/v2/auth"
 GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
 # Google issues a refresh token only for offline access, and re-issues it only with consent.
 GOOGLE_PARAMS = {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"}
+# Service accounts with domain-wide delegation (jwt): the key file says who signs and where
+# to; the config says which Workspace user to act as.
+GOOGLE_JWT = JwtGrant(
+    key="service_account",
+    subject="{subject}",
+    error_hints={
+        "unauthorized_client": (
+            "domain-wide delegation is not granted: in admin.google.com, Security > Access and data control > "
+            "API controls > Manage domain-wide delegation, add client ID {client_id} with the scopes {scopes}"
+        ),
+    },
+)
+GOOGLE_SUBJECT = ConfigField(
+    "subject", TEXT, required_for=(JWT,), help="jwt: the Workspace user to act as, e.g. recruiter@example.com"
+)
 MS_AUTH = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize"
 MS_TOKEN = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 MS_TENANT = ConfigField("tenant", default="common", help="Entra tenant id or domain; `common` for multi-tenant apps")
@@ -47,7 +66,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         name="google_calendar",
         display_name="Google Calendar",
         category=CALENDAR,
-        auth_types=(OAUTH2,),
+        auth_types=(OAUTH2, JWT),
         env_prefix="GOOGLE",
         own_hosts=("accounts.google.com", "*.googleapis.com"),
         authorization_url=GOOGLE_AUTH,
@@ -58,13 +77,15 @@ _CATALOGUE: tuple[Provider, ...] = (
         ),
         supports_pkce=True,
         extra_authorize_params=GOOGLE_PARAMS,
+        config_fields=(GOOGLE_SUBJECT,),
         health_check=HealthCheck("https://www.googleapis.com/calendar/v3/users/me/calendarList/primary"),
+        jwt=GOOGLE_JWT,
     ),
     Provider(
         name="gmail",
         display_name="Gmail",
         category=COMMUNICATION,
-        auth_types=(OAUTH2,),
+        auth_types=(OAUTH2, JWT),
         env_prefix="GOOGLE",
         own_hosts=("accounts.google.com", "*.googleapis.com"),
         authorization_url=GOOGLE_AUTH,
@@ -75,7 +96,9 @@ _CATALOGUE: tuple[Provider, ...] = (
         ),
         supports_pkce=True,
         extra_authorize_params=GOOGLE_PARAMS,
+        config_fields=(GOOGLE_SUBJECT,),
         health_check=HealthCheck("https://gmail.googleapis.com/gmail/v1/users/me/profile"),
+        jwt=GOOGLE_JWT,
     ),
     Provider(
         name="microsoft_outlook",
@@ -250,6 +273,21 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("user_id", required_for=(JWT,), help="the impersonated user's id (JWT grant)"),
         ),
         health_check=HealthCheck("https://{account_domain}/oauth/userinfo"),
+        jwt=JwtGrant(
+            token_url="https://{account_domain}/oauth/token",
+            issuer="{client_id}",
+            subject="{user_id}",
+            audience="{account_domain}",
+            default_scopes=("signature", "impersonation"),
+            consent_url="https://{account_domain}/oauth/auth",
+            error_hints={
+                "consent_required": (
+                    "consent is missing: open the consent URL shown on the integration, sign in as the "
+                    "impersonated user (or an administrator granting it for the organization), allow access, "
+                    "then mint a token again"
+                ),
+            },
+        ),
         notes="The JWT grant has no refresh token: a new token is minted from the private key.",
     ),
     Provider(
@@ -276,9 +314,15 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         config_fields=(
             ConfigField("authorization_url", URL, required_for=(OAUTH2,), help="the authorization endpoint"),
-            ConfigField("token_url", URL, required_for=(OAUTH2,), help="the token endpoint"),
+            ConfigField("token_url", URL, required_for=(OAUTH2, JWT), help="the token endpoint"),
             ConfigField("client_id", required_for=(OAUTH2,), help="OAuth client id"),
             ConfigField("scopes", LIST, help="scopes to request"),
+            ConfigField("issuer", TEXT, required_for=(JWT,), help="jwt: the assertion's `iss`"),
+            ConfigField("subject", TEXT, help="jwt: the assertion's `sub`; default: the issuer"),
+            ConfigField("audience", TEXT, help="jwt: the assertion's `aud`; default: the token URL"),
+            ConfigField("key_id", TEXT, help="jwt: the `kid` header naming the signing key"),
+            ConfigField("algorithm", choices=JWT_ALGORITHMS, help="jwt: RS256 for an RSA key, ES256 for P-256, ..."),
+            ConfigField("extra_claims", OBJECT, help="jwt: further claims (not iss, sub, aud, iat, exp, nbf, jti)"),
             ConfigField("use_pkce", BOOL, default=True, help="PKCE (S256); default true"),
             ConfigField(
                 "token_auth_method",
@@ -292,7 +336,11 @@ _CATALOGUE: tuple[Provider, ...] = (
         api_key_credentials=(),
         api_key_alternatives=("api_key", "token"),
         health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
-        notes="credentials: client_secret (OAuth2, optional for public PKCE clients), or api_key/token (Bearer).",
+        jwt=JwtGrant(token_url="{token_url}", issuer="{issuer}", subject="{subject}", scope_in="form"),
+        notes=(
+            "credentials: client_secret (OAuth2, optional for public PKCE clients), api_key/token (Bearer), "
+            "or private_key (jwt; client_secret with HS256)."
+        ),
     ),
 )
 

@@ -35,6 +35,13 @@ STR = "str"
 URL = "url"
 LIST = "list"
 BOOL = "bool"
+#: free text that is never put into a URL (an e-mail address, an issuer URI, a key id)
+TEXT = "text"
+#: a JSON object (`custom` jwt `extra_claims`)
+OBJECT = "object"
+
+#: signing algorithms of the JWT bearer grant (`custom` jwt `config.algorithm`)
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256")
 
 #: how an API-key integration's credential is sent by the health check (OAuth2 tokens are
 #: always sent as Bearer): "bearer" (`api_key` or `token` as a Bearer token),
@@ -67,6 +74,38 @@ class HealthCheck:
     success: HealthCheckSuccess = "2xx"
     auth: HealthCheckAuth = "bearer"
     note: str = ""
+
+
+@dataclass(frozen=True)
+class JwtGrant:
+    """How an integration of this provider mints tokens with the JWT bearer grant (RFC 7523).
+
+    Templates take `{config_key}` placeholders, filled from the integration's config
+    (`integrations/grants/jwt_bearer.py` builds the assertion from them).
+    """
+
+    #: where the signing key comes from: "private_key" (a PEM in `credentials.private_key`,
+    #: the claims from the config) or "service_account" (a Google service-account JSON key in
+    #: `credentials.service_account`: `iss` is its `client_email`, `aud` and the token URL its
+    #: `token_uri`, the `kid` header its `private_key_id`)
+    key: Literal["private_key", "service_account"] = "private_key"
+    token_url: str = ""
+    issuer: str = ""
+    #: the principal the token acts for; unfilled (optional in the config): the issuer
+    subject: str = ""
+    #: `aud`; empty: the token URL (`config.audience` overrides, where the entry accepts it)
+    audience: str = ""
+    #: scopes when the config has none; empty: the provider's `default_scopes`
+    default_scopes: tuple[str, ...] = ()
+    #: where the scopes go: a `scope` claim of the assertion (DocuSign, Google), or a
+    #: `scope` form parameter of the token request (RFC 7523 section 2.1)
+    scope_in: Literal["claim", "form"] = "claim"
+    #: the provider's OAuth authorization URL where a user grants the consent the grant needs
+    #: (DocuSign), or "" when none is needed
+    consent_url: str = ""
+    #: what to tell a person when the token endpoint answers one of these errors (`{client_id}`,
+    #: `{scopes}` are filled in)
+    error_hints: dict[str, str] = field(default_factory=dict)
 
 
 # Config keys every OAuth2 provider accepts: the integration may bring its own OAuth app
@@ -113,6 +152,8 @@ class Provider:
     #: credential keys of which an `api_key` integration needs at least one
     api_key_alternatives: tuple[str, ...] = ()
     health_check: HealthCheck = field(default_factory=HealthCheck)
+    #: how `jwt` integrations mint tokens (required when `JWT` is in `auth_types`)
+    jwt: JwtGrant | None = None
     notes: str = ""
 
     @property
@@ -135,8 +176,9 @@ class Provider:
             self.revoke_url,
             self.health_check.url,
             self.api_base_url,
+            self.jwt.token_url if self.jwt else "",
         )
-        return tuple(url for url in candidates if url)
+        return tuple(dict.fromkeys(url for url in candidates if url))  # each once, in order
 
     def all_config_fields(self) -> tuple[ConfigField, ...]:
         fields = self.config_fields
@@ -180,5 +222,14 @@ class Provider:
                 "auth": self.health_check.auth,
                 "note": self.health_check.note,
             },
+            "jwt": (
+                {
+                    "key": self.jwt.key,
+                    "default_scopes": list(self.jwt.default_scopes or self.default_scopes),
+                    "needs_consent": bool(self.jwt.consent_url),
+                }
+                if self.jwt and JWT in self.auth_types
+                else None
+            ),
             "notes": self.notes,
         }

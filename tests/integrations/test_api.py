@@ -7,6 +7,7 @@ from integrations.models import Integration
 from integrations.providers import PROVIDERS
 from tests.integrations.conftest import SENTINEL
 from tests.integrations.factories import IntegrationFactory, OAuthIntegrationFactory
+from tests.integrations.grants.keys import rsa_pem
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +123,7 @@ def test_complete_credentials_for_other_auth_types_start_active(api_client):
             "provider": "docusign",
             "auth_type": "jwt",
             "config": {"client_id": "integration-key", "user_id": "user"},
-            "credentials": {"private_key": "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----"},
+            "credentials": {"private_key": rsa_pem()},
         },
         format="json",
     )
