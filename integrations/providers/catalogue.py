@@ -20,11 +20,13 @@ from .schema import (
     COMMUNICATION,
     E_SIGNATURE,
     HRIS,
+    INT,
     JOB_BOARD,
     JWT,
     LIST,
     OAUTH2,
     SAML,
+    TEXT,
     TOKEN_AUTH_METHODS,
     URL,
     ConfigField,
@@ -41,6 +43,20 @@ MS_TOKEN = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 MS_TENANT = ConfigField("tenant", default="common", help="Entra tenant id or domain; `common` for multi-tenant apps")
 MS_HEALTH = HealthCheck("https://graph.microsoft.com/v1.0/me")
 MS_HOSTS = ("login.microsoftonline.com", "graph.microsoft.com")
+# SAML (`integrations/saml.py`): the identity provider's metadata, one of the first two keys.
+SAML_IDP_FIELDS = (
+    ConfigField("idp_metadata", TEXT, help="SAML: the IdP's metadata XML (an md:EntityDescriptor)"),
+    ConfigField("idp_metadata_url", URL, help="SAML: where the IdP publishes its metadata (https)"),
+    ConfigField("idp_entity_id", TEXT, help="SAML: the IdP's entityID; the metadata must name it"),
+)
+# The SAML 2.0 bearer assertion grant (RFC 7522, `integrations/grants/saml_bearer.py`), on
+# when `token_url` is set; with `client_id`, `token_auth_method`, `scopes` beside it.
+SAML_BEARER_FIELDS = (
+    ConfigField("issuer", TEXT, help="SAML bearer grant: the assertion's Issuer, as registered at the server"),
+    ConfigField("subject", TEXT, help="SAML bearer grant: the NameID of the user the token acts for"),
+    ConfigField("audience", TEXT, help="SAML bearer grant: the Audience the server expects; default token_url"),
+    ConfigField("assertion_lifetime_seconds", INT, help="SAML bearer grant: assertion lifetime, default 300"),
+)
 
 _CATALOGUE: tuple[Provider, ...] = (
     Provider(
@@ -209,11 +225,15 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("token_domain", required_for=(OAUTH2,), help="host of the token endpoint"),
             ConfigField("api_domain", help="host of the REST API, e.g. wd2-impl-services1.workday.com"),
             ConfigField("health_check_url", URL, help="a cheap authenticated GET, e.g. reading one worker"),
+            *SAML_IDP_FIELDS,
         ),
         api_base_url="https://{api_domain}",
         api_key_credentials=("username", "password"),
         health_check=HealthCheck("{health_check_url}", auth="basic", note="configure health_check_url"),
-        notes="`api_key` auth here means Basic auth with `username`/`password` credentials.",
+        notes=(
+            "`api_key` auth here means Basic auth with `username`/`password` credentials. `saml` is Workday's "
+            "SSO: the IdP metadata and its signing certificate are checked (no SAML bearer grant)."
+        ),
     ),
     Provider(
         name="rippling",
@@ -288,11 +308,16 @@ _CATALOGUE: tuple[Provider, ...] = (
             ),
             ConfigField("health_check_url", URL, help="a GET that must answer 2xx with the credential"),
             ConfigField("category", choices=CATEGORIES, default=COMMUNICATION, help="how to file it"),
+            *SAML_IDP_FIELDS,
+            *SAML_BEARER_FIELDS,
         ),
         api_key_credentials=(),
         api_key_alternatives=("api_key", "token"),
         health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
-        notes="credentials: client_secret (OAuth2, optional for public PKCE clients), or api_key/token (Bearer).",
+        notes=(
+            "credentials: client_secret (OAuth2, optional for public PKCE clients), or api_key/token (Bearer); "
+            "saml: IdP metadata, and with token_url the SAML bearer grant (private_key + certificate)."
+        ),
     ),
 )
 

@@ -35,6 +35,10 @@ STR = "str"
 URL = "url"
 LIST = "list"
 BOOL = "bool"
+#: free text: any non-empty string, `/` and spaces allowed (SAML metadata XML, entity ids)
+TEXT = "text"
+#: a positive integer (SAML `assertion_lifetime_seconds`)
+INT = "int"
 
 #: how an API-key integration's credential is sent by the health check (OAuth2 tokens are
 #: always sent as Bearer): "bearer" (`api_key` or `token` as a Bearer token),
