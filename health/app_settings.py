@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from common.app_settings import allow_private_urls as _allow_private_urls
-from common.app_settings import setting
+from common.app_settings import setting, setting_int
 
 
 def interval_minutes() -> int:
@@ -29,6 +29,12 @@ def max_response_bytes() -> int:
 def slow_ms() -> float:
     """A 2xx answer slower than this (milliseconds) is `degraded`."""
     return float(setting("HEALTH_CHECK_SLOW_MS", 2000))
+
+
+def saml_cert_expiry_warning_days() -> int:
+    """A SAML certificate (the IdP's signing one, the bearer grant's own) expiring within this
+    many days makes its integration `degraded`; once expired it is `unhealthy`."""
+    return max(0, setting_int("SAML_CERT_EXPIRY_WARNING_DAYS", 30, environ=True))
 
 
 def unhealthy_threshold() -> int:

@@ -9,6 +9,9 @@ credential is sent and what counts as success; this module applies the rules:
   a connection error, an answer over `HEALTH_CHECK_MAX_RESPONSE_BYTES` once decoded,
   missing credentials or a token that cannot be obtained → unhealthy.
 
+SAML integrations are checked by `health/saml.py`: the IdP metadata and the certificates'
+expiry, then (with the SAML bearer grant) a token and `health_check_url` as here.
+
 Error texts never contain credential values: they are built from fixed phrases, the
 provider's short error code, and are redacted against the credentials and the token.
 """
@@ -115,6 +118,12 @@ def _credential(integration: Integration, provider: providers.Provider) -> tuple
         return _api_key_credential(credentials, provider.health_check.auth)
     if auth_type == providers.JWT:
         return _minted_credential(integration)
+    if auth_type == providers.SAML:  # the SAML bearer grant's token, minted by health/saml.py first
+        try:
+            token = get_access_token(integration)
+        except ApplicationError as error:
+            raise _CannotCheck(f"Could not get an access token: {error.message}") from None
+        return {"Authorization": f"Bearer {token}"}, None, [token]
     raise _NoCheck(f"No health check available for {auth_type} integrations yet.")
 
 
@@ -152,6 +161,15 @@ def _host(url: str) -> str:
 
 def check_integration(integration: Integration) -> CheckResult:
     """Check one integration now; never raises (an unexpected failure is `unhealthy`)."""
+    if integration.auth_type == providers.SAML:  # IdP metadata and certificates first: health/saml.py
+        from .saml import check_saml
+
+        return check_saml(integration, endpoint_check=_check_endpoint)
+    return _check_endpoint(integration)
+
+
+def _check_endpoint(integration: Integration) -> CheckResult:
+    """The provider's check endpoint called with the integration's credential."""
     secrets, pairs = integration_secrets(integration)
 
     def result(status: str, error: str = "", **kwargs: Any) -> CheckResult:

@@ -16,7 +16,8 @@ from django.core.exceptions import ValidationError
 from common.exceptions import ApplicationError
 from common.ssrf import validate_public_url
 
-from . import app_settings, providers
+from . import app_settings, providers, saml
+from .grants import saml_bearer
 from .grants.jwt_keys import jwt_config_errors, jwt_credential_errors, normalized_credentials
 from .providers import ConfigField, Provider
 from .providers.hosts import shared_app_refusal
@@ -43,6 +44,8 @@ def _check_value(spec: ConfigField, value: Any) -> str | None:
         return None if isinstance(value, bool) else "Must be true or false."
     if spec.kind == providers.OBJECT:
         return None if isinstance(value, dict) else "Must be a JSON object."
+    if spec.kind == providers.INT:
+        return None if type(value) is int and value > 0 else "Must be a positive integer."
     if spec.kind == providers.LIST:
         if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
             return "Must be a list of non-empty strings."
@@ -96,6 +99,8 @@ def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str
             cleaned[name] = value.strip() if isinstance(value, str) else value
     if not errors:
         errors = _endpoint_errors(provider, cleaned)
+    if not errors and auth_type == providers.SAML:
+        errors = saml.config_errors(cleaned)
     if not errors:
         refusal = shared_app_refusal(provider, auth_type, cleaned)
         if refusal:
@@ -173,12 +178,15 @@ def validate_credentials(provider: Provider, auth_type: str, credentials: Any, *
         if not errors:  # the keys are read only from well-formed values
             allow_private = app_settings.allow_private_urls()
             errors.update(jwt_credential_errors(provider, credentials, config=config, allow_private=allow_private))
-    elif auth_type == providers.SAML:
-        need("entity_id")
-        if not present & {"idp_metadata", "idp_metadata_url"}:
-            errors["idp_metadata_url"] = ["Provide the IdP metadata (`idp_metadata`) or its URL (`idp_metadata_url`)."]
-        elif "idp_metadata_url" in present and not _is_url(credentials["idp_metadata_url"]):
+    elif auth_type == providers.SAML:  # the metadata is config; older integrations keep it here
+        missing = saml.metadata_missing(config, credentials)
+        if missing:
+            raise IntegrationInvalid({"config": {"idp_metadata_url": [missing]}})
+        if "idp_metadata_url" in present and not _is_url(credentials["idp_metadata_url"]):
             errors["idp_metadata_url"] = ["Must be an http(s) URL."]
+        if saml.bearer_configured(config):
+            for key, problem in saml_bearer.key_pair_errors(credentials).items():
+                errors.setdefault(key, problem)
     elif auth_type == providers.OAUTH2 and provider.has_shared_oauth_app and config.get("client_id"):
         # The integration brings its own app instead of the deployment's: it needs that app's
         # secret. (Without a shared app, a public PKCE client may have none.)

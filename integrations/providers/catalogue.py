@@ -20,6 +20,7 @@ from .schema import (
     COMMUNICATION,
     E_SIGNATURE,
     HRIS,
+    INT,
     JOB_BOARD,
     JWT,
     JWT_ALGORITHMS,
@@ -60,6 +61,20 @@ MS_TOKEN = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 MS_TENANT = ConfigField("tenant", default="common", help="Entra tenant id or domain; `common` for multi-tenant apps")
 MS_HEALTH = HealthCheck("https://graph.microsoft.com/v1.0/me")
 MS_HOSTS = ("login.microsoftonline.com", "graph.microsoft.com")
+# SAML (`integrations/saml.py`): the identity provider's metadata, one of the first two keys.
+SAML_IDP_FIELDS = (
+    ConfigField("idp_metadata", TEXT, help="SAML: the IdP's metadata XML (an md:EntityDescriptor)"),
+    ConfigField("idp_metadata_url", URL, help="SAML: where the IdP publishes its metadata (https)"),
+    ConfigField("idp_entity_id", TEXT, help="SAML: the IdP's entityID; the metadata must name it"),
+)
+# The SAML 2.0 bearer assertion grant (RFC 7522, `integrations/grants/saml_bearer.py`), on
+# when `token_url` is set; with `client_id`, `token_auth_method`, `scopes` beside it.
+SAML_BEARER_FIELDS = (
+    ConfigField("issuer", TEXT, help="SAML bearer grant: the assertion's Issuer, as registered at the server"),
+    ConfigField("subject", TEXT, help="SAML bearer grant: the NameID of the user the token acts for"),
+    ConfigField("audience", TEXT, help="SAML bearer grant: the Audience the server expects; default token_url"),
+    ConfigField("assertion_lifetime_seconds", INT, help="SAML bearer grant: assertion lifetime, default 300"),
+)
 
 _CATALOGUE: tuple[Provider, ...] = (
     Provider(
@@ -232,11 +247,15 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("token_domain", required_for=(OAUTH2,), help="host of the token endpoint"),
             ConfigField("api_domain", help="host of the REST API, e.g. wd2-impl-services1.workday.com"),
             ConfigField("health_check_url", URL, help="a cheap authenticated GET, e.g. reading one worker"),
+            *SAML_IDP_FIELDS,
         ),
         api_base_url="https://{api_domain}",
         api_key_credentials=("username", "password"),
         health_check=HealthCheck("{health_check_url}", auth="basic", note="configure health_check_url"),
-        notes="`api_key` auth here means Basic auth with `username`/`password` credentials.",
+        notes=(
+            "`api_key` auth here means Basic auth with `username`/`password` credentials. `saml` is Workday's "
+            "SSO: the IdP metadata and its signing certificate are checked (no SAML bearer grant)."
+        ),
     ),
     Provider(
         name="rippling",
@@ -317,9 +336,14 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("token_url", URL, required_for=(OAUTH2, JWT), help="the token endpoint"),
             ConfigField("client_id", required_for=(OAUTH2,), help="OAuth client id"),
             ConfigField("scopes", LIST, help="scopes to request"),
-            ConfigField("issuer", TEXT, required_for=(JWT,), help="jwt: the assertion's `iss`"),
-            ConfigField("subject", TEXT, help="jwt: the assertion's `sub`; default: the issuer"),
-            ConfigField("audience", TEXT, help="jwt: the assertion's `aud`; default: the token URL"),
+            # shared by the JWT and the SAML bearer grants
+            ConfigField(
+                "issuer", TEXT, required_for=(JWT,), help="jwt: the assertion's `iss`; saml: the assertion's Issuer"
+            ),
+            ConfigField(
+                "subject", TEXT, help="jwt: the assertion's `sub` (default: the issuer); saml: the NameID acted for"
+            ),
+            ConfigField("audience", TEXT, help="the assertion's audience (`aud` / Audience); default: the token URL"),
             ConfigField("key_id", TEXT, help="jwt: the `kid` header naming the signing key"),
             ConfigField("algorithm", choices=JWT_ALGORITHMS, help="jwt: RS256 for an RSA key, ES256 for P-256, ..."),
             ConfigField("extra_claims", OBJECT, help="jwt: further claims (not iss, sub, aud, iat, exp, nbf, jti)"),
@@ -332,6 +356,8 @@ _CATALOGUE: tuple[Provider, ...] = (
             ),
             ConfigField("health_check_url", URL, help="a GET that must answer 2xx with the credential"),
             ConfigField("category", choices=CATEGORIES, default=COMMUNICATION, help="how to file it"),
+            *SAML_IDP_FIELDS,
+            *(f for f in SAML_BEARER_FIELDS if f.name not in {"issuer", "subject", "audience"}),
         ),
         api_key_credentials=(),
         api_key_alternatives=("api_key", "token"),
@@ -339,7 +365,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         jwt=JwtGrant(token_url="{token_url}", issuer="{issuer}", subject="{subject}", scope_in="form"),
         notes=(
             "credentials: client_secret (OAuth2, optional for public PKCE clients), api_key/token (Bearer), "
-            "or private_key (jwt; client_secret with HS256)."
+            "private_key (jwt; client_secret with HS256); saml: IdP metadata, and with token_url the SAML "
+            "bearer grant (private_key + certificate)."
         ),
     ),
 )

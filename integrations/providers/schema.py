@@ -35,10 +35,13 @@ STR = "str"
 URL = "url"
 LIST = "list"
 BOOL = "bool"
-#: free text that is never put into a URL (an e-mail address, an issuer URI, a key id)
+#: free text that is never put into a URL: any non-empty string, `/` and spaces allowed (an
+#: e-mail address, an issuer URI, a key id, SAML metadata XML, entity ids)
 TEXT = "text"
 #: a JSON object (`custom` jwt `extra_claims`)
 OBJECT = "object"
+#: a positive integer (SAML `assertion_lifetime_seconds`)
+INT = "int"
 
 #: signing algorithms of the JWT bearer grant (`custom` jwt `config.algorithm`)
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256")

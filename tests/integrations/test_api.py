@@ -87,7 +87,7 @@ def test_create_oauth_integration_starts_pending_with_default_config(api_client)
             "credentials",
         ),
         ({"name": "jwt", "provider": "docusign", "auth_type": "jwt", "credentials": {}}, "config"),
-        ({"name": "saml", "provider": "custom", "auth_type": "saml", "credentials": {"entity_id": "x"}}, "credentials"),
+        ({"name": "saml", "provider": "custom", "auth_type": "saml", "credentials": {"entity_id": "x"}}, "config"),
         ({"name": "custom", "provider": "custom", "auth_type": "oauth2", "config": {}}, "config"),
         ({"name": "custom", "provider": "custom", "auth_type": "api_key", "credentials": {}}, "credentials"),
         (
@@ -136,8 +136,8 @@ def test_complete_credentials_for_other_auth_types_start_active(api_client):
             "name": "Workday SSO",
             "provider": "workday",
             "auth_type": "saml",
-            "config": {"tenant": "acme"},
-            "credentials": {"entity_id": "urn:acme", "idp_metadata_url": "https://idp.example.com/metadata"},
+            "config": {"tenant": "acme", "idp_metadata_url": "https://idp.example.com/metadata"},
+            "credentials": {},
         },
         format="json",
     )
