@@ -20,6 +20,7 @@ from .schema import (
     LIST,
     OAUTH2,
     OAUTH_COMMON_FIELDS,
+    RATE_LIMIT,
     SAML,
     STR,
     TOKEN_AUTH_METHODS,
@@ -29,7 +30,9 @@ from .schema import (
     HealthCheckAuth,
     HealthCheckSuccess,
     Provider,
+    RateLimit,
     TokenAuthMethod,
+    parse_rate_limits,
 )
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "OAUTH_COMMON_FIELDS",
     "PROVIDERS",
     "PROVIDER_CHOICES",
+    "RATE_LIMIT",
     "SAML",
     "STR",
     "TOKEN_AUTH_METHODS",
@@ -59,7 +63,9 @@ __all__ = [
     "HealthCheckAuth",
     "HealthCheckSuccess",
     "Provider",
+    "RateLimit",
     "TokenAuthMethod",
     "get_provider",
+    "parse_rate_limits",
     "provider_list",
 ]
