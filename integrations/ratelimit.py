@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from . import app_settings, providers
 from .providers import RateLimit
@@ -113,9 +113,12 @@ def _allow_and_advance(tats: list[int], buckets: list[Bucket], now: int) -> tupl
 
 
 class DatabaseBackend:
-    """One `RateLimitBucket` row per bucket, advanced by conditional UPDATEs (compare and
-    set on `tat_us`) in one transaction: a concurrent writer makes the UPDATE match no row,
-    and the reservation is computed again. Works the same on SQLite and PostgreSQL."""
+    """One `RateLimitBucket` row per bucket. A reservation is one short transaction: lock
+    the integration's bucket rows (SELECT ... FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
+    transactions, config/settings/base.py, hold the write lock from BEGIN), compute, and
+    write each row with a conditional UPDATE (`tat_us` still the value read): should a
+    writer slip past the lock, the UPDATE matches no row and the reservation is computed
+    again, so no update is ever lost."""
 
     attempts = 100
 
@@ -123,60 +126,73 @@ class DatabaseBackend:
     def _now_us() -> int:
         return time.time_ns() // 1000
 
-    def _states(self, integration_id: Any, buckets: list[Bucket]) -> dict[str, int]:
+    @staticmethod
+    def _create_missing(integration_id: Any, names: list[str]) -> None:
         from .models import RateLimitBucket
 
-        names = [bucket.name for bucket in buckets]
-        rows = dict(
-            RateLimitBucket.objects.filter(integration_id=integration_id, name__in=names).values_list("name", "tat_us")
+        RateLimitBucket.objects.bulk_create(
+            [RateLimitBucket(integration_id=integration_id, name=name, tat_us=0) for name in names],
+            ignore_conflicts=True,
         )
-        missing = [name for name in names if name not in rows]
-        if missing:
-            RateLimitBucket.objects.bulk_create(
-                [RateLimitBucket(integration_id=integration_id, name=name, tat_us=0) for name in missing],
-                ignore_conflicts=True,
-            )
-            rows.update({name: 0 for name in missing if name not in rows})
-            rows.update(
-                RateLimitBucket.objects.filter(integration_id=integration_id, name__in=missing).values_list(
-                    "name", "tat_us"
-                )
-            )
-        return rows
 
-    def _write(self, integration_id: Any, old: dict[str, int], new: dict[str, int]) -> bool:
-        """Set every bucket from its old to its new state, all or none."""
+    def _locked(self, integration_id: Any, buckets: list[Bucket]) -> dict[str, int]:
         from .models import RateLimitBucket
 
-        with transaction.atomic():
-            for name in sorted(new):  # one order everywhere: no deadlock between writers
-                updated = RateLimitBucket.objects.filter(
-                    integration_id=integration_id, name=name, tat_us=old[name]
-                ).update(tat_us=new[name])
-                if updated != 1:
-                    transaction.set_rollback(True)
-                    return False
+        if connection.vendor == "postgresql":
+            # A bucket's state is worth no fsync: a database crash may forget the last
+            # fraction of a second of reservations (a few extra calls). Halves the latency.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        rows = RateLimitBucket.objects.select_for_update().filter(
+            integration_id=integration_id, name__in=[bucket.name for bucket in buckets]
+        )
+        return dict(rows.order_by("name").values_list("name", "tat_us"))
+
+    @staticmethod
+    def _write(integration_id: Any, old: dict[str, int], new: dict[str, int]) -> bool:
+        """Inside the transaction: every bucket from its old to its new state, or False."""
+        from .models import RateLimitBucket
+
+        for name in sorted(new):
+            updated = RateLimitBucket.objects.filter(integration_id=integration_id, name=name, tat_us=old[name]).update(
+                tat_us=new[name]
+            )
+            if updated != 1:
+                transaction.set_rollback(True)
+                return False
         return True
 
-    def reserve(self, integration_id: Any, buckets: list[Bucket], max_wait_us: int) -> tuple[bool, int]:
+    def _transact(self, integration_id: Any, buckets: list[Bucket], step) -> Any:
+        """Run `step(old_states, now_us) -> (new_states or None, result)` in a locked
+        transaction until it is written; the step's result."""
+        names = [bucket.name for bucket in buckets]
         for _ in range(self.attempts):
-            old = self._states(integration_id, buckets)
-            now = self._now_us()
-            allow, tats = _allow_and_advance([old[b.name] for b in buckets], buckets, now)
-            if allow - now > max_wait_us:
-                return False, allow - now
-            new = {bucket.name: tat for bucket, tat in zip(buckets, tats, strict=True)}
-            if self._write(integration_id, old, new):
-                return True, allow - now
+            with transaction.atomic():
+                old = self._locked(integration_id, buckets)
+                missing = [name for name in names if name not in old]
+                if not missing:
+                    new, result = step(old, self._now_us())
+                    if new is None or self._write(integration_id, old, new):
+                        return result
+                    continue
+            self._create_missing(integration_id, missing)  # the first call: outside the lock
         raise DatabaseError("rate-limit bucket kept changing under contention")
 
+    def reserve(self, integration_id: Any, buckets: list[Bucket], max_wait_us: int) -> tuple[bool, int]:
+        def step(old: dict[str, int], now: int):
+            allow, tats = _allow_and_advance([old[b.name] for b in buckets], buckets, now)
+            if allow - now > max_wait_us:
+                return None, (False, allow - now)
+            return {b.name: tat for b, tat in zip(buckets, tats, strict=True)}, (True, allow - now)
+
+        return self._transact(integration_id, buckets, step)
+
     def pause(self, integration_id: Any, buckets: list[Bucket], delay_us: int) -> None:
-        for _ in range(self.attempts):
-            old = self._states(integration_id, buckets)
-            until = self._now_us() + delay_us
-            new = {b.name: max(old[b.name], until + b.tolerance_us) for b in buckets}
-            if new == old or self._write(integration_id, old, new):
-                return
+        def step(old: dict[str, int], now: int):
+            new = {b.name: max(old[b.name], now + delay_us + b.tolerance_us) for b in buckets}
+            return (None if new == old else new), None
+
+        self._transact(integration_id, buckets, step)
 
     def reset(self, integration_id: Any, buckets: list[Bucket]) -> None:
         from .models import RateLimitBucket
