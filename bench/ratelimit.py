@@ -105,9 +105,8 @@ def max_in_window(times: list[float], window: float) -> int:
 def run_scenario(name: str, rate: float, seconds: float) -> bool:
     env = scenario_env(name)
     subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    setup = subprocess.run(
-        [PYTHON, __file__, "--setup", "--rate", str(rate)], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    )
+    command = [PYTHON, __file__, "--setup", "--rate", str(rate)]
+    setup = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     integration_id = setup.stdout.strip().splitlines()[-1]
     calls_each = round(rate * seconds / 2)
     start_at = time.time() + 5
