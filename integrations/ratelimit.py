@@ -183,9 +183,12 @@ class DatabaseBackend:
             allow, tats = _allow_and_advance([old[b.name] for b in buckets], buckets, now)
             if allow - now > max_wait_us:
                 return None, (False, allow - now)
-            return {b.name: tat for b, tat in zip(buckets, tats, strict=True)}, (True, allow - now)
+            return {b.name: tat for b, tat in zip(buckets, tats, strict=True)}, (True, allow)
 
-        return self._transact(integration_id, buckets, step)
+        reserved, value = self._transact(integration_id, buckets, step)
+        # The wait counts from now, after the commit: a slow commit shortens the sleep
+        # instead of delaying the call past its slot.
+        return (True, max(0, value - self._now_us())) if reserved else (False, value)
 
     def pause(self, integration_id: Any, buckets: list[Bucket], delay_us: int) -> None:
         def step(old: dict[str, int], now: int):
