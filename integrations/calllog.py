@@ -23,6 +23,8 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from common.redaction import REDACTED, is_sensitive_name
+
 from . import app_settings
 from .client.hooks import CallRecord
 
@@ -46,6 +48,24 @@ def _is_id(segment: str) -> bool:
     if _HEX.fullmatch(segment) and any(char.isdigit() for char in segment):
         return True
     return len(segment) >= 16 and any(char.isdigit() for char in segment)
+
+
+#: query parameters that carry secrets although their names do not say so
+SECRET_PARAMETERS = {"sig", "signature", "code", "apikey"}
+
+
+def safe_path(path: str) -> str:
+    """The path with the value of every query parameter whose name looks secret replaced
+    (the client already removes them: this is a second line of defence)."""
+    if "?" not in path:
+        return path
+    bare, query = path.split("?", 1)
+    parameters = []
+    for pair in query.split("&"):
+        name, sep, _ = pair.partition("=")
+        secret = is_sensitive_name(name) or name.lower() in SECRET_PARAMETERS
+        parameters.append(f"{name}={REDACTED}" if secret and sep else pair)
+    return f"{bare}?{'&'.join(parameters)}"
 
 
 def endpoint_template(method: str, path: str) -> str:
@@ -78,7 +98,7 @@ class CallLog:
             "integration_id": record.integration_id,
             "organization_id": record.organization_id,
             "method": record.method.upper()[:10],
-            "path": record.path[:MAX_PATH],
+            "path": safe_path(record.path)[:MAX_PATH],
             "endpoint": endpoint_template(record.method, record.path),
             "status": record.status,
             "duration_ms": float(record.duration_ms),

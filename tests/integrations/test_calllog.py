@@ -193,3 +193,13 @@ def test_pruning_is_scheduled_daily_and_the_task_prunes():
     _aged(integration, 1, 1)
     assert tasks.prune_provider_calls() == 2
     assert ProviderCall.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_secret_query_parameters_never_reach_the_log():
+    integration = IntegrationFactory()
+    hooks.after_call(call(integration, path="/v1/x?page=2&api_key=SECRET1&access_token=SECRET2&sig=SECRET3"))
+    calllog.flush()
+    stored = ProviderCall.objects.get()
+    assert "SECRET" not in stored.path and "SECRET" not in stored.endpoint
+    assert stored.path == "/v1/x?page=2&api_key=[redacted]&access_token=[redacted]&sig=[redacted]"

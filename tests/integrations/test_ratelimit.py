@@ -309,3 +309,31 @@ def test_bucket_spacing_keeps_every_window_within_the_quota():
     # B at once, then N - B more in the window: (B - 1) * T of tolerance, T = P / (N - B + 1)
     assert bucket.interval_us == round(3600 / 2951 * 1_000_000)
     assert bucket.tolerance_us == round(49 * 3600 / 2951 * 1_000_000)
+
+
+@pytest.mark.django_db
+def test_an_unreachable_redis_lets_calls_through_and_warns(settings, caplog):
+    settings.INTEGRATIONS_RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    integration = limited({"requests": 1, "per_seconds": 60})
+    with caplog.at_level("WARNING", logger="integrations.ratelimit"):
+        assert ratelimit.acquire(integration, max_wait=0) == 0
+        assert ratelimit.acquire(integration, max_wait=0) == 0
+    assert "calls unlimited" in caplog.text
+
+
+@pytest.mark.django_db
+def test_the_documented_patch_with_a_list_of_limits(api_client):
+    """docs/PROVIDERS.md "Rate limits": the PATCH example, as written."""
+    integration = IntegrationFactory(
+        organization=api_client.organization, provider="bamboohr", config={"company_domain": "acme"}
+    )
+    body = {
+        "config": {
+            "company_domain": "acme",
+            "rate_limit": [{"requests": 2, "per_seconds": 1}, {"requests": 1000, "per_seconds": 3600, "burst": 20}],
+        }
+    }
+    response = api_client.patch(f"/api/integrations/{integration.pk}/", body, format="json")
+    assert response.status_code == HTTPStatus.OK
+    integration.refresh_from_db()
+    assert [limit.name for limit in ratelimit.limits_for(integration)] == ["1s", "3600s"]
