@@ -8,7 +8,8 @@ time"): calls are spaced `per_seconds / (requests - burst + 1)` apart once the b
 used, so no window of `per_seconds` ever holds more than `requests` calls.
 
 A call *reserves* its slot atomically: every bucket of the integration is checked and
-advanced in one step (a Lua script in Redis, a conditional UPDATE in the database), then the
+advanced in one step (a Lua script in Redis; locked rows and conditional UPDATEs in the
+database), then the
 caller sleeps until its slot. A slot further away than
 `INTEGRATIONS_RATE_LIMIT_MAX_WAIT_SECONDS` is not reserved: the call is refused with
 `RateLimitExceeded(retry_after=...)`.
@@ -20,7 +21,8 @@ and a warning is logged: the provider's own 429s, fed back here, still slow us d
 
 `feedback(integration, headers, status)` is called by the client after every answer: a 429
 or 503 with `Retry-After`, or `X-RateLimit-Remaining`/`RateLimit-Remaining` at 0 with a
-reset, pauses every bucket of the integration until then (docs/PROVIDERS.md, "Rate limits").
+reset, pauses every bucket of the integration until then (docs/RELIABILITY.md, "Rate limits
+and the call log"; the limits themselves: docs/PROVIDERS.md).
 """
 
 from __future__ import annotations
