@@ -9,8 +9,7 @@ used, so no window of `per_seconds` ever holds more than `requests` calls.
 
 A call *reserves* its slot atomically: every bucket of the integration is checked and
 advanced in one step (a Lua script in Redis; locked rows and conditional UPDATEs in the
-database), then the
-caller sleeps until its slot. A slot further away than
+database), then the caller sleeps until its slot. A slot further away than
 `INTEGRATIONS_RATE_LIMIT_MAX_WAIT_SECONDS` is not reserved: the call is refused with
 `RateLimitExceeded(retry_after=...)`.
 
