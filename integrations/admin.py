@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from common.admin import GREY, colour_badge
 from common.exceptions import ApplicationError
@@ -125,7 +125,14 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    readonly_fields = ["id", "stored_credential_fields", "oauth_authorization", "minted_token", *state_fields]
+    readonly_fields = [
+        "id",
+        "stored_credential_fields",
+        "oauth_authorization",
+        "minted_token",
+        *state_fields,
+        "usage_chart",
+    ]
     actions = ["activate", "deactivate"]
 
     def get_fieldsets(self, request, obj=None):
@@ -138,6 +145,7 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
                 "State",
                 {"fields": self.state_fields},
             ),
+            ("Usage", {"fields": ["usage_chart"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -193,6 +201,53 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             consent,
             consent,
             button,
+        )
+
+    @admin.display(description="Provider calls, last 24 h")
+    def usage_chart(self, obj: Integration):
+        """Calls per hour as an inline SVG bar chart, errors in red (no script, no CDN)."""
+        if obj.pk is None:
+            return "—"
+        from .usage import recent_hourly
+
+        hours = recent_hourly(integration=obj)
+        peak = max([hour["calls"] for hour in hours] + [1])
+        width, height, bar = 12, 60, 10
+        bars = format_html_join(
+            "",
+            '<rect x="{}" y="{}" width="{}" height="{}" fill="#0969da">'
+            "<title>{}: {} call(s), {} error(s)</title></rect>"
+            '<rect x="{}" y="{}" width="{}" height="{}" fill="#cf222e"/>',
+            (
+                (
+                    index * width,
+                    height - round(height * hour["calls"] / peak),
+                    bar,
+                    round(height * hour["calls"] / peak),
+                    hour["start"].strftime("%Y-%m-%d %H:00 UTC"),
+                    hour["calls"],
+                    hour["errors"],
+                    index * width,
+                    height - round(height * hour["errors"] / peak),
+                    bar,
+                    round(height * hour["errors"] / peak),
+                )
+                for index, hour in enumerate(hours)
+            ),
+        )
+        total = sum(hour["calls"] for hour in hours)
+        errors = sum(hour["errors"] for hour in hours)
+        return format_html(
+            '<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{}" height="{}" '
+            'aria-label="provider calls per hour">{}</svg><div>{} call(s), {} error(s); peak {} per hour. '
+            "Details: GET /api/integrations/{}/usage/</div>",
+            width * len(hours),
+            height,
+            bars,
+            total,
+            errors,
+            peak if total else 0,
+            obj.pk,
         )
 
     def get_urls(self):

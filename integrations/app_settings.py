@@ -81,3 +81,59 @@ def max_response_bytes() -> int:
     """Decoded bytes read of a provider's answer (token exchange and refresh, and every later
     call through `integrations.http`); a longer answer fails as too large (502)."""
     return max(1, _int("INTEGRATIONS_MAX_RESPONSE_BYTES", 256 * 1024))
+
+
+# --- rate limits and the call log (integrations/ratelimit.py, integrations/calllog.py) ---
+
+
+def rate_limits_enabled() -> bool:
+    """Whether provider calls wait on rate limits (the test settings turn it off)."""
+    return bool(setting("INTEGRATIONS_RATE_LIMITS_ENABLED", True))
+
+
+def rate_limit_max_wait_seconds() -> float:
+    """How long a call may wait for its rate limit; beyond it the call is refused
+    (`RateLimitExceeded`, with `retry_after`)."""
+    return max(0.0, float(setting("INTEGRATIONS_RATE_LIMIT_MAX_WAIT_SECONDS", 10, environ=True)))
+
+
+def rate_limit_max_pause_seconds() -> float:
+    """The longest pause a provider's Retry-After or reset header can impose on a bucket."""
+    return max(0.0, float(setting("INTEGRATIONS_RATE_LIMIT_MAX_PAUSE_SECONDS", 3600, environ=True)))
+
+
+def rate_limit_redis_url() -> str:
+    """Where the shared buckets live: `INTEGRATIONS_RATE_LIMIT_REDIS_URL`, else `REDIS_URL`;
+    empty: in the database (table integration_rate_limit_buckets)."""
+    return _str("INTEGRATIONS_RATE_LIMIT_REDIS_URL") or str(setting("REDIS_URL", "") or "")
+
+
+def call_log_enabled() -> bool:
+    """Whether provider calls are recorded (the call log and usage)."""
+    return bool(setting("INTEGRATIONS_CALL_LOG_ENABLED", True))
+
+
+def call_log_background() -> bool:
+    """Whether a background thread flushes the call log; when false (the test settings) the
+    buffer is written only by `calllog.flush()` and at exit."""
+    return bool(setting("INTEGRATIONS_CALL_LOG_BACKGROUND", True))
+
+
+def call_log_flush_seconds() -> float:
+    """The background thread writes buffered call records at least this often."""
+    return max(0.05, float(setting("INTEGRATIONS_CALL_LOG_FLUSH_SECONDS", 1.0)))
+
+
+def call_log_batch_size() -> int:
+    """Records written per INSERT; a buffer this full is flushed at once."""
+    return max(1, int(setting("INTEGRATIONS_CALL_LOG_BATCH_SIZE", 500)))
+
+
+def call_log_max_buffer() -> int:
+    """Records kept in memory while the database is slow or down; newer ones are dropped."""
+    return max(1, int(setting("INTEGRATIONS_CALL_LOG_MAX_BUFFER", 50_000)))
+
+
+def call_log_retention_days() -> int:
+    """Call-log rows older than this are pruned (`prune_provider_calls`, daily schedule)."""
+    return _int("INTEGRATIONS_CALL_LOG_RETENTION_DAYS", 30)

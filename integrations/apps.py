@@ -31,3 +31,18 @@ class IntegrationsConfig(AppConfig):
                 minutes=app_settings.refresh_interval_minutes,
             )
         )
+        # Deletes call-log rows older than INTEGRATIONS_CALL_LOG_RETENTION_DAYS.
+        register_schedule(
+            ScheduleSpec(
+                name="integrations.prune_provider_calls",
+                func="integrations.tasks.prune_provider_calls",
+                minutes=24 * 60,
+            )
+        )
+
+        # Every provider call waits on the integration's rate limits, and is logged.
+        from . import calllog, ratelimit
+        from .client import hooks
+
+        hooks.register_before_call(ratelimit.before_call)
+        hooks.register_after_call(calllog.record)

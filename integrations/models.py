@@ -208,3 +208,57 @@ class ConnectionIssue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_status_display().lower()})"
+
+
+class RateLimitBucket(models.Model):
+    """One shared token bucket of an integration, when Redis is not configured
+    (integrations/ratelimit.py owns it). `tat_us` is GCRA's theoretical arrival time in
+    microseconds since the epoch: the bucket is full again once it has passed."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    #: the limit's window, e.g. "1s", "3600s"
+    name = models.CharField(max_length=32)
+    tat_us = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "integration_rate_limit_buckets"
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "name"], name="rate_limit_bucket_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.integration_id} {self.name}"
+
+
+class ProviderCall(models.Model):
+    """One call made to a provider's API (the call log, written in batches by
+    integrations/calllog.py). Read-only for people; pruned after
+    `INTEGRATIONS_CALL_LOG_RETENTION_DAYS`."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="provider_calls")
+    method = models.CharField(max_length=10)
+    #: the path called, its query secrets removed
+    path = models.CharField(max_length=500)
+    #: method and path template, ids collapsed: "GET /calendars/{id}/events"
+    endpoint = models.CharField(max_length=300)
+    #: None when no answer came (timeout, connection error, refused by the limiter)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.FloatField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    #: time spent waiting on a rate limit before sending
+    waited_ms = models.FloatField(default=0)
+    #: empty on success; else what went wrong ("timeout", "http_error", "rate_limited", ...)
+    error_kind = models.CharField(max_length=50, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "integration_provider_calls"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["integration", "created_at"], name="provider_call_integration"),
+            models.Index(fields=["created_at"], name="provider_call_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.status})"

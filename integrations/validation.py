@@ -40,6 +40,12 @@ def _is_url(value: str) -> bool:
 
 
 def _check_value(spec: ConfigField, value: Any) -> str | None:
+    if spec.kind == providers.RATE_LIMIT:
+        try:
+            providers.parse_rate_limits(value)
+        except ValueError as error:
+            return str(error)
+        return None
     if spec.kind == providers.BOOL:
         return None if isinstance(value, bool) else "Must be true or false."
     if spec.kind == providers.OBJECT:

@@ -84,3 +84,14 @@ def receiver():
     server = Receiver().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _empty_call_log():
+    """Each test starts and ends with an empty provider call-log buffer (integrations/calllog.py):
+    records a test leaves behind must not be written into another test's database."""
+    from integrations.calllog import call_log
+
+    call_log.discard()
+    yield
+    call_log.discard()

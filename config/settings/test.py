@@ -32,3 +32,8 @@ if env.str("WEBHOOKS_LEASE_SECONDS", default=""):
     WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS")
 # No background wake-up timers in the test process unless a cluster test asks for them.
 WEBHOOKS_WAKEUPS = env.bool("WEBHOOKS_WAKEUPS", default=False)
+# Provider calls in tests are not slowed by the catalogue's rate limits, and the call log is
+# written only when a test flushes it (tests/integrations/test_ratelimit.py, test_calllog.py
+# turn each on).
+INTEGRATIONS_RATE_LIMITS_ENABLED = env.bool("INTEGRATIONS_RATE_LIMITS_ENABLED", default=False)
+INTEGRATIONS_CALL_LOG_BACKGROUND = env.bool("INTEGRATIONS_CALL_LOG_BACKGROUND", default=False)

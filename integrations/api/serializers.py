@@ -109,6 +109,13 @@ class JwtGrantInfoSerializer(serializers.Serializer):
     )
 
 
+class RateLimitSerializer(serializers.Serializer):
+    requests = serializers.FloatField()
+    per_seconds = serializers.FloatField()
+    burst = serializers.FloatField()
+    source = serializers.CharField()
+
+
 class ProviderSerializer(serializers.Serializer):
     name = serializers.CharField()
     display_name = serializers.CharField()
@@ -124,6 +131,7 @@ class ProviderSerializer(serializers.Serializer):
     api_key_credentials = serializers.ListField(child=serializers.CharField())
     health_check = HealthCheckInfoSerializer()
     jwt = JwtGrantInfoSerializer(allow_null=True, help_text="the JWT bearer grant, for providers with auth type jwt")
+    rate_limits = RateLimitSerializer(many=True)
     notes = serializers.CharField()
 
 
@@ -139,3 +147,49 @@ class AuthorizationStartSerializer(serializers.Serializer):
 class OAuthCallbackSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=4096, trim_whitespace=True)
     state = serializers.CharField(max_length=4096, trim_whitespace=True)
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    """`?since=&until=&interval=hour|day` of the usage endpoint."""
+
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    interval = serializers.ChoiceField(choices=["hour", "day"], default="hour")
+
+    def validate(self, attrs):
+        from integrations.usage import INTERVALS, MAX_BUCKETS, usage_window
+
+        since, until = usage_window(since=attrs.get("since"), until=attrs.get("until"), interval=attrs["interval"])
+        if since >= until:
+            raise serializers.ValidationError({"since": ["Must be before until."]})
+        if (until - since) / INTERVALS[attrs["interval"]] > MAX_BUCKETS:
+            raise serializers.ValidationError(
+                {"since": [f"At most {MAX_BUCKETS} {attrs['interval']}s per answer: narrow the window."]}
+            )
+        return {**attrs, "since": since, "until": until}
+
+
+class UsageFiguresSerializer(serializers.Serializer):
+    calls = serializers.IntegerField()
+    errors = serializers.IntegerField(help_text="no answer, an error kind, or a status >= 400")
+    rate_limited = serializers.IntegerField(help_text="answers with status 429")
+    waited_ms = serializers.FloatField(help_text="time spent waiting on our rate limits")
+    p50_ms = serializers.FloatField(allow_null=True)
+    p95_ms = serializers.FloatField(allow_null=True)
+
+
+class EndpointUsageSerializer(UsageFiguresSerializer):
+    endpoint = serializers.CharField(help_text='method and path template, ids collapsed: "GET /users/{id}"')
+
+
+class UsageBucketSerializer(UsageFiguresSerializer):
+    start = serializers.DateTimeField()
+
+
+class UsageSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    interval = serializers.CharField()
+    totals = UsageFiguresSerializer()
+    endpoints = EndpointUsageSerializer(many=True)
+    buckets = UsageBucketSerializer(many=True)

@@ -19,6 +19,7 @@ from integrations.services import (
     integration_record_sync,
     integration_update,
 )
+from integrations.usage import integration_usage
 from organizations.access import resolve_access
 from organizations.tenancy import OrganizationScopedMixin
 
@@ -29,6 +30,8 @@ from .serializers import (
     OAuthCallbackSerializer,
     ProviderSerializer,
     SyncResultSerializer,
+    UsageQuerySerializer,
+    UsageSerializer,
 )
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -104,6 +107,21 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             error=serializer.validated_data.get("error", ""),
         )
         return Response(IntegrationSerializer(integration).data, status=HTTPStatus.OK)
+
+    @extend_schema(
+        summary="Provider calls made through this integration: calls, errors, 429s, p50/p95 latency, "
+        "in total, by endpoint and by hour or day",
+        parameters=[UsageQuerySerializer],
+        responses={200: UsageSerializer, 400: VALIDATION_ERROR},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def usage(self, request, pk=None):
+        integration = self.get_object()
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        usage = integration_usage(integration=integration, **query.validated_data)
+        return Response(UsageSerializer(usage).data)
 
     # --- OAuth 2.0 ----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from .schema import (
     OAUTH2,
     OAUTH_COMMON_FIELDS,
     OBJECT,
+    RATE_LIMIT,
     SAML,
     STR,
     TEXT,
@@ -34,7 +35,9 @@ from .schema import (
     HealthCheckSuccess,
     JwtGrant,
     Provider,
+    RateLimit,
     TokenAuthMethod,
+    parse_rate_limits,
 )
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "OBJECT",
     "PROVIDERS",
     "PROVIDER_CHOICES",
+    "RATE_LIMIT",
     "SAML",
     "STR",
     "TEXT",
@@ -69,7 +73,9 @@ __all__ = [
     "HealthCheckSuccess",
     "JwtGrant",
     "Provider",
+    "RateLimit",
     "TokenAuthMethod",
     "get_provider",
+    "parse_rate_limits",
     "provider_list",
 ]

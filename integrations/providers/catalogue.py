@@ -35,6 +35,7 @@ from .schema import (
     HealthCheck,
     JwtGrant,
     Provider,
+    RateLimit,
 )
 
 GOOGLE_AUTH = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -76,6 +77,106 @@ SAML_BEARER_FIELDS = (
     ConfigField("assertion_lifetime_seconds", INT, help="SAML bearer grant: assertion lifetime, default 300"),
 )
 
+# Rate limits: the documented quota of one connection, with its source (docs/PROVIDERS.md).
+GOOGLE_QUOTA = (
+    "developers.google.com/calendar/api/guides/quota: per-minute quotas per project and per user "
+    "(sliding window; 403/429 usageLimits when exceeded); the figures are the project's, shown in "
+    "the Cloud console. 600/min per user is a common default, not a documented one."
+)
+CALENDAR_LIMITS = (RateLimit(600, 60, burst=10, source=GOOGLE_QUOTA),)
+GMAIL_LIMITS = (
+    RateLimit(
+        50,
+        1,
+        burst=10,
+        source=(
+            "developers.google.com/gmail/api/reference/quota: 15,000 quota units per user per minute "
+            "(250/s); a read costs 5 units, so 50 reads/s; a send costs 100 units (2.5/s): lower it for "
+            "send-heavy use."
+        ),
+    ),
+)
+GRAPH_OUTLOOK_LIMITS = (
+    RateLimit(
+        10_000,
+        600,
+        burst=20,
+        source=(
+            "learn.microsoft.com/graph/throttling-limits (Outlook service): 10,000 requests per 10 minutes "
+            "per app per mailbox, 4 concurrent; Graph answers 429 with Retry-After."
+        ),
+    ),
+)
+GRAPH_TEAMS_LIMITS = (
+    RateLimit(
+        10,
+        1,
+        burst=5,
+        source=(
+            "learn.microsoft.com/graph/throttling-limits (Microsoft Teams service): limits differ per API "
+            "(per app per tenant, per second); no single figure: a conservative 10/s."
+        ),
+    ),
+)
+SLACK_LIMITS = (
+    RateLimit(
+        50,
+        60,
+        burst=5,
+        source=(
+            "api.slack.com/apis/rate-limits: per method per workspace tiers, Tier 1 1+/min, Tier 2 20+/min, "
+            "Tier 3 50+/min, Tier 4 100+/min; chat.postMessage about 1 message/s per channel. "
+            "Tier 3 is the default here; 429 with Retry-After when exceeded."
+        ),
+    ),
+)
+DOCUSIGN_LIMITS = (
+    RateLimit(
+        3000,
+        3600,
+        burst=50,
+        source=(
+            "developers.docusign.com API rules and limits: 3,000 calls per hour per account "
+            "(HOURLY_APIINVOCATION_LIMIT_EXCEEDED), X-RateLimit-Remaining/Reset headers."
+        ),
+    ),
+    RateLimit(500, 30, burst=50, source="the same page: a burst limit of 500 calls per 30 seconds."),
+)
+HELLOSIGN_LIMITS = (
+    RateLimit(
+        100,
+        60,
+        burst=5,
+        source=(
+            "help.dropbox.com/integrations/api-requests-that-count-against-limit: 100 requests/min for standard "
+            "endpoints, 25/min for high-tier ones (sending, files), 10/min in test mode, per account."
+        ),
+    ),
+)
+BAMBOOHR_LIMITS = (
+    RateLimit(
+        5,
+        1,
+        burst=1,
+        source=(
+            "documentation.bamboohr.com: no published figure; throttled requests answer 503 with "
+            "Retry-After, which is honoured. 5/s is a conservative guess."
+        ),
+    ),
+)
+LINKEDIN_LIMITS = (
+    RateLimit(
+        100,
+        86_400,
+        burst=10,
+        source=(
+            "learn.microsoft.com/linkedin/shared/api-guide/concepts/rate-limits: daily limits per application "
+            "and per member, per API, shown in the Developer Portal only: a conservative 100/day."
+        ),
+    ),
+)
+UNDOCUMENTED = "No documented quota found: a conservative default; override with config.rate_limit."
+
 _CATALOGUE: tuple[Provider, ...] = (
     Provider(
         name="google_calendar",
@@ -93,6 +194,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         extra_authorize_params=GOOGLE_PARAMS,
         config_fields=(GOOGLE_SUBJECT,),
+        rate_limits=CALENDAR_LIMITS,
         health_check=HealthCheck("https://www.googleapis.com/calendar/v3/users/me/calendarList/primary"),
         jwt=GOOGLE_JWT,
     ),
@@ -112,6 +214,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         extra_authorize_params=GOOGLE_PARAMS,
         config_fields=(GOOGLE_SUBJECT,),
+        rate_limits=GMAIL_LIMITS,
         health_check=HealthCheck("https://gmail.googleapis.com/gmail/v1/users/me/profile"),
         jwt=GOOGLE_JWT,
     ),
@@ -127,6 +230,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         default_scopes=("Calendars.ReadWrite", "User.Read", "offline_access"),
         supports_pkce=True,
         config_fields=(MS_TENANT,),
+        rate_limits=GRAPH_OUTLOOK_LIMITS,
         health_check=MS_HEALTH,
         notes="Issues a new refresh token on every refresh; it is stored each time.",
     ),
@@ -142,6 +246,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         default_scopes=("Mail.Read", "Mail.Send", "offline_access"),
         supports_pkce=True,
         config_fields=(MS_TENANT,),
+        rate_limits=GRAPH_OUTLOOK_LIMITS,
         health_check=MS_HEALTH,
     ),
     Provider(
@@ -156,6 +261,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         default_scopes=("Team.ReadBasic.All", "offline_access"),
         supports_pkce=True,
         config_fields=(MS_TENANT,),
+        rate_limits=GRAPH_TEAMS_LIMITS,
         health_check=MS_HEALTH,
     ),
     Provider(
@@ -170,6 +276,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         default_scopes=("chat:write",),
         scope_separator=",",
         supports_pkce=False,  # PKCE would make the Slack app a public client
+        rate_limits=SLACK_LIMITS,
         health_check=HealthCheck("https://slack.com/api/auth.test", success="json_ok"),
         notes="Refresh tokens only with token rotation on; errors come as HTTP 200 with `ok: false`.",
     ),
@@ -184,6 +291,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         token_url="https://www.linkedin.com/oauth/v2/accessToken",
         default_scopes=("openid", "profile", "email"),
         supports_pkce=False,  # native apps only
+        rate_limits=LINKEDIN_LIMITS,
         health_check=HealthCheck("https://api.linkedin.com/v2/userinfo"),
         notes="60-day access tokens; refresh tokens only for approved partner apps.",
     ),
@@ -198,6 +306,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         token_url="https://apis.indeed.com/oauth/v2/tokens",
         default_scopes=("email", "offline_access", "employer_access"),
         supports_pkce=False,  # unconfirmed: enable with config.use_pkce
+        rate_limits=(RateLimit(5, 1, source=UNDOCUMENTED),),
         health_check=HealthCheck("https://secure.indeed.com/v2/api/userinfo"),
     ),
     Provider(
@@ -206,6 +315,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         category=JOB_BOARD,
         auth_types=(API_KEY,),
         config_fields=(ConfigField("partner_id", required_for=(API_KEY,), help="Glassdoor partner id"),),
+        rate_limits=(RateLimit(1, 1, source=UNDOCUMENTED),),
         health_check=HealthCheck(success="none", auth="query", note="no public API confirmed: reported degraded"),
         notes="Partner id and key are sent as query parameters.",
     ),
@@ -226,6 +336,7 @@ _CATALOGUE: tuple[Provider, ...] = (
                 help="the subdomain of <company>.bamboohr.com",
             ),
         ),
+        rate_limits=BAMBOOHR_LIMITS,
         health_check=HealthCheck(
             "https://api.bamboohr.com/api/gateway.php/{company_domain}/v1/meta/fields", auth="basic_api_key"
         ),
@@ -251,6 +362,9 @@ _CATALOGUE: tuple[Provider, ...] = (
         ),
         api_base_url="https://{api_domain}",
         api_key_credentials=("username", "password"),
+        rate_limits=(
+            RateLimit(10, 1, burst=2, source="Workday does not publish REST quotas (tenant-specific). " + UNDOCUMENTED),
+        ),
         health_check=HealthCheck("{health_check_url}", auth="basic", note="configure health_check_url"),
         notes=(
             "`api_key` auth here means Basic auth with `username`/`password` credentials. `saml` is Workday's "
@@ -267,6 +381,11 @@ _CATALOGUE: tuple[Provider, ...] = (
         authorization_url="https://app.rippling.com/apps/PLATFORM/{app_name}/authorize",
         token_url="https://api.rippling.com/api/o/token/",
         config_fields=(ConfigField("app_name", required_for=(OAUTH2,), help="your Rippling app's name"),),
+        rate_limits=(
+            RateLimit(
+                5, 1, source="developer.rippling.com: limits not published as figures; 429 is honoured. " + UNDOCUMENTED
+            ),
+        ),
         health_check=HealthCheck("https://api.rippling.com/platform/api/me"),
         notes="API token sent as Bearer; OAuth for app partners.",
     ),
@@ -291,6 +410,7 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("client_id", required_for=(JWT,), help="integration key"),
             ConfigField("user_id", required_for=(JWT,), help="the impersonated user's id (JWT grant)"),
         ),
+        rate_limits=DOCUSIGN_LIMITS,
         health_check=HealthCheck("https://{account_domain}/oauth/userinfo"),
         jwt=JwtGrant(
             token_url="https://{account_domain}/oauth/token",
@@ -319,6 +439,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         authorization_url="https://app.hellosign.com/oauth/authorize",
         token_url="https://app.hellosign.com/oauth/token",
         refresh_url="https://app.hellosign.com/oauth/token?refresh",
+        rate_limits=HELLOSIGN_LIMITS,
         health_check=HealthCheck("https://api.hellosign.com/v3/account", auth="basic_api_key"),
         notes="API key as the Basic-auth username.",
     ),
@@ -361,6 +482,9 @@ _CATALOGUE: tuple[Provider, ...] = (
         ),
         api_key_credentials=(),
         api_key_alternatives=("api_key", "token"),
+        rate_limits=(
+            RateLimit(10, 1, burst=2, source="A custom service: set config.rate_limit to its documented quota."),
+        ),
         health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
         jwt=JwtGrant(token_url="{token_url}", issuer="{issuer}", subject="{subject}", scope_in="form"),
         notes=(

@@ -45,6 +45,7 @@ INT = "int"
 
 #: signing algorithms of the JWT bearer grant (`custom` jwt `config.algorithm`)
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256")
+RATE_LIMIT = "rate_limit"
 
 #: how an API-key integration's credential is sent by the health check (OAuth2 tokens are
 #: always sent as Bearer): "bearer" (`api_key` or `token` as a Bearer token),
@@ -66,6 +67,65 @@ class ConfigField:
     default: Any = None
     choices: tuple[str, ...] = ()
     help: str = ""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `requests` calls in any window of `per_seconds` seconds, up to `burst` of them
+    back to back (integrations/ratelimit.py enforces it with one shared bucket per limit).
+
+    `source` cites where the provider documents the quota, or says that it does not.
+    """
+
+    requests: float
+    per_seconds: float
+    burst: float = 1
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        """The bucket's name: one bucket per window length, so an override keeps its state."""
+        return f"{self.per_seconds:g}s"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "per_seconds": self.per_seconds, "burst": self.burst, "source": self.source}
+
+
+MAX_RATE_LIMITS = 5
+
+
+def parse_rate_limits(value: Any) -> tuple[RateLimit, ...]:
+    """`config.rate_limit` as limits: one `{"requests", "per_seconds", "burst"?}` object or a
+    list of 1-5 of them; positive numbers, `burst` (default 1) at most `requests`, one limit
+    per window length. Raises ValueError with a message for people."""
+    items = value if isinstance(value, list) else [value]
+    if not 1 <= len(items) <= MAX_RATE_LIMITS:
+        raise ValueError(f"Give 1 to {MAX_RATE_LIMITS} limits.")
+    limits: list[RateLimit] = []
+    for item in items:
+        if not isinstance(item, dict) or not {"requests", "per_seconds"} <= set(item) <= {
+            "requests",
+            "per_seconds",
+            "burst",
+        }:
+            raise ValueError('Each limit is {"requests": N, "per_seconds": S, "burst": B (optional)}.')
+        numbers = {key: item[key] for key in ("requests", "per_seconds", "burst") if key in item}
+        for key, number in numbers.items():
+            if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number < 1e9:
+                raise ValueError(f"{key} must be a positive number.")
+        limit = RateLimit(float(numbers["requests"]), float(numbers["per_seconds"]), float(numbers.get("burst", 1)))
+        if limit.burst < 1 or limit.burst > limit.requests:
+            raise ValueError("burst must be at least 1 and at most requests.")
+        if any(other.name == limit.name for other in limits):
+            raise ValueError(f"Two limits with the same per_seconds ({limit.per_seconds:g}).")
+        limits.append(RateLimit(limit.requests, limit.per_seconds, limit.burst, source="config.rate_limit"))
+    return tuple(limits)
+
+
+#: for providers whose quota is not documented: a conservative guess, said to be one
+UNDOCUMENTED_RATE_LIMIT = RateLimit(
+    5, 1, burst=1, source="No documented quota: a conservative default; override with config.rate_limit."
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +181,17 @@ OAUTH_COMMON_FIELDS = (
     ConfigField("redirect_uri", URL, help="else <PREFIX>_REDIRECT_URI, else PUBLIC_BASE_URL + the callback path"),
 )
 
+# Config keys every provider accepts, whatever its auth type.
+RATE_LIMIT_FIELD = ConfigField(
+    "rate_limit",
+    RATE_LIMIT,
+    help=(
+        'replaces the provider\'s default limits: {"requests": N, "per_seconds": S, "burst": B} '
+        "or a list of them (docs/PROVIDERS.md)"
+    ),
+)
+COMMON_FIELDS = (RATE_LIMIT_FIELD,)
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -157,6 +228,9 @@ class Provider:
     health_check: HealthCheck = field(default_factory=HealthCheck)
     #: how `jwt` integrations mint tokens (required when `JWT` is in `auth_types`)
     jwt: JwtGrant | None = None
+    #: the documented quotas of one connection (one token bucket each); `config.rate_limit`
+    #: replaces them per integration
+    rate_limits: tuple[RateLimit, ...] = (UNDOCUMENTED_RATE_LIMIT,)
     notes: str = ""
 
     @property
@@ -188,7 +262,8 @@ class Provider:
         if self.supports_oauth2:
             own = {f.name for f in fields}
             fields = fields + tuple(f for f in OAUTH_COMMON_FIELDS if f.name not in own)
-        return fields
+        own = {f.name for f in fields}
+        return fields + tuple(f for f in COMMON_FIELDS if f.name not in own)
 
     def config_field(self, name: str) -> ConfigField | None:
         return next((f for f in self.all_config_fields() if f.name == name), None)
@@ -234,5 +309,6 @@ class Provider:
                 if self.jwt and JWT in self.auth_types
                 else None
             ),
+            "rate_limits": [limit.as_dict() for limit in self.rate_limits],
             "notes": self.notes,
         }
