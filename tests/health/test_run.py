@@ -190,6 +190,8 @@ def test_never_connected_integrations_are_set_aside_not_marked_unhealthy(organiz
         organization=organization, name="no tokens", status=Integration.Status.ACTIVE, health_status="unhealthy"
     )
     HealthState.objects.create(integration=no_tokens, consecutive_unhealthy=2)
+    long_ago = timezone.now() - timedelta(days=3)
+    Integration.objects.filter(pk__in=[never_authorized.pk, no_tokens.pk]).update(updated_at=long_ago)
     ids = [connected.pk, never_authorized.pk, no_tokens.pk]
     with responses.RequestsMock() as mock:
         mock.get(CUSTOM_URL)
@@ -206,6 +208,8 @@ def test_never_connected_integrations_are_set_aside_not_marked_unhealthy(organiz
         assert integration.last_health_check_at is None
     state = HealthState.objects.get(pk=no_tokens.pk)
     assert state.leased_until is None and state.consecutive_unhealthy == 0  # released, count cleared
+    assert no_tokens.updated_at > long_ago  # unhealthy → unknown: a change of state
+    assert never_authorized.updated_at == long_ago  # unknown already: nothing changed
 
 
 def test_a_scheduled_run_leaves_never_connected_integrations_alone(organization):
