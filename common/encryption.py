@@ -24,6 +24,7 @@ from django.db.models import ExpressionWrapper, F
 from fernet_fields import EncryptedField
 
 from .fields import UNDECRYPTABLE_HELP, clear_fernet_caches, encrypted_fields
+from .text import count_of, model_label
 
 CURRENT, STALE, UNDECRYPTABLE = "current", "stale", "undecryptable"
 
@@ -109,7 +110,7 @@ def _walk(*, write: bool, batch_size: int, progress: Progress | None) -> KeyRepo
         counts = {name: FieldCounts() for name in names}
         for name in names:
             report.fields[f"{model._meta.label}.{name}"] = counts[name]
-        label = str(model._meta.verbose_name_plural)
+        label = model_label(model)
         pks = list(model._base_manager.order_by("pk").values_list("pk", flat=True))
         for start in range(0, len(pks), batch_size):
             batch = pks[start : start + batch_size]
@@ -151,7 +152,7 @@ def reencrypt_all(*, batch_size: int = 200, progress: Progress | None = None) ->
     if report.total(UNDECRYPTABLE):
         where = ", ".join(report.lines(UNDECRYPTABLE))
         raise CredentialsUndecryptable(
-            f"{report.total(UNDECRYPTABLE)} value(s) {UNDECRYPTABLE_HELP} again ({where}); "
+            f"{count_of(report.total(UNDECRYPTABLE), 'value')} {UNDECRYPTABLE_HELP} again ({where}); "
             "every other value was re-encrypted. Keep the old key in the list until this succeeds."
         )
     return report

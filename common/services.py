@@ -33,25 +33,37 @@ def model_update(*, instance: ModelT, fields: Iterable[str], data: dict[str, Any
     return instance, changed
 
 
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+
+
 @transaction.atomic
-def schedules_setup() -> list[tuple[Schedule, bool]]:
-    """Create or update every registered schedule; safe to run any number of times."""
+def schedules_setup() -> list[tuple[Schedule, str]]:
+    """Create or update every registered schedule; safe to run any number of times.
+
+    Returns each schedule with what happened to it: `CREATED`, `UPDATED` (its function,
+    arguments or interval differed: only those are written, `next_run` is kept) or
+    `UNCHANGED` (nothing written)."""
+    existing = {schedule.name: schedule for schedule in Schedule.objects.select_for_update()}
     results = []
     for spec in registered_schedules():
-        schedule, created = Schedule.objects.update_or_create(
-            name=spec.name,
-            defaults={
-                "func": spec.func,
-                # kwargs are stored as text and read back with literal_eval: keep them
-                # to plain literals (docs/QUEUE.md).
-                "kwargs": repr(spec.kwargs) if spec.kwargs else None,
-                "schedule_type": Schedule.MINUTES,
-                "minutes": spec.resolved_minutes(),
-                "repeats": -1,
-            },
-        )
-        if created:
-            schedule.next_run = timezone.now()
-            schedule.save(update_fields=["next_run"])
-        results.append((schedule, created))
+        wanted = {
+            "func": spec.func,
+            # kwargs are stored as text and read back with literal_eval: keep them
+            # to plain literals (docs/QUEUE.md).
+            "kwargs": repr(spec.kwargs) if spec.kwargs else None,
+            "schedule_type": Schedule.MINUTES,
+            "minutes": spec.resolved_minutes(),
+            "repeats": -1,
+        }
+        schedule = existing.get(spec.name)
+        if schedule is None:
+            schedule = Schedule.objects.create(name=spec.name, next_run=timezone.now(), **wanted)
+            results.append((schedule, CREATED))
+            continue
+        changed = [name for name, value in wanted.items() if getattr(schedule, name) != value]
+        for name in changed:
+            setattr(schedule, name, wanted[name])
+        if changed:
+            schedule.save(update_fields=changed)
+        results.append((schedule, UPDATED if changed else UNCHANGED))
     return results

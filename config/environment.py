@@ -37,3 +37,46 @@ def default_settings_module() -> str:
     read_env_file()
     debug = environ.Env().bool("DEBUG", default=False)
     return DEVELOPMENT_SETTINGS if debug else PRODUCTION_SETTINGS
+
+
+# --- logging of management commands -------------------------------------------------------
+
+#: Commands that keep running (or are interactive): their log lines are their output.
+LONG_RUNNING_COMMANDS = frozenset({"runserver", "qcluster", "shell", "dbshell", "testserver"})
+_MANAGE_PROGRAMS = frozenset({"manage.py", "django-admin"})
+
+
+def _verbosity(arguments: list[str]) -> int:
+    """The `-v`/`--verbosity` value among a command's arguments (Django's default: 1)."""
+    verbosity = 1
+    for index, argument in enumerate(arguments):
+        value = None
+        if argument in ("-v", "--verbosity"):
+            value = arguments[index + 1] if index + 1 < len(arguments) else None
+        elif argument.startswith("--verbosity="):
+            value = argument.partition("=")[2]
+        elif argument.startswith("-v") and argument[2:].isdigit():
+            value = argument[2:]
+        if value is not None and value.isdigit():
+            verbosity = int(value)
+    return verbosity
+
+
+def command_console_level(argv: list[str]) -> str | None:
+    """The console log level for a process started as `argv`, or None for `LOG_LEVEL`.
+
+    A one-shot management command (`manage.py create_organization acme`) prints what it did
+    on stdout; INFO log lines on stderr beside it read like errors. So it logs only warnings
+    and errors to the console, unless run with `-v 2` or more. Servers, the cluster and
+    shells (`LONG_RUNNING_COMMANDS`), and every process that is not `manage.py`/`django-admin`
+    (gunicorn, pytest), log at `LOG_LEVEL` as configured.
+    """
+    if len(argv) < 2:
+        return None
+    program = Path(argv[0])
+    if program.name not in _MANAGE_PROGRAMS and not (program.name == "__main__.py" and program.parent.name == "django"):
+        return None
+    command = argv[1]
+    if command.startswith("-") or command in LONG_RUNNING_COMMANDS:
+        return None
+    return None if _verbosity(argv[2:]) >= 2 else "WARNING"

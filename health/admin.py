@@ -3,6 +3,7 @@ from django.db.models import Prefetch
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html, format_html_join
 
+from common.text import count_of
 from integrations.admin import IntegrationAdmin, badge
 from integrations.models import Integration
 from organizations.admin_scoping import OrganizationScopedAdmin
@@ -123,14 +124,31 @@ class MonitoredIntegrationAdmin(IntegrationAdmin):
     @admin.action(description="Check health now")
     def check_now(self, request, queryset):
         summary = health_run(integration_ids=list(queryset.values_list("pk", flat=True)), force=True)
-        counts = summary.counts
-        text = ", ".join(f"{counts[s]} {s}" for s in HealthCheck.Status.values if counts[s]) or "nothing"
-        level = messages.WARNING if summary.unhealthy else messages.SUCCESS
-        self.message_user(request, f"Checked {len(summary.checks)} integration(s): {text}.", level)
+        if summary.checks or not summary.not_connected:
+            counts = summary.counts
+            text = ", ".join(f"{counts[s]} {s}" for s in HealthCheck.Status.values if counts[s]) or "nothing"
+            level = messages.WARNING if summary.unhealthy else messages.SUCCESS
+            self.message_user(request, f"Checked {count_of(len(summary.checks), 'integration')}: {text}.", level)
+        if summary.not_connected:
+            self.message_user(request, not_connected_message(summary.not_connected), messages.INFO)
         if summary.skipped:
+            being = "it is" if summary.skipped == 1 else "they are"
             self.message_user(
-                request, f"{summary.skipped} skipped: being checked by a run right now.", messages.WARNING
+                request,
+                f"{count_of(summary.skipped, 'integration')} skipped: {being} being checked by a run right now.",
+                messages.WARNING,
             )
+
+
+NOT_CONNECTED_LISTED = 10
+
+
+def not_connected_message(items) -> str:
+    """E.g. "Not checked, not connected yet (health stays unknown): “Calendar” (never authorized…)."."""
+    named = "; ".join(f"“{item.name}” ({item.reason})" for item in items[:NOT_CONNECTED_LISTED])
+    more = len(items) - NOT_CONNECTED_LISTED
+    rest = f"; and {count_of(more, 'other')}" if more > 0 else ""
+    return f"Not checked, not connected yet (health stays unknown): {named}{rest}."
 
 
 @admin.register(HealthCheck)

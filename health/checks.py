@@ -73,6 +73,34 @@ class CheckResult:
         self.secrets, self.basic_pairs = [], []  # not kept beyond redaction
 
 
+PENDING_REASON = "pending until its credentials are complete"
+
+
+def not_connected_reason(integration: Integration) -> str | None:
+    """Why an integration was never connected (nothing to check yet), or None if it was;
+    a phrase to follow "Not connected yet: ".
+
+    Never connected: still `pending`, an OAuth integration never authorized (no tokens), or
+    no credentials at all (SAML excepted: its IdP metadata is config). Such an integration's
+    health is `unknown` ("not connected"), not unhealthy: runs and "check now" leave it out
+    and say why. Credentials that no key decrypts are not this case: they are a fault of a
+    connected integration (unhealthy).
+    """
+    if not integration.credentials_readable:
+        return None
+    credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
+    if integration.auth_type == providers.OAUTH2 and not (
+        credentials.get("access_token") or credentials.get("refresh_token")
+    ):
+        return "never authorized, it has no OAuth tokens: authorize it first"
+    # SAML's metadata is config (credentials only for the bearer grant, validated on save)
+    if not credentials and integration.auth_type != providers.SAML:
+        return "it has no credentials: add them first"
+    if integration.status == Integration.Status.PENDING:
+        return PENDING_REASON
+    return None
+
+
 class _NoCheck(Exception):
     """No check is available: reported as degraded."""
 

@@ -5,12 +5,15 @@ batch concurrently in a thread pool, then records the whole batch in a few bulk 
 Status rules (README "Health monitoring"): `HEALTH_UNHEALTHY_THRESHOLD` consecutive
 unhealthy checks put an active integration into `error` (event `integration.unhealthy`);
 the next check that is not unhealthy makes it `active` again (event `integration.recovered`).
+An integration never connected (`checks.not_connected_reason`) is not checked: its health
+is `unknown` ("not connected"), and runs report it apart.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import connection, connections, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, CharField, DateTimeField, F, Q, QuerySet, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from common.exceptions import ConflictError
@@ -27,7 +31,7 @@ from organizations.models import Organization
 from webhooks.services import trigger_event
 
 from . import app_settings
-from .checks import UNHEALTHY, CheckResult, check_integration
+from .checks import PENDING_REASON, UNHEALTHY, CheckResult, check_integration, not_connected_reason
 from .models import ClusterHeartbeat, HealthCheck, HealthState
 
 logger = logging.getLogger(__name__)
@@ -99,6 +103,29 @@ def _event_payload(integration: Integration, record: HealthCheck, status: str) -
     }
 
 
+def _write_health(records: list[HealthCheck], now, batch_size: int = 500) -> None:
+    """Each integration's `health_status` and `last_health_check_at`, one UPDATE per batch.
+
+    A new health status is a change of state, so it moves `updated_at` too; a check that
+    finds the status unchanged does not. Compared in the UPDATE itself (SET expressions see
+    the row as it was), so a status another writer set meanwhile is compared, not a stale copy.
+    """
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        status = Case(*(When(pk=r.integration_id, then=Value(r.status)) for r in batch), output_field=CharField())
+        checked = Case(
+            *(When(pk=r.integration_id, then=Value(r.checked_at)) for r in batch), output_field=DateTimeField()
+        )
+        moved = Case(
+            *(When(Q(pk=r.integration_id) & ~Q(health_status=r.status), then=Value(now)) for r in batch),
+            default=F("updated_at"),
+            output_field=DateTimeField(),
+        )
+        Integration.objects.filter(pk__in=[r.integration_id for r in batch]).update(
+            health_status=status, last_health_check_at=checked, updated_at=moved
+        )
+
+
 @transaction.atomic
 def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck]:
     """Record a batch of checks (history, integration health, status rules) and release their
@@ -159,9 +186,7 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
         if transition:
             transitions.append((integration, record))
     HealthCheck.objects.bulk_create(records, batch_size=500)
-    Integration.objects.bulk_update(
-        [integrations[r.integration_id] for r in records], ["health_status", "last_health_check_at"], batch_size=500
-    )
+    _write_health(records, now)
     if new_states:
         HealthState.objects.bulk_create(new_states, ignore_conflicts=True)
     existing = [s for s in states.values() if s.integration_id in integrations]
@@ -189,10 +214,20 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
 # --- runs -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NotConnected:
+    """An integration a run left out because it was never connected, and why."""
+
+    integration_id: uuid.UUID
+    name: str
+    reason: str
+
+
 @dataclass
 class RunSummary:
     requested: int = 0
     checks: list[HealthCheck] = field(default_factory=list)
+    not_connected: list[NotConnected] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -205,11 +240,38 @@ class RunSummary:
 
     @property
     def skipped(self) -> int:
-        """Requested but not checked: due later, or being checked by another run."""
-        return max(self.requested - len(self.checks), 0)
+        """Requested but neither checked nor set aside as not connected: being checked by another run."""
+        return max(self.requested - len(self.checks) - len(self.not_connected), 0)
 
     def as_dict(self) -> dict:
-        return {"checked": len(self.checks), "skipped": self.skipped, "seconds": round(self.seconds, 3), **self.counts}
+        return {
+            "checked": len(self.checks),
+            "not_connected": len(self.not_connected),
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            **self.counts,
+        }
+
+
+def _set_aside(
+    integrations: Iterable[Integration], summary: RunSummary | None = None, *, claimed: bool = False
+) -> list[NotConnected]:
+    """Leave never-connected integrations unchecked: health back to `unknown`, the unhealthy
+    count cleared, and the lease released when this run holds it (`claimed`)."""
+    aside = []
+    for integration in integrations:
+        reason = not_connected_reason(integration) or PENDING_REASON
+        aside.append(NotConnected(integration.pk, integration.name, reason))
+    if aside:
+        ids = [item.integration_id for item in aside]
+        Integration.objects.filter(pk__in=ids).exclude(health_status=Integration.HealthStatus.UNKNOWN).update(
+            health_status=Integration.HealthStatus.UNKNOWN, updated_at=Now()
+        )
+        release = {"leased_until": None} if claimed else {}
+        HealthState.objects.filter(pk__in=ids).update(consecutive_unhealthy=0, **release)
+    if summary is not None:
+        summary.not_connected.extend(aside)
+    return aside
 
 
 def _check_in_thread(integration: Integration) -> CheckResult:
@@ -248,27 +310,55 @@ def health_run(
         targets = targets.filter(organization=organization)
     due_before = started if force else started - timedelta(minutes=app_settings.interval_minutes()) / 2
     _ensure_states(targets)
-    summary = RunSummary(
-        requested=targets.filter(Q(last_health_check_at__isnull=True) | Q(last_health_check_at__lt=due_before)).count()
-    )
+    due = Q(last_health_check_at__isnull=True) | Q(last_health_check_at__lt=due_before)
+    summary = RunSummary(requested=targets.filter(due).count())
+    # Never connected: nothing to check yet (`pending`; and below, those without tokens).
+    # The monitored integrations include none that are pending.
+    checkable = targets
+    if integration_ids is not None:
+        _set_aside(targets.filter(due, status=Integration.Status.PENDING), summary)
+        checkable = targets.exclude(status=Integration.Status.PENDING)
     concurrency = app_settings.concurrency()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="health-check") as pool:
         while True:
-            claimed = health_claim(targets=targets, due_before=due_before, limit=app_settings.batch_size())
+            aside = {item.integration_id for item in summary.not_connected}
+            claimed = health_claim(
+                targets=checkable.exclude(pk__in=aside) if aside else checkable,
+                due_before=due_before,
+                limit=app_settings.batch_size(),
+            )
             if not claimed:
                 break
-            results = list(pool.map(_check_in_thread, claimed))
-            summary.checks.extend(health_record_results(results=results))
+            connected: list[Integration] = []
+            never: list[Integration] = []
+            for integration in claimed:
+                (connected if not_connected_reason(integration) is None else never).append(integration)
+            _set_aside(never, summary, claimed=True)
+            if connected:
+                results = list(pool.map(_check_in_thread, connected))
+                summary.checks.extend(health_record_results(results=results))
             if progress is not None:
-                progress(len(summary.checks), summary.requested)
+                progress(len(summary.checks), summary.requested - len(summary.not_connected))
     summary.seconds = time.perf_counter() - started_clock
     if summary.checks:
         logger.info("Health run: %s", summary.as_dict())
     return summary
 
 
+class IntegrationNotConnected(ConflictError):
+    """The integration was never connected: there is nothing to check yet (409)."""
+
+
 def health_check_now(*, integration: Integration) -> HealthCheck:
-    """Check one integration now, in this thread, and record it (the API's "check now")."""
+    """Check one integration now, in this thread, and record it (the API's "check now").
+
+    An integration never connected is not checked: IntegrationNotConnected says why, and
+    its health is left (or put back) at `unknown`."""
+    reason = not_connected_reason(integration)
+    if reason is not None:
+        _set_aside([integration])
+        integration.refresh_from_db(fields=["health_status", "updated_at"])
+        raise IntegrationNotConnected(f"Not connected yet: {reason}. There is nothing to check.")
     targets = Integration.objects.filter(pk=integration.pk)
     _ensure_states(targets)
     claimed = health_claim(targets=targets, due_before=timezone.now(), limit=1)

@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from common.admin import GREY, colour_badge
 from common.exceptions import ApplicationError
 from common.fields import is_readable
+from common.text import count_of
 from organizations.admin_scoping import OrganizationScopedAdmin
 
 from .grants import consent_url
@@ -39,6 +40,13 @@ STATUS_COLOURS = {
 
 def badge(value: str, label: str):
     return colour_badge(label, STATUS_COLOURS.get(value, GREY))
+
+
+def health_label(integration: Integration) -> str:
+    """`unknown` health says why: never connected (pending), or connected but not checked yet."""
+    if integration.health_status != Integration.HealthStatus.UNKNOWN:
+        return integration.get_health_status_display()
+    return "Not connected" if integration.status == Integration.Status.PENDING else "Not checked yet"
 
 
 class IntegrationAdminForm(forms.ModelForm):
@@ -157,7 +165,7 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
 
     @admin.display(description="Health", ordering="health_status")
     def health_badge(self, obj: Integration):
-        return badge(obj.health_status, obj.get_health_status_display())
+        return badge(obj.health_status, health_label(obj))
 
     @admin.display(description="Stored credential keys")
     def stored_credential_fields(self, obj: Integration) -> str:
@@ -327,7 +335,7 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
                 done += 1
             except ApplicationError as error:
                 failed.append(f"{integration.name}: {error.message}")
-        self.message_user(request, f"Activated {done} integration(s).", messages.SUCCESS)
+        self.message_user(request, f"Activated {count_of(done, 'integration')}.", messages.SUCCESS)
         for failure in failed:
             self.message_user(request, failure, messages.WARNING)
 
@@ -337,4 +345,4 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         for integration in queryset:
             integration_deactivate(integration=integration)
             count += 1
-        self.message_user(request, f"Deactivated {count} integration(s).", messages.SUCCESS)
+        self.message_user(request, f"Deactivated {count_of(count, 'integration')}.", messages.SUCCESS)

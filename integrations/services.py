@@ -162,7 +162,9 @@ def integration_update(
     if locked.status != Integration.Status.INACTIVE and (connection_changed or credentials is not None):
         needs_reauthorization = data.get("needs_reauthorization", locked.needs_reauthorization)
         if not credentials_complete(new_auth_type, new_credentials):
+            # Not connected any more: its health is unknown until it is connected and checked.
             data["status"] = Integration.Status.PENDING
+            data["health_status"] = Integration.HealthStatus.UNKNOWN
         elif locked.status == Integration.Status.PENDING or (
             locked.status == Integration.Status.ERROR and not needs_reauthorization
         ):

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from common.text import count_of
+
 from .admin_scoping import OrganizationScopedAdmin
 from .models import ApiKey, Membership, Organization
 from .services import api_key_save_new, api_key_update
@@ -67,4 +69,4 @@ class ApiKeyAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+        self.message_user(request, f"Revoked {count_of(count, 'API key')}.", messages.SUCCESS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.environment import read_env_file
+from config.environment import command_console_level, read_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -251,7 +252,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One-shot management commands print their results on stdout and log only warnings
+    # and errors (unless -v 2): see config/environment.py, command_console_level.
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "level": command_console_level(sys.argv) or "NOTSET",
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }

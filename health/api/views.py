@@ -3,6 +3,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from common.api.schema import ERROR
 from health.selectors import health_summary
 from health.services import health_check_now
 from integrations.api.views import UUID_PATTERN
@@ -40,8 +41,12 @@ class IntegrationHealthViewSet(OrganizationScopedMixin, viewsets.GenericViewSet)
 
     @extend_schema(
         summary="Run a health check now and return it",
+        description=(
+            "409 while a run is checking this integration, or when it was never connected "
+            "(pending, never authorized, no credentials): there is nothing to check yet."
+        ),
         request=None,
-        responses=HealthCheckNowSerializer,
+        responses={200: HealthCheckNowSerializer, 409: ERROR},
     )
     @action(detail=True, methods=["post"], url_path="health/check")
     def check(self, request, pk=None):

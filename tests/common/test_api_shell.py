@@ -44,6 +44,32 @@ def test_setup_schedules_is_idempotent():
     assert Schedule.objects.count() == first == len(registered_schedules())
 
 
+def test_setup_schedules_says_what_changed(settings):
+    from django_q.models import Schedule
+
+    from common.schedules import registered_schedules
+
+    def setup(*args):
+        out = StringIO()
+        call_command("setup_schedules", *args, stdout=out)
+        return out.getvalue()
+
+    total = len(registered_schedules())
+    first = setup()
+    assert first.count("created: ") == total and f"Schedules: {total} created." in first
+    assert setup() == f"Schedules unchanged ({total} schedules up to date).\n"
+
+    next_run = Schedule.objects.get(name="health.run_checks").next_run
+    settings.HEALTH_CHECK_INTERVAL_MINUTES = 7
+    changed = setup()
+    assert "updated: health.run_checks (health.tasks.run_checks, every 7 min)" in changed
+    assert f"Schedules: 1 updated, {total - 1} unchanged." in changed
+    assert "created" not in changed and "webhooks.sweep" not in changed  # unchanged ones are not listed
+    schedule = Schedule.objects.get(name="health.run_checks")
+    assert schedule.minutes == 7 and schedule.next_run == next_run  # only what differs is written
+    assert setup("-v", "2").count("unchanged: ") == total
+
+
 # --- found by the API fuzzing suite (tests/security/test_api_fuzz.py) -------------------
 
 

@@ -76,13 +76,14 @@ def test_the_readme_rotation_steps_keep_webhooks_and_health_checks_working(organ
     assert "webhooks.Webhook.secret: 1" in said
     assert "webhooks.Webhook.previous_secret: 1" in said
     assert "webhooks.Webhook.headers: 1" in said
-    assert "5 value(s) need a key other than the first" in said
+    assert "5 values need a key other than the first" in said
 
     # 3. Run reencrypt_credentials.
     out = StringIO()
     call_command("reencrypt_credentials", stdout=out)
     assert "webhooks: 1/1 re-encrypted" in out.getvalue()
     assert "integrations: 1/1 re-encrypted" in out.getvalue()
+    assert "OAuth states: 1/1 re-encrypted" in out.getvalue()  # not Django's "o auth states"
 
     # 4. --check exits 0.
     ok, said = check()
@@ -122,9 +123,9 @@ def test_check_counts_values_no_key_decrypts_and_changes_nothing(organization, u
     assert "needs an older key: integrations.Integration.credentials: 1" in said
     assert "cannot be decrypted: integrations.Integration.credentials: 1" in said
     assert "cannot be decrypted: webhooks.Webhook.secret: 1" in said
-    assert "1 value(s) need a key other than the first" in said
+    assert "1 value needs a key other than the first" in said
     assert "cannot be decrypted: webhooks.Webhook.headers: 1" in said
-    assert "3 value(s) cannot be decrypted with FERNET_KEYS" in said
+    assert "3 values cannot be decrypted with FERNET_KEYS" in said
     assert "integrations: 3/3 checked" in said
     assert SENTINEL not in said
     assert list(Integration.objects.order_by("name").values_list("name", "updated_at")) == before
@@ -143,7 +144,7 @@ def test_reencrypt_rotates_what_it_can_then_fails_with_the_count(organization, u
         call_command("reencrypt_credentials", "--batch-size", "1", stdout=StringIO())
     message = str(excinfo.value)
     assert "\n" not in message and SENTINEL not in message
-    assert "1 value(s) cannot be decrypted with FERNET_KEYS" in message
+    assert "1 value cannot be decrypted with FERNET_KEYS" in message
     assert "integrations.Integration.credentials: 1" in message
     use_fernet_keys(["new-key"])
     assert Integration.objects.get(name="stale").credentials == {"api_key": SENTINEL}

@@ -5,6 +5,8 @@ import responses
 from django.utils import timezone
 
 from health.models import ClusterHeartbeat, HealthCheck
+from integrations.models import Integration
+from tests.integrations.factories import OAuthIntegrationFactory
 
 from .conftest import CUSTOM_URL, SECRET, custom
 
@@ -81,5 +83,30 @@ def test_check_now_action(admin_client, integration):
             INTEGRATIONS, {"action": "check_now", "_selected_action": [str(integration.pk)]}, follow=True
         )
     assert response.status_code == HTTPStatus.OK
-    assert "Checked 1 integration(s): 1 unhealthy." in response.content.decode()
+    assert "Checked 1 integration: 1 unhealthy." in response.content.decode()
     assert HealthCheck.objects.filter(integration=integration).count() == 4
+
+
+def test_check_now_reports_never_connected_integrations_without_marking_them(admin_client, integration, organization):
+    calendar = OAuthIntegrationFactory(organization=organization, name="Calendar")
+    selected = [str(integration.pk), str(calendar.pk)]
+    with responses.RequestsMock() as mock:
+        mock.get(CUSTOM_URL)
+        response = admin_client.post(INTEGRATIONS, {"action": "check_now", "_selected_action": selected}, follow=True)
+    messages = [str(m) for m in response.context["messages"]]
+    assert "Checked 1 integration: 1 healthy." in messages
+    assert any(
+        m.startswith("Not checked, not connected yet (health stays unknown): “Calendar” (never authorized")
+        for m in messages
+    ), messages
+    calendar.refresh_from_db()
+    assert calendar.health_status == Integration.HealthStatus.UNKNOWN
+    assert not HealthCheck.objects.filter(integration=calendar).exists()
+
+
+def test_unknown_health_says_not_connected_or_not_checked_yet(admin_client, organization):
+    OAuthIntegrationFactory(organization=organization, name="Calendar")
+    custom(organization, name="Fresh")
+    html = admin_client.get(INTEGRATIONS).content.decode()
+    assert ">Not connected</span>" in html and ">Not checked yet</span>" in html
+    assert ">Unhealthy</span>" not in html

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from health.models import HealthCheck, HealthState
 from integrations.models import Integration
+from tests.integrations.factories import OAuthIntegrationFactory
 
 from .conftest import CUSTOM_URL, SECRET, custom
 
@@ -131,3 +132,15 @@ def test_options_on_health_routes_is_not_a_server_error(api_client, organization
     for path in (url(integration), url(integration, "health/check/")):
         response = api_client.options(path)
         assert response.status_code == HTTPStatus.OK, path
+
+
+def test_check_of_an_integration_never_connected_is_409_and_leaves_it_unknown(api_client, organization):
+    integration = OAuthIntegrationFactory(organization=organization, health_status="unhealthy")  # stale red mark
+    with responses.RequestsMock():  # nothing is sent
+        response = api_client.post(url(integration, "health/check/"))
+    assert response.status_code == HTTPStatus.CONFLICT
+    assert response.json()["detail"].startswith("Not connected yet: never authorized")
+    assert not HealthCheck.objects.exists()
+    integration.refresh_from_db()
+    assert integration.health_status == Integration.HealthStatus.UNKNOWN
+    assert api_client.get(url(integration)).json()["health_status"] == "unknown"

@@ -9,7 +9,7 @@ import requests
 import responses
 from responses import matchers
 
-from health.checks import DEGRADED, HEALTHY, UNHEALTHY, check_integration
+from health.checks import DEGRADED, HEALTHY, UNHEALTHY, check_integration, not_connected_reason
 from integrations.models import Integration
 from tests.integrations.factories import IntegrationFactory, OAuthIntegrationFactory
 from tests.integrations.oauth_helpers import GOOGLE_TOKEN_URL, token_body
@@ -221,3 +221,18 @@ def test_private_addresses_are_refused_unless_allowed(organization, receiver, se
     assert receiver.requests == []
     settings.ALLOW_PRIVATE_URLS = True
     assert check_integration(custom(organization, receiver.url, name="again")).status == HEALTHY
+
+
+def test_never_connected_integrations_say_why(organization, use_fernet_keys):
+    never_authorized = OAuthIntegrationFactory(organization=organization)
+    no_credentials = IntegrationFactory(organization=organization, credentials={})
+    pending = IntegrationFactory(organization=organization, status=Integration.Status.PENDING)
+    assert "never authorized" in not_connected_reason(never_authorized)
+    assert "no credentials" in not_connected_reason(no_credentials)
+    assert "pending" in not_connected_reason(pending)
+    assert not_connected_reason(oauth(organization)) is None
+    assert not_connected_reason(api_key(organization)) is None
+    unreadable = api_key(organization, key="lost-with-its-key")
+    use_fernet_keys(["another key entirely"])
+    # Credentials no key decrypts belong to a connected integration: a fault, not "never connected".
+    assert not_connected_reason(Integration.objects.get(pk=unreadable.pk)) is None

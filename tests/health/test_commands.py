@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 
 from health.models import HealthCheck
 from tests.factories import OrganizationFactory
+from tests.integrations.factories import OAuthIntegrationFactory
 
 from .conftest import CUSTOM_URL, SLACK_URL, custom, oauth
 
@@ -26,7 +27,7 @@ def test_all_healthy_exits_zero_with_progress_and_summary(organization):
         out = run("-v", "2")
     assert "checked 2/2" in out
     assert "STATUS" in out and "one" in out and "two" in out
-    assert "Checked 2 integration(s)" in out and "2 healthy, 0 degraded, 0 unhealthy" in out
+    assert "Checked 2 integrations" in out and "2 healthy, 0 degraded, 0 unhealthy" in out
 
 
 def test_an_unhealthy_integration_exits_one_and_is_listed(organization):
@@ -39,7 +40,7 @@ def test_an_unhealthy_integration_exits_one_and_is_listed(organization):
         with pytest.raises(CommandError) as error:
             call_command("run_health_checks", stdout=out)
     assert error.value.returncode == 1
-    assert str(error.value) == "1 integration(s) unhealthy."
+    assert str(error.value) == "1 integration unhealthy."
     text = out.getvalue()
     assert "broken slack" in text and "token_revoked" in text
     assert "fine" not in text.split("Checked")[0]  # healthy rows only with -v 2
@@ -81,7 +82,7 @@ def test_nothing_matching_is_not_an_error(organization):
         (["--provider", "myspace"], "Unknown provider 'myspace'"),
         (["--organization", "nope"], "Unknown organization 'nope'"),
         (["--integration", "not-a-uuid"], "Not an integration id: 'not-a-uuid'"),
-        (["--integration", "00000000-0000-0000-0000-000000000000"], "Unknown integration id(s)"),
+        (["--integration", "00000000-0000-0000-0000-000000000000"], "Unknown integration id:"),
     ],
 )
 def test_bad_arguments_fail_with_one_line(organization, args, message):
@@ -98,4 +99,16 @@ def test_prune_command_validates_its_arguments():
         call_command("prune_health_checks", "--older-than-days", "-1", stdout=StringIO())
     out = StringIO()
     call_command("prune_health_checks", "--dry-run", stdout=out)
-    assert "Would delete 0 health check(s) older than 30 day(s)." in out.getvalue()
+    assert "Would delete 0 health checks older than 30 days." in out.getvalue()
+
+
+def test_never_connected_integrations_are_listed_not_checked_and_do_not_fail_the_run(organization):
+    fine = custom(organization, name="fine")
+    calendar = OAuthIntegrationFactory(organization=organization, name="calendar")
+    with responses.RequestsMock() as mock:
+        mock.get(CUSTOM_URL)
+        out = run("--integration", str(fine.pk), "--integration", str(calendar.pk))  # exit 0: nothing unhealthy
+    [row] = [line for line in out.splitlines() if line.startswith("not connected")]
+    assert "calendar" in row and "never authorized" in row
+    assert "Checked 1 integration in" in out and "; 1 not connected (not checked)." in out
+    assert not HealthCheck.objects.filter(integration=calendar).exists()

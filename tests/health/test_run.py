@@ -16,7 +16,7 @@ from health.models import HealthCheck, HealthState
 from health.services import health_history_prune, health_run
 from health.tasks import heartbeat, prune_history, run_checks
 from integrations.models import Integration
-from tests.integrations.factories import IntegrationFactory
+from tests.integrations.factories import IntegrationFactory, OAuthIntegrationFactory
 from tests.webhooks.receiver import Reply
 
 from .conftest import CUSTOM_URL, custom
@@ -162,7 +162,7 @@ def test_history_is_pruned_after_the_retention(organization, settings):
     assert sorted((now - c.checked_at).days for c in HealthCheck.objects.all()) == [1, 6]
     out = StringIO()
     call_command("prune_health_checks", "--older-than-days", "2", "--batch-size", "1", stdout=out)
-    assert "Deleted 1 health check(s) older than 2 day(s)." in out.getvalue()
+    assert "Deleted 1 health check older than 2 days." in out.getvalue()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,3 +180,60 @@ def test_a_run_refreshes_expiring_tokens_in_its_worker_threads(organization):
     integration.refresh_from_db()
     assert integration.credentials["access_token"] == "new-access"
     assert integration.token_expires_at > timezone.now() + timedelta(minutes=50)
+
+
+def test_never_connected_integrations_are_set_aside_not_marked_unhealthy(organization):
+    connected = custom(organization, name="connected")
+    never_authorized = OAuthIntegrationFactory(organization=organization, name="calendar")
+    # Written around the services: "active" but without tokens, and a stale red health.
+    no_tokens = OAuthIntegrationFactory(
+        organization=organization, name="no tokens", status=Integration.Status.ACTIVE, health_status="unhealthy"
+    )
+    HealthState.objects.create(integration=no_tokens, consecutive_unhealthy=2)
+    long_ago = timezone.now() - timedelta(days=3)
+    Integration.objects.filter(pk__in=[never_authorized.pk, no_tokens.pk]).update(updated_at=long_ago)
+    ids = [connected.pk, never_authorized.pk, no_tokens.pk]
+    with responses.RequestsMock() as mock:
+        mock.get(CUSTOM_URL)
+        summary = health_run(integration_ids=ids, force=True, progress=lambda done, total: None)
+    assert [c.integration_id for c in summary.checks] == [connected.pk]
+    assert {n.integration_id for n in summary.not_connected} == {never_authorized.pk, no_tokens.pk}
+    assert all("never authorized" in n.reason for n in summary.not_connected)
+    assert summary.skipped == 0 and summary.unhealthy == 0
+    assert summary.as_dict()["not_connected"] == 2
+    assert not HealthCheck.objects.filter(integration__in=[never_authorized, no_tokens]).exists()
+    for integration in (never_authorized, no_tokens):
+        integration.refresh_from_db()
+        assert integration.health_status == Integration.HealthStatus.UNKNOWN
+        assert integration.last_health_check_at is None
+    state = HealthState.objects.get(pk=no_tokens.pk)
+    assert state.leased_until is None and state.consecutive_unhealthy == 0  # released, count cleared
+    assert no_tokens.updated_at > long_ago  # unhealthy → unknown: a change of state
+    assert never_authorized.updated_at == long_ago  # unknown already: nothing changed
+
+
+def test_a_scheduled_run_leaves_never_connected_integrations_alone(organization):
+    no_tokens = OAuthIntegrationFactory(organization=organization, status=Integration.Status.ACTIVE)
+    with responses.RequestsMock():  # nothing is sent
+        summary = health_run()
+    assert summary.checks == [] and [n.integration_id for n in summary.not_connected] == [no_tokens.pk]
+    assert Integration.objects.get(pk=no_tokens.pk).health_status == Integration.HealthStatus.UNKNOWN
+
+
+def test_a_new_health_status_moves_updated_at_and_the_same_one_does_not(organization):
+    integration = custom(organization)
+    long_ago = timezone.now() - timedelta(days=3)
+    Integration.objects.filter(pk=integration.pk).update(updated_at=long_ago)
+    with responses.RequestsMock() as mock:
+        mock.get(CUSTOM_URL)
+        health_run(integration_ids=[integration.pk], force=True)
+    integration.refresh_from_db()
+    assert integration.health_status == Integration.HealthStatus.HEALTHY
+    assert integration.updated_at > long_ago  # unknown → healthy: a change of state
+    Integration.objects.filter(pk=integration.pk).update(updated_at=long_ago)
+    with responses.RequestsMock() as mock:
+        mock.get(CUSTOM_URL)
+        health_run(integration_ids=[integration.pk], force=True)
+    integration.refresh_from_db()
+    assert integration.updated_at == long_ago  # healthy again: only last_health_check_at moved
+    assert integration.last_health_check_at > long_ago

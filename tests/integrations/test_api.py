@@ -381,3 +381,33 @@ def test_anonymous_is_401(anon_client):
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "6f1c2b1e-0000-4000-8000-000000000000"])
 def test_unknown_or_malformed_id_is_404(api_client, bad_id):
     assert api_client.get(f"{URL}{bad_id}/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_an_update_that_disconnects_puts_health_back_to_unknown(api_client, organization):
+    response = api_client.post(
+        URL,
+        {
+            "name": "IdP",
+            "provider": "custom",
+            "auth_type": "api_key",
+            "config": {"health_check_url": "https://status.example.com/ping", "category": "hris"},
+            "credentials": {"api_key": SENTINEL},
+        },
+        format="json",
+    )
+    integration = Integration.objects.get(pk=response.json()["id"])
+    Integration.objects.filter(pk=integration.pk).update(health_status=Integration.HealthStatus.UNHEALTHY)
+    oauth2 = {
+        "authorization_url": "https://idp.example.com/authorize",
+        "token_url": "https://idp.example.com/token",
+        "client_id": "our-client",
+        "category": "hris",
+    }
+    response = api_client.patch(
+        detail(integration),
+        {"auth_type": "oauth2", "config": oauth2, "credentials": {"client_secret": SENTINEL}},
+        format="json",
+    )
+    assert response.status_code == HTTPStatus.OK, response.json()
+    # Not authorized yet: not connected, so neither healthy nor unhealthy.
+    assert response.json()["status"] == "pending" and response.json()["health_status"] == "unknown"

@@ -58,9 +58,11 @@ def test_admin_creating_a_key_shows_it_once(admin_client, organization):
 
 
 def test_admin_revoke_action(admin_client, api_client):
-    admin_client.post(
+    response = admin_client.post(
         "/admin/organizations/apikey/",
         {"action": "revoke", "_selected_action": [str(api_client.api_key.pk)]},
+        follow=True,
     )
     api_client.api_key.refresh_from_db()
     assert api_client.api_key.revoked_at is not None
+    assert [str(m) for m in response.context["messages"]] == ["Revoked 1 API key."]

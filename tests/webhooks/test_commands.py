@@ -51,8 +51,57 @@ def test_prune_dry_run_changes_nothing(organization, webhook, receiver):
     _history(organization, receiver)
     out = StringIO()
     call_command("prune_webhook_logs", "--dry-run", stdout=out)
-    assert "Would delete 3 log(s), 3 finished delivery(ies)" in out.getvalue()
-    assert WebhookLog.objects.count() == 4 and Delivery.objects.count() == 4
+    # The three events whose every delivery would go count too: a run leaves them orphaned, so prunes them.
+    assert out.getvalue() == (
+        "Would delete 3 logs, 3 finished deliveries and 3 events left without deliveries, older than 30 days.\n"
+    )
+    assert WebhookLog.objects.count() == 4 and Delivery.objects.count() == 4 and Event.objects.count() == 4
+    out = StringIO()
+    call_command("prune_webhook_logs", stdout=out)
+    assert out.getvalue().splitlines()[-1] == (
+        "Deleted 3 logs, 3 finished deliveries and 3 events left without deliveries, older than 30 days."
+    )
+    assert Event.objects.count() == 1
+
+
+def test_prune_reports_and_prunes_orphaned_events(organization, webhook, receiver):
+    """Events left without deliveries (their webhook deleted, or no subscriber): pruned once
+    older than the retention; the newer ones are reported as kept."""
+    for n in range(3):
+        trigger_event(organization=organization, event="application.created", payload={"n": n})
+    trigger_event(organization=organization, event="job.closed", payload={})  # no subscriber
+    webhook.delete()  # its deliveries go with it
+    assert not Delivery.objects.exists()
+    old = list(Event.objects.order_by("created_at").values_list("pk", flat=True)[:2])
+    Event.objects.filter(pk__in=old).update(created_at=timezone.now() - timedelta(days=40))
+
+    out = StringIO()
+    call_command("prune_webhook_logs", "--dry-run", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "Would delete 0 logs, 0 finished deliveries and 2 events left without deliveries, older than 30 days.",
+        "2 events without deliveries would be kept: newer than 30 days, pruned once older.",
+    ]
+    assert Event.objects.count() == 4
+    out = StringIO()
+    call_command("prune_webhook_logs", stdout=out)
+    assert "  events: 2 deleted so far" in out.getvalue()
+    assert "Deleted 0 logs, 0 finished deliveries and 2 events left without deliveries" in out.getvalue()
+    assert "2 events without deliveries are kept" in out.getvalue()
+    assert set(Event.objects.values_list("pk", flat=True)).isdisjoint(old) and Event.objects.count() == 2
+    out = StringIO()
+    call_command("prune_webhook_logs", "--older-than-days", "1", "--batch-size", "1", stdout=out)
+    assert "Deleted 0 logs, 0 finished deliveries and 0 events left without deliveries, older than 1 day." in (
+        out.getvalue()
+    )
+
+
+def test_trigger_event_command_speaks_in_plurals_and_names_a_repeat(organization, webhook, receiver):
+    out = StringIO()
+    call_command("trigger_event", "acme", "job.closed", "--idempotency-key", "k1", stdout=out)
+    assert out.getvalue().endswith(": 0 deliveries.\n")
+    out = StringIO()
+    call_command("trigger_event", "acme", "job.closed", "--idempotency-key", "k1", stdout=out)
+    assert "with this idempotency key (0 deliveries); nothing new sent." in out.getvalue()
 
 
 def test_prune_deletes_old_in_batches_and_keeps_newer(organization, webhook, receiver):

@@ -181,6 +181,10 @@ class CounterChange:
     since the last successful attempt; a failed attempt that will be retried does not
     count, so a short outage does not disable a webhook. After a success in the batch it
     is *set* to `consecutive_set`; otherwise `consecutive_add` is added to it.
+
+    `webhook.test` attempts count in `successes`/`failures` (they are attempts, logged like
+    any other) but never in `consecutive_failures`, and never disable the webhook (not even
+    a 410): an operator testing an endpoint, e.g. a disabled one, must not change its state.
     """
 
     successes: int
@@ -189,13 +193,24 @@ class CounterChange:
     consecutive_add: int
     gone: bool
 
+    @property
+    def may_disable(self) -> bool:
+        """Whether the batch can have brought the webhook to its disable threshold (or 410)."""
+        return self.gone or self.consecutive_add > 0 or bool(self.consecutive_set)
+
+
+def is_test(outcome: Outcome) -> bool:
+    return outcome.delivery.event.type == TEST_EVENT
+
 
 def counter_change(outcomes: list[Outcome]) -> CounterChange:
     ordered = sorted(outcomes, key=lambda o: o.started_at)
     successes = sum(o.success for o in ordered)
-    gone = any(o.gone for o in ordered)
-    if successes:
-        last_success = max(i for i, o in enumerate(ordered) if o.success)
-        after = ordered[last_success + 1 :]
-        return CounterChange(successes, len(ordered) - successes, sum(o.final for o in after), 0, gone)
-    return CounterChange(0, len(ordered), None, sum(o.final for o in ordered), gone)
+    failures = len(ordered) - successes
+    counted = [o for o in ordered if not is_test(o)]
+    gone = any(o.gone for o in counted)
+    if any(o.success for o in counted):
+        last_success = max(i for i, o in enumerate(counted) if o.success)
+        after = counted[last_success + 1 :]
+        return CounterChange(successes, failures, sum(o.final for o in after), 0, gone)
+    return CounterChange(successes, failures, None, sum(o.final for o in counted), gone)

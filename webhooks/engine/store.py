@@ -247,27 +247,31 @@ def _one_by_one(plan: BatchPlan) -> list[BatchPlan]:
 
 def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: datetime) -> bool:
     """Counters move with F(); the engine disables only a webhook that is still active.
-    Returns whether this call disabled it (its conditional UPDATE changed the row)."""
+    Returns whether this call disabled it (its conditional UPDATE changed the row).
+
+    Counters and `last_*_at` are statistics with times of their own: they leave `updated_at`
+    alone. Disabling changes the webhook's state, so it moves `updated_at` too."""
     updates: dict = {
         "success_count": F("success_count") + change.successes,
         "failure_count": F("failure_count") + change.failures,
         "last_triggered_at": now,
     }
-    if change.successes:
+    if change.consecutive_set is not None:
         updates["consecutive_failures"] = change.consecutive_set
-        updates["last_success_at"] = now
     elif change.consecutive_add:
         updates["consecutive_failures"] = F("consecutive_failures") + change.consecutive_add
+    if change.successes:
+        updates["last_success_at"] = now
     if change.failures:
         updates["last_failure_at"] = now
     Webhook.objects.filter(pk=webhook_id).update(**updates)
-    if not change.failures:
+    if not change.may_disable:
         return False
     active = Webhook.objects.filter(pk=webhook_id, is_active=True)
     if change.gone:
-        return active.update(is_active=False, disabled_at=now, disabled_reason=GONE_REASON, updated_at=now) > 0
+        return active.update(is_active=False, disabled_at=now, disabled_reason=GONE_REASON, updated_at=Now()) > 0
     threshold = app_settings.disable_after_failures()
     disabled = active.filter(consecutive_failures__gte=threshold).update(
-        is_active=False, disabled_at=now, disabled_reason=threshold_reason(threshold), updated_at=now
+        is_active=False, disabled_at=now, disabled_reason=threshold_reason(threshold), updated_at=Now()
     )
     return disabled > 0

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .. import app_settings
@@ -23,7 +24,14 @@ logger = logging.getLogger(__name__)
 class PruneResult:
     logs: int = 0
     deliveries: int = 0
+    #: events older than the cutoff left without deliveries (orphans), pruned last
     events: int = 0
+    #: events without deliveries that are newer than the cutoff: kept until they are older
+    orphans_kept: int = 0
+
+
+def _finished_before(cutoff) -> Q:
+    return Q(state__in=[Delivery.State.SUCCEEDED, Delivery.State.FAILED], finished_at__lt=cutoff)
 
 
 def logs_prune(
@@ -33,21 +41,29 @@ def logs_prune(
     dry_run: bool = False,
     progress=None,
 ) -> PruneResult:
-    """Delete attempt logs older than the retention, then finished deliveries and the
-    events left without deliveries, in batches so no table is locked for long."""
+    """Delete attempt logs older than the retention, then finished deliveries, then the
+    events older than the retention left without deliveries (orphans: their deliveries were
+    pruned, or went with a deleted webhook, or they had no subscriber), in batches so no
+    table is locked for long.
+
+    `dry_run` deletes nothing and counts what a run would delete, orphans included: the
+    events whose every delivery is about to be pruned count too."""
     days = app_settings.log_retention_days() if older_than_days is None else older_than_days
     if days < 0 or batch_size < 1:
         raise ValidationError("older_than_days must be >= 0 and batch_size >= 1.")
     cutoff = timezone.now() - timedelta(days=days)
     result = PruneResult()
     logs = WebhookLog.objects.filter(created_at__lt=cutoff)
-    deliveries = Delivery.objects.filter(
-        state__in=[Delivery.State.SUCCEEDED, Delivery.State.FAILED], finished_at__lt=cutoff
-    )
-    events = Event.objects.filter(created_at__lt=cutoff, deliveries__isnull=True)
+    deliveries = Delivery.objects.filter(_finished_before(cutoff))
+    any_delivery = Delivery.objects.filter(event=OuterRef("pk"))
+    orphans = Event.objects.filter(created_at__lt=cutoff).exclude(Exists(any_delivery))
+    result.orphans_kept = Event.objects.filter(created_at__gte=cutoff).exclude(Exists(any_delivery)).count()
     if dry_run:
-        return PruneResult(logs=logs.count(), deliveries=deliveries.count(), events=events.count())
-    for name, queryset in (("logs", logs), ("deliveries", deliveries), ("events", events)):
+        kept_delivery = any_delivery.exclude(_finished_before(cutoff))
+        would_be_orphans = Event.objects.filter(created_at__lt=cutoff).exclude(Exists(kept_delivery))
+        result.logs, result.deliveries, result.events = logs.count(), deliveries.count(), would_be_orphans.count()
+        return result
+    for name, queryset in (("logs", logs), ("deliveries", deliveries), ("events", orphans)):
         model = queryset.model
         while True:
             ids = list(queryset.values_list("pk", flat=True)[:batch_size])

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from common.encryption import STALE, UNDECRYPTABLE, CredentialsUndecryptable, check_keys, reencrypt_all
 from common.fields import UNDECRYPTABLE_HELP
+from common.text import count_of
 
 
 class Command(BaseCommand):
@@ -52,7 +53,8 @@ class Command(BaseCommand):
             return
         problems = []
         if stale:
-            problems.append(f"{stale} value(s) need a key other than the first: run reencrypt_credentials")
+            verb = "needs" if stale == 1 else "need"
+            problems.append(f"{count_of(stale, 'value')} {verb} a key other than the first: run reencrypt_credentials")
         if lost:
-            problems.append(f"{lost} value(s) {UNDECRYPTABLE_HELP}")
+            problems.append(f"{count_of(lost, 'value')} {UNDECRYPTABLE_HELP}")
         raise CommandError("; ".join(problems) + ".")

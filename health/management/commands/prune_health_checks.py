@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from common.text import count_of
 from health import app_settings
 from health.services import health_history_prune
 
@@ -20,4 +21,4 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be 1 or more.")
         count = health_history_prune(older_than_days=days, batch_size=batch_size, dry_run=dry_run)
         verb = "Would delete" if dry_run else "Deleted"
-        self.stdout.write(f"{verb} {count} health check(s) older than {days} day(s).")
+        self.stdout.write(f"{verb} {count_of(count, 'health check')} older than {count_of(days, 'day')}.")

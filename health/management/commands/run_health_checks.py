@@ -2,6 +2,7 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
+from common.text import count_of
 from health.checks import UNHEALTHY
 from health.models import HealthCheck
 from health.services import health_run
@@ -16,7 +17,9 @@ class Command(BaseCommand):
     help = (
         "Check integrations now (concurrently) and record the results. Without --integration, "
         "checks every active integration (and those in error, to see them recover), narrowed by "
-        "--provider and --organization. Exits 1 when any checked integration is unhealthy. "
+        "--provider and --organization. Integrations never connected (pending, never authorized, "
+        "no credentials) are listed as not connected and not checked. "
+        "Exits 1 when any checked integration is unhealthy. "
         "Use -v 2 to list every integration in the summary, not only the failing ones."
     )
 
@@ -26,7 +29,7 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="ID",
-            help="an integration id (repeatable); checked whatever its status",
+            help="an integration id (repeatable); checked whatever its status, unless never connected",
         )
         parser.add_argument("--provider", help="only this provider, e.g. slack")
         parser.add_argument("--organization", metavar="SLUG", help="only this organization")
@@ -48,7 +51,7 @@ class Command(BaseCommand):
         summary = health_run(integration_ids=ids, provider=provider, organization=org, force=True, progress=progress)
         self._report(summary, verbosity)
         if summary.unhealthy:
-            raise CommandError(f"{summary.unhealthy} integration(s) unhealthy.", returncode=1)
+            raise CommandError(f"{count_of(summary.unhealthy, 'integration')} unhealthy.", returncode=1)
 
     def _integration_ids(self, values: list[str]) -> list[uuid.UUID] | None:
         if not values:
@@ -62,38 +65,47 @@ class Command(BaseCommand):
         found = set(Integration.objects.filter(pk__in=ids).values_list("pk", flat=True))
         missing = [str(pk) for pk in ids if pk not in found]
         if missing:
-            raise CommandError(f"Unknown integration id(s): {', '.join(missing)}.")
+            label = "Unknown integration id" if len(missing) == 1 else "Unknown integration ids"
+            raise CommandError(f"{label}: {', '.join(missing)}.")
         return ids
 
     def _report(self, summary, verbosity: int) -> None:
         if not summary.checks and not summary.requested:
             self.stdout.write("No integrations match.")
             return
+        shown = [c.integration_id for c in summary.checks] + [n.integration_id for n in summary.not_connected]
         names = {
             i.pk: i
-            for i in Integration.objects.filter(pk__in=[c.integration_id for c in summary.checks])
+            for i in Integration.objects.filter(pk__in=shown)
             .select_related("organization")
             .only("id", "name", "provider", "organization__slug")
         }
         rows = sorted(summary.checks, key=lambda c: (STATUS_ORDER.get(c.status, 3), names[c.integration_id].name))
         if verbosity < 2:
             rows = [c for c in rows if c.status != HealthCheck.Status.HEALTHY]
-        if rows:
-            table = [("STATUS", "MS", "ORGANIZATION", "PROVIDER", "INTEGRATION", "ID", "ERROR")]
-            for c in rows:
-                i = names[c.integration_id]
-                ms = "-" if c.response_time_ms is None else str(c.response_time_ms)
-                table.append((c.status, ms, i.organization.slug, i.provider, i.name, str(i.pk), c.error))
+        table = [("STATUS", "MS", "ORGANIZATION", "PROVIDER", "INTEGRATION", "ID", "ERROR")]
+        for c in rows:
+            i = names[c.integration_id]
+            ms = "-" if c.response_time_ms is None else str(c.response_time_ms)
+            table.append((c.status, ms, i.organization.slug, i.provider, i.name, str(i.pk), c.error))
+        for n in sorted(summary.not_connected, key=lambda n: n.name):
+            i = names.get(n.integration_id)
+            if i is not None:  # deleted meanwhile otherwise
+                table.append(("not connected", "-", i.organization.slug, i.provider, i.name, str(i.pk), n.reason))
+        if len(table) > 1:
             widths = [max(len(row[n]) for row in table) for n in range(len(table[0]) - 1)]
             self.stdout.write("")
             for row in table:
                 padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
                 self.stdout.write("  ".join([*padded, row[-1]]))
         counts = summary.counts
+        extra = ""
+        if summary.not_connected:
+            extra += f"; {len(summary.not_connected)} not connected (not checked)"
+        if summary.skipped:
+            extra += f"; {summary.skipped} skipped (being checked by another run)"
         self.stdout.write("")
         self.stdout.write(
-            f"Checked {len(summary.checks)} integration(s) in {summary.seconds:.2f} s: "
-            f"{counts['healthy']} healthy, {counts['degraded']} degraded, {counts[UNHEALTHY]} unhealthy"
-            + (f"; {summary.skipped} skipped (being checked by another run)" if summary.skipped else "")
-            + "."
+            f"Checked {count_of(len(summary.checks), 'integration')} in {summary.seconds:.2f} s: "
+            f"{counts['healthy']} healthy, {counts['degraded']} degraded, {counts[UNHEALTHY]} unhealthy{extra}."
         )

@@ -145,3 +145,19 @@ def test_a_batch_lists_its_exhausted_deliveries_with_their_last_result():
     assert set(plan.exhausted) == {1, 4}
     assert plan.exhausted[1] == Exhausted(delivery=last, status=503, error="HTTP 503")
     assert plan.exhausted[4] == Exhausted(delivery=crashed, status=None, error=NOT_SENT_CRASHED)
+
+
+def test_test_events_count_as_attempts_but_never_in_consecutive_failures():
+    real, test = delivery(1, attempts=3), delivery(2, max_attempts=1, event_type=TEST_EVENT)
+    failed_test, gone_test = outcome(test, at=0), outcome(test, gone=True, at=1)
+    failed_test.final = gone_test.final = True
+    change = counter_change([failed_test, gone_test])
+    assert (change.successes, change.failures, change.consecutive_set, change.consecutive_add) == (0, 2, None, 0)
+    assert not change.gone and not change.may_disable  # a 410 to a test does not disable
+
+    # A successful test does not reset the count of real deliveries that ended failed.
+    ended = outcome(real, at=2)
+    ended.final = True
+    change = counter_change([outcome(test, success=True, at=0), ended])
+    assert (change.successes, change.failures, change.consecutive_set, change.consecutive_add) == (1, 1, None, 1)
+    assert change.may_disable

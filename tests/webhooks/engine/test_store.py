@@ -120,3 +120,48 @@ def test_an_expired_previous_secret_that_cannot_be_decrypted_does_not_block_sign
     assert tasks.deliver_due() == 1
     assert len(receiver.wait_for(1)) == 1
     assert Delivery.objects.get().state == Delivery.State.SUCCEEDED
+
+
+def test_test_events_never_move_consecutive_failures_or_disable(organization, receiver, settings):
+    from webhooks.services import webhook_send_test
+
+    settings.WEBHOOKS_DISABLE_AFTER_FAILURES = 2
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
+    Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=1)
+    receiver.default = Reply(status=500)
+    for _ in range(3):
+        assert webhook_send_test(webhook=webhook).success is False
+    receiver.default = Reply(status=410)
+    assert webhook_send_test(webhook=webhook).response_status == 410
+    webhook.refresh_from_db()
+    assert webhook.is_active and webhook.consecutive_failures == 1
+    assert webhook.failure_count == 4  # still attempts, logged and counted
+    receiver.default = Reply(status=200)
+    assert webhook_send_test(webhook=webhook).success is True
+    webhook.refresh_from_db()
+    assert webhook.consecutive_failures == 1 and webhook.success_count == 1  # no reset by a test either
+
+
+@pytest.mark.parametrize("status", [410, 500])
+def test_the_engine_disabling_a_webhook_moves_updated_at(organization, receiver, settings, status):
+    settings.WEBHOOKS_DISABLE_AFTER_FAILURES = 1
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"], retry_attempts=0)
+    long_ago = timezone.now() - timedelta(days=3)
+    Webhook.objects.filter(pk=webhook.pk).update(updated_at=long_ago)
+    receiver.default = Reply(status=status)
+    trigger_event(organization=organization, event="job.opened", payload={})
+    tasks.deliver_due()
+    webhook.refresh_from_db()
+    assert not webhook.is_active and webhook.disabled_at is not None
+    assert webhook.updated_at > long_ago
+
+
+def test_counters_alone_do_not_move_updated_at(organization, receiver):
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"])
+    long_ago = timezone.now() - timedelta(days=3)
+    Webhook.objects.filter(pk=webhook.pk).update(updated_at=long_ago)
+    trigger_event(organization=organization, event="job.opened", payload={})
+    tasks.deliver_due()
+    webhook.refresh_from_db()
+    assert webhook.success_count == 1 and webhook.last_success_at is not None
+    assert webhook.updated_at == long_ago  # statistics have times of their own

@@ -1,6 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from common.text import count_of
 from webhooks import app_settings
 from webhooks.services import logs_prune
 
@@ -8,7 +9,8 @@ from webhooks.services import logs_prune
 class Command(BaseCommand):
     help = (
         "Delete webhook attempt logs older than the retention (WEBHOOKS_LOG_RETENTION_DAYS), "
-        "then finished deliveries and events left without deliveries, in batches."
+        "then finished deliveries, then events older than that left without deliveries (orphans), in "
+        "batches. --dry-run deletes nothing and reports what a run would delete, orphans included."
     )
 
     def add_arguments(self, parser):
@@ -32,6 +34,12 @@ class Command(BaseCommand):
             raise CommandError(" ".join(exc.messages)) from None
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(
-            f"{verb} {result.logs} log(s), {result.deliveries} finished delivery(ies) and "
-            f"{result.events} event(s) older than {days} day(s)."
+            f"{verb} {count_of(result.logs, 'log')}, {count_of(result.deliveries, 'finished delivery')}"
+            f" and {count_of(result.events, 'event')} left without deliveries, older than {count_of(days, 'day')}."
         )
+        if result.orphans_kept:
+            verb = "would be" if dry_run else "are"
+            self.stdout.write(
+                f"{count_of(result.orphans_kept, 'event')} without deliveries {verb} kept: newer than "
+                f"{count_of(days, 'day')}, pruned once older."
+            )

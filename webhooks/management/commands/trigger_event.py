@@ -3,6 +3,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from common.text import count_of
 from organizations.models import Organization
 from webhooks.services import trigger_event
 
@@ -30,4 +31,10 @@ class Command(BaseCommand):
             record = trigger_event(organization=org, event=event, payload=data, idempotency_key=idempotency_key)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
-        self.stdout.write(f"Triggered {record.type} {record.id}: {record.delivery_count} delivery(ies).")
+        if record.is_repeat:
+            self.stdout.write(
+                f"Already triggered as {record.type} {record.id} with this idempotency key "
+                f"({count_of(record.delivery_count, 'delivery')}); nothing new sent."
+            )
+            return
+        self.stdout.write(f"Triggered {record.type} {record.id}: {count_of(record.delivery_count, 'delivery')}.")

@@ -1,42 +1,96 @@
+"""The webhook's admin page: the form (URL, events, headers, integration), status, the
+24-hour chart, the recent attempts and the actions. Writes go through webhooks.services."""
+
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from common.admin import colour_badge
 from common.exceptions import ApplicationError
-from common.redaction import is_sensitive_name, mask_sensitive
+from common.redaction import REDACTED, is_sensitive_name, mask_sensitive
+from common.text import count_of
 from organizations.admin_scoping import OrganizationScopedAdmin
 
-from . import selectors, services
-from .engine.policy import UNREADABLE_SECRET
-from .models import Delivery, Event, Webhook, WebhookLog
+from .. import selectors, services
+from ..engine.policy import UNREADABLE_SECRET
+from ..models import Webhook
+from .chart import render_chart
 
 RECENT_ATTEMPTS = 20
+UNREADABLE_HEADERS_HELP = (
+    "The stored headers cannot be decrypted with FERNET_KEYS: put the old key back and run reencrypt_credentials, "
+    "or enter them again here (leaving this empty keeps the stored ones)."
+)
+
+
+class HeadersField(forms.JSONField):
+    """A JSON object of header names to values, shown indented, one header a line."""
+
+    def prepare_value(self, value):
+        if value is None:
+            return ""
+        if isinstance(value, dict):
+            return json.dumps(value, indent=2, ensure_ascii=False)
+        return super().prepare_value(value)
+
+
+def admin_time(value) -> str:
+    """A time to the second, in the current time zone: "2026-12-02 01:13:07"."""
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}" if value else "—"
 
 
 class WebhookForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https")
+    url = forms.URLField(
+        label="URL",
+        max_length=2000,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"class": "vURLField", "style": "width:100%;max-width:48em;box-sizing:border-box"}),
+    )
+    headers = HeadersField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField", "spellcheck": "false"}),
+        help_text=(
+            'Custom request headers, a JSON object, e.g. {"Authorization": "Bearer …", "X-Team": "blue"}. '
+            f'Values of secret headers (Authorization, *token*, *key*, *secret*, cookies) show as "{REDACTED}": '
+            f'leave "{REDACTED}" to keep the stored value, type a new value to replace it, remove the line to '
+            "remove the header. Stored encrypted; webhook-*, Host and Content-Length cannot be set."
+        ),
+    )
     remove_sensitive_headers = forms.BooleanField(
         required=False,
         label="Remove the secret headers",
-        help_text="Required to move the URL to another host while secret headers (e.g. Authorization) are "
-        "stored: they are never sent to a host they were not entered for. Enter them again through the API.",
+        help_text="Needed to move the URL to another host while secret headers (e.g. Authorization) are stored, "
+        "unless you type their new values above: a secret is never sent to a host it was not entered for.",
     )
 
     class Meta:
         model = Webhook
-        fields = ["organization", "name", "url", "events", "retry_attempts", "is_active"]
+        fields = ["organization", "name", "url", "events", "integration", "retry_attempts", "is_active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        #: editing a saved webhook (a new one has its UUID already, so not `instance.pk`)
+        self.stored = not self.instance._state.adding
+        if self.stored and "headers" in self.fields:
+            # Never the stored values (the admin's form would start from them): secret ones masked.
+            if self.instance.headers_readable:
+                self.initial["headers"] = mask_sensitive(self.instance.headers)
+            else:
+                self.initial["headers"] = None
+                self.fields["headers"].help_text = UNREADABLE_HEADERS_HELP
+        if self.stored and "integration" in self.fields:  # only the webhook's own organization's
+            field = self.fields["integration"]
+            field.queryset = field.queryset.filter(organization_id=self.instance.organization_id)
+        # A post without the headers field (a client that never showed it) keeps them.
+        self.headers_submitted = not self.is_bound or self.add_prefix("headers") in self.data
         # `is_active` counts as changed only against what the operator was shown: if the
         # engine disabled the webhook after the form was opened, saving a new name must not
         # re-enable it. A post without that hidden value is compared with the stored row.
@@ -45,29 +99,48 @@ class WebhookForm(forms.ModelForm):
         if not self.is_bound or self.add_initial_prefix("is_active") in self.data:
             self.fields["is_active"].show_hidden_initial = True
 
+    def _organization(self):
+        if self.stored:
+            return self.instance.organization
+        return self.cleaned_data.get("organization")
+
     def clean(self):
         cleaned = super().clean()
+        fields = {k: cleaned[k] for k in ("url", "events", "retry_attempts", "integration") if k in cleaned}
+        if self.headers_submitted and cleaned.get("headers") is not None:
+            fields["headers"] = cleaned["headers"]
         try:
-            services.validate_webhook_fields(
-                {k: cleaned[k] for k in ("url", "events", "retry_attempts") if k in cleaned}
-            )
+            services.validate_webhook_fields(fields, self._organization())
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
-        if self.instance.pk and "url" in self.changed_data and cleaned.get("url"):
+        if self.errors:
+            return cleaned
+        url_moved = "url" in self.changed_data and cleaned.get("url")
+        headers = self.headers_to_store()
+        if self.stored and (url_moved or headers is not None):
             try:
-                services.headers_for_update(webhook=self.instance, url=cleaned["url"], headers=self.headers_to_store())
+                services.headers_for_update(
+                    webhook=self.instance, url=cleaned["url"] if url_moved else None, headers=headers
+                )
             except ValidationError as exc:
-                self.add_error("remove_sensitive_headers", exc.messages)
+                target = "remove_sensitive_headers" if url_moved else "headers"
+                self.add_error(target, exc.messages)
         return cleaned
 
     def headers_to_store(self) -> dict[str, str] | None:
-        """The headers without the secret ones when the operator asked to remove them, else None."""
+        """The headers to save (`REDACTED` values stand for the stored ones), or None to
+        keep them as they are."""
+        submitted = None
+        if self.headers_submitted and "headers" in self.changed_data:
+            submitted = self.cleaned_data.get("headers") or {}
         if not self.cleaned_data.get("remove_sensitive_headers"):
-            return None
-        if not self.instance.headers_readable:
-            return {}
-        return {name: value for name, value in self.instance.headers.items() if not is_sensitive_name(name)}
+            return submitted
+        if submitted is None:
+            if not self.instance.headers_readable:
+                return {}
+            submitted = self.instance.headers
+        return {name: value for name, value in submitted.items() if not is_sensitive_name(name)}
 
 
 @admin.register(Webhook)
@@ -90,7 +163,6 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     readonly_fields = [
         "status_badge",
         "signing_secret",
-        "masked_headers",
         *Webhook.STATUS_FIELDS,
         "chart",
         "recent_attempts",
@@ -98,11 +170,11 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     actions = ["send_test", "enable", "disable", "rotate_secret", "recover_failed"]
 
     def get_fieldsets(self, request, obj=None):
-        main = ("organization", "name", "url", "events", "retry_attempts", "is_active")
+        main = ("organization", "name", "url", "events", "integration", "headers", "retry_attempts", "is_active")
         if obj is None:
             return [(None, {"fields": main})]
         return [
-            (None, {"fields": (*main, "signing_secret", "masked_headers", "remove_sensitive_headers")}),
+            (None, {"fields": (*main, "remove_sensitive_headers", "signing_secret")}),
             (
                 "Status",
                 {
@@ -134,47 +206,22 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             return "Stored encrypted; shown only when created or rotated."
         return UNREADABLE_SECRET
 
-    @admin.display(description="Headers")
-    def masked_headers(self, obj: Webhook):
-        if not obj.headers_readable:
-            return "Stored encrypted; cannot be decrypted with FERNET_KEYS (enter them again through the API)."
-        return ", ".join(f"{k}: {v}" for k, v in mask_sensitive(obj.headers).items()) or "—"
-
-    @admin.display(description="Attempts per hour (green: success, red: failure)")
+    @admin.display(description="Attempts per hour")
     def chart(self, obj: Webhook):
-        series = selectors.webhook_hourly(webhook=obj)
-        peak = max([s["successes"] + s["failures"] for s in series] + [1])
-        width, height, bar = 24 * 14, 80, 12
-        rects = []
-        for index, point in enumerate(series):
-            x = index * 14
-            ok_h = round(point["successes"] / peak * height)
-            fail_h = round(point["failures"] / peak * height)
-            title = f"{point['hour']:%H}:00 — {point['successes']} ok, {point['failures']} failed"
-            rects.append((x, height - ok_h, bar, ok_h, "#43a047", title))
-            rects.append((x, height - ok_h - fail_h, bar, fail_h, "#e53935", title))
-        bars = format_html_join(
-            "",
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>',
-            rects,
-        )
-        return format_html(
-            '<svg width="{}" height="{}" role="img" aria-label="attempts per hour">'
-            '<rect width="100%" height="100%" fill="#f5f5f5"/>{}</svg>',
-            width,
-            height,
-            bars,
-        )
+        return render_chart(selectors.webhook_hourly(webhook=obj))  # the template escapes what it shows
 
     @admin.display(description="Recent attempts")
     def recent_attempts(self, obj: Webhook):
-        logs = obj.logs.order_by("-created_at")[:RECENT_ATTEMPTS]
+        logs = list(obj.logs.order_by("-created_at")[:RECENT_ATTEMPTS])
+        if not logs:
+            return "No attempts yet."
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+            '<tr><td><a href="{}">{}</a></td>' + "<td>{}</td>" * 4 + "<td>{} ms</td><td>{}</td></tr>",
             (
                 (
-                    f"{log.created_at:%Y-%m-%d %H:%M:%S}",
+                    reverse("admin:webhooks_webhooklog_change", args=[log.pk]),
+                    admin_time(log.created_at),
                     log.event_type,
                     log.attempt,
                     colour_badge("ok", "#2e7d32") if log.success else colour_badge("failed", "#c62828"),
@@ -185,14 +232,18 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
                 for log in logs
             ),
         )
-        header = mark_safe(
-            "<tr><th>time</th><th>event</th><th>attempt</th><th>result</th>"
-            "<th>status</th><th>duration</th><th>error</th></tr>"
+        header = format_html(
+            "<tr><th>time ({})</th><th>event</th><th>attempt</th><th>result</th><th>status</th>"
+            "<th>duration</th><th>error</th></tr>",
+            timezone.get_current_timezone_name(),
         )
-        return format_html("<table>{}{}</table>", header, rows) if logs else "No attempts yet."
+        everything = reverse("admin:webhooks_webhooklog_changelist") + f"?webhook={obj.pk}"
+        return format_html(
+            '<table>{}{}</table><p><a href="{}">All attempts of this webhook →</a></p>', header, rows, everything
+        )
 
     def save_model(self, request, obj, form, change):
-        editable = ("name", "url", "events", "retry_attempts", "is_active")
+        editable = ("name", "url", "events", "integration", "retry_attempts", "is_active")
         if change:
             # Only what the operator changed, through the service (it locks the row; enabling
             # and disabling follow its rules). Never a full save() of the form's instance:
@@ -204,6 +255,7 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             services.webhook_update(webhook=obj, disabled_by="admin", **changed)
         else:
             fields = {name: form.cleaned_data[name] for name in editable}
+            fields["headers"] = form.cleaned_data.get("headers") or {}
             webhook = services.webhook_create(organization=form.cleaned_data["organization"], **fields)
             obj.pk = webhook.pk
             self.message_user(
@@ -222,17 +274,21 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
 
     @admin.action(description="Enable (resets the failure count)")
     def enable(self, request, queryset):
+        count = 0
         for webhook in queryset:
             services.webhook_enable(webhook=webhook)
-        self.message_user(request, f"Enabled {queryset.count()} webhook(s).", messages.SUCCESS)
+            count += 1
+        self.message_user(request, f"Enabled {count_of(count, 'webhook')}.", messages.SUCCESS)
 
     @admin.action(description="Disable")
     def disable(self, request, queryset):
+        count = 0
         for webhook in queryset.filter(is_active=True):
             services.webhook_disable(
                 webhook=webhook, reason=f"Disabled by {request.user} in the admin.", disabled_by="admin"
             )
-        self.message_user(request, "Disabled.", messages.SUCCESS)
+            count += 1
+        self.message_user(request, f"Disabled {count_of(count, 'webhook')}.", messages.SUCCESS)
 
     @admin.action(description="Rotate the signing secret (the old one signs 24 h more)")
     def rotate_secret(self, request, queryset):
@@ -249,63 +305,4 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"{webhook.name}: {exc.message}", messages.ERROR)
                 continue
-            self.message_user(request, f"{webhook.name}: {result.recovered} delivery(ies) queued again.")
-
-
-class ReadOnlyAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(WebhookLog)
-class WebhookLogAdmin(ReadOnlyAdmin):
-    list_display = [
-        "created_at",
-        "webhook",
-        "event_type",
-        "attempt",
-        "success",
-        "response_status",
-        "duration_ms",
-        "error",
-    ]
-    list_filter = ["success", "event_type", "response_status", "webhook__organization"]
-    list_select_related = ["webhook"]
-    search_fields = ["message_id", "webhook__name", "error"]
-    date_hierarchy = "created_at"
-    exclude = ["organization"]
-
-
-@admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = [
-        "message_id",
-        "webhook",
-        "event",
-        "state",
-        "attempts",
-        "max_attempts",
-        "next_attempt_at",
-        "last_error",
-    ]
-    list_filter = ["state", "organization"]
-    list_select_related = ["webhook", "event"]
-    search_fields = ["id", "webhook__name"]
-    exclude = ["lease_token"]
-
-
-@admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
-    list_display = ["type", "organization", "idempotency_key", "created_at"]
-    list_filter = ["type", "organization"]
-    list_select_related = ["organization"]
-    search_fields = ["id", "idempotency_key"]
-    date_hierarchy = "created_at"
+            self.message_user(request, f"{webhook.name}: {count_of(result.recovered, 'delivery')} queued again.")

@@ -1,0 +1,28 @@
+"""Words in messages to people: counts with the noun that agrees with them."""
+
+from __future__ import annotations
+
+_VOWELS = "aeiou"
+
+
+def plural_of(noun: str) -> str:
+    """The regular English plural: "delivery" → "deliveries", "key" → "keys", "check" → "checks"."""
+    if noun.endswith("y") and len(noun) > 1 and noun[-2].lower() not in _VOWELS:
+        return noun[:-1] + "ies"
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return noun + "es"
+    return noun + "s"
+
+
+def count_of(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 delivery`, `2 deliveries`, `0 deliveries`: the count and the noun that agrees with it."""
+    return f"{count} {noun if count == 1 else (plural or plural_of(noun))}"
+
+
+def model_label(model) -> str:
+    """A model's plural name for people, e.g. "OAuth states" (Django's default would say "o auth states")."""
+    return MODEL_LABELS.get(model._meta.label, str(model._meta.verbose_name_plural))
+
+
+# Models whose class name Django cannot turn into words (`OAuthState` → "o auth state").
+MODEL_LABELS = {"integrations.OAuthState": "OAuth states"}
