@@ -12,6 +12,7 @@ from common.exceptions import ApplicationError
 from common.fields import is_readable
 from organizations.admin_scoping import OrganizationScopedAdmin
 
+from .admin_issues import IntegrationIssuesAdminMixin
 from .models import UNREADABLE_CREDENTIALS, Integration
 from .oauth.binding import set_binding_cookie
 from .oauth.flows import hash_state, oauth_start_authorization
@@ -94,7 +95,7 @@ class IntegrationAdminForm(forms.ModelForm):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, admin.ModelAdmin):
     form = IntegrationAdminForm
     list_display = [
         "name",
@@ -103,6 +104,7 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         "auth_type",
         "status_badge",
         "health_badge",
+        "issues_badge",
         "token_expires_at",
         "last_sync_at",
         "updated_at",
@@ -113,8 +115,10 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     state_fields = [
         "status_badge",
         "health_badge",
+        "issues_badge",
         "needs_reauthorization",
         "token_expires_at",
+        *IntegrationIssuesAdminMixin.lifecycle_fields,
         "refresh_retry_at",
         "last_sync_at",
         "last_error",
