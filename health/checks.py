@@ -143,23 +143,30 @@ def _credential(integration: Integration, provider: providers.Provider) -> tuple
         refusal = shared_app_refusal(provider, auth_type, integration.config or {})
         if refusal:  # a token issued to the platform's OAuth app goes only to the provider's hosts
             raise _CannotCheck(refusal, Kind.CONFIG_INVALID)
-        attempts = integration.token_refresh_attempts
-        try:
-            token = get_access_token(integration)  # refreshes first when it expires soon
-        except UpstreamError as error:  # failed (recorded by the token path) or backing off after it
-            raise _CannotCheck(f"Could not get an access token: {error.message}") from None
-        except ReauthorizationRequired as error:
-            tried = integration.token_refresh_attempts != attempts  # then the token path recorded it
-            kind = "" if tried else Kind.REAUTHORIZATION_REQUIRED
-            raise _CannotCheck(f"Missing credentials: {error.message}", kind) from None
-        except OAuthError as error:  # refused by the token endpoint: recorded by the token path
-            raise _CannotCheck(f"Missing credentials: {error.message}") from None
-        except ApplicationError as error:  # e.g. no OAuth client configured
-            raise _CannotCheck(f"Missing credentials: {error.message}", Kind.CONFIG_INVALID) from None
+        token = _access_token(integration)
         return {"Authorization": f"Bearer {token}"}, None, [token]
     if auth_type == providers.API_KEY:
         return _api_key_credential(credentials, provider.health_check.auth)
     raise _NoCheck(f"No health check available for {auth_type} integrations yet.")
+
+
+def _access_token(integration: Integration) -> str:
+    """A usable token (refreshed or minted first when it expires soon), else `_CannotCheck`
+    naming the issue it shows. A refresh or mint that was tried recorded its own outcome
+    (integrations/detectors.py): the check does not count it a second time."""
+    attempts = integration.token_refresh_attempts
+    try:
+        return get_access_token(integration)
+    except UpstreamError as error:  # failed (recorded by the token path) or backing off after it
+        raise _CannotCheck(f"Could not get an access token: {error.message}") from None
+    except ReauthorizationRequired as error:
+        tried = integration.token_refresh_attempts != attempts  # then the token path recorded it
+        kind = "" if tried else Kind.REAUTHORIZATION_REQUIRED
+        raise _CannotCheck(f"Missing credentials: {error.message}", kind) from None
+    except OAuthError as error:  # refused by the token endpoint: recorded by the token path
+        raise _CannotCheck(f"Missing credentials: {error.message}") from None
+    except ApplicationError as error:  # e.g. no OAuth client configured, a config the grant cannot use
+        raise _CannotCheck(f"Missing credentials: {error.message}", Kind.CONFIG_INVALID) from None
 
 
 def _api_key_credential(credentials: dict, how: providers.HealthCheckAuth) -> tuple[dict, tuple | None, list[str]]:
