@@ -12,6 +12,14 @@ credential is sent and what counts as success; this module applies the rules:
 SAML integrations are checked by `health/saml.py`: the IdP metadata and the certificates'
 expiry, then (with the SAML bearer grant) a token and `health_check_url` as here.
 
+Each result also names the connection issue it shows (`issue_kind`) and the kinds it
+looked for (`observed_kinds`: a kind looked for and not shown is cleared by
+`integrations.issues`): 401/403 → `credentials_rejected`; 5xx, a timeout, a connection
+failure → `provider_unavailable`; 429 → `rate_limited`; an unknown provider, a stored
+config that no longer validates, missing config or credentials, no `health_check_url` →
+`config_invalid`; a token that needs re-authorization → `reauthorization_required`. A
+token refresh that was tried reports its own outcome (`integrations/detectors.py`).
+
 Error texts never contain credential values: they are built from fixed phrases, the
 provider's short error code, and are redacted against the credentials and the token.
 """
@@ -36,10 +44,12 @@ from common.exceptions import ApplicationError, UpstreamError
 from common.http import ResponseTooLarge, describe_size
 from common.redaction import redact
 from integrations import providers
-from integrations.models import UNREADABLE_CREDENTIALS, Integration
-from integrations.oauth.tokens import get_access_token
+from integrations.models import UNREADABLE_CREDENTIALS, ConnectionIssue, Integration
+from integrations.oauth.client import OAuthError
+from integrations.oauth.tokens import ReauthorizationRequired, get_access_token
 from integrations.providers.hosts import shared_app_refusal
 from integrations.services import MAX_ERROR_LENGTH, integration_secrets
+from integrations.validation import describe_errors, stored_config_errors
 
 from . import app_settings
 from .http import get_session
@@ -50,6 +60,20 @@ HEALTHY = "healthy"
 DEGRADED = "degraded"
 UNHEALTHY = "unhealthy"
 MAX_PROVIDER_ERROR = 100
+
+Kind = ConnectionIssue.Kind
+#: what an answer of the provider's API shows, present or absent (not its credentials'
+#: fate when it answered neither 2xx nor 401/403)
+ANSWERED_KINDS: tuple[str, ...] = (Kind.PROVIDER_UNAVAILABLE, Kind.RATE_LIMITED, Kind.CONFIG_INVALID)
+#: ... and a 2xx or 401/403 answer shows whether the credentials are accepted
+ANSWER_KINDS: tuple[str, ...] = (Kind.CREDENTIALS_REJECTED, *ANSWERED_KINDS)
+#: what a request that got no answer shows
+NO_ANSWER_KINDS: tuple[str, ...] = (Kind.PROVIDER_UNAVAILABLE, Kind.CONFIG_INVALID)
+#: every kind a health check can see: a healthy result saw none of them
+HEALTH_KINDS: tuple[str, ...] = (*ANSWER_KINDS, Kind.CERTIFICATE_EXPIRING)
+#: `"ok": false` errors (Slack) that mean the credential is refused
+JSON_OK_AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+JSON_OK_RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
 
 
 @dataclass
@@ -64,6 +88,9 @@ class CheckResult:
     #: facts for it; recorded by `health.services` through `integrations.issues`
     issue_kind: str = ""
     issue_details: dict[str, Any] = field(default_factory=dict)
+    #: the kinds this result looked for (shown or not); None: every kind a check can see
+    #: when healthy, else only `issue_kind`
+    observed_kinds: tuple[str, ...] | None = None
     secrets: list[str] = field(default_factory=list, repr=False)
     #: (user, password) pairs sent as Basic auth: `base64(user:password)` is hidden too
     basic_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
@@ -71,6 +98,10 @@ class CheckResult:
     def __post_init__(self) -> None:
         self.error = redact(self.error, self.secrets, basic_pairs=self.basic_pairs)[:MAX_ERROR_LENGTH]
         self.secrets, self.basic_pairs = [], []  # not kept beyond redaction
+        if self.observed_kinds is None:
+            self.observed_kinds = HEALTH_KINDS if self.status == HEALTHY else ()
+        if self.issue_kind and self.issue_kind not in self.observed_kinds:
+            self.observed_kinds = (*self.observed_kinds, self.issue_kind)
 
 
 PENDING_REASON = "pending until its credentials are complete"
@@ -80,8 +111,8 @@ def not_connected_reason(integration: Integration) -> str | None:
     """Why an integration was never connected (nothing to check yet), or None if it was;
     a phrase to follow "Not connected yet: ".
 
-    Never connected: still `pending`, an OAuth integration never authorized (no tokens), or
-    no credentials at all (SAML excepted: its IdP metadata is config). Such an integration's
+    Never connected: still `pending` (an OAuth integration: never authorized), or no
+    credentials at all (SAML excepted: its IdP metadata is config). Such an integration's
     health is `unknown` ("not connected"), not unhealthy: runs and "check now" leave it out
     and say why. Credentials that no key decrypts are not this case: they are a fault of a
     connected integration (unhealthy).
@@ -89,10 +120,13 @@ def not_connected_reason(integration: Integration) -> str | None:
     if not integration.credentials_readable:
         return None
     credentials = integration.credentials if isinstance(integration.credentials, dict) else {}
-    if integration.auth_type == providers.OAUTH2 and not (
-        credentials.get("access_token") or credentials.get("refresh_token")
-    ):
-        return "never authorized, it has no OAuth tokens: authorize it first"
+    if integration.auth_type == providers.OAUTH2:
+        if not (credentials.get("access_token") or credentials.get("refresh_token")):
+            # Pending: never authorized. Active without tokens: it was, and lost them (a
+            # connection issue, `reauthorization_required`, found by the check).
+            if integration.status == Integration.Status.PENDING:
+                return "never authorized, it has no OAuth tokens: authorize it first"
+        return None if integration.status != Integration.Status.PENDING else PENDING_REASON
     # SAML's metadata is config (credentials only for the bearer grant, validated on save)
     if not credentials and integration.auth_type != providers.SAML:
         return "it has no credentials: add them first"
@@ -101,11 +135,17 @@ def not_connected_reason(integration: Integration) -> str | None:
     return None
 
 
-class _NoCheck(Exception):
+class _Stop(Exception):
+    def __init__(self, message: str, kind: str = ""):
+        super().__init__(message)
+        self.kind = kind
+
+
+class _NoCheck(_Stop):
     """No check is available: reported as degraded."""
 
 
-class _CannotCheck(Exception):
+class _CannotCheck(_Stop):
     """The integration cannot be checked (no credentials, no token): unhealthy."""
 
 
@@ -119,8 +159,8 @@ def _check_url(integration: Integration, provider: providers.Provider) -> str:
         value = config.get(name, spec.default if spec else None)
         if not isinstance(value, str) or not value:
             if name == "health_check_url":
-                raise _NoCheck("No health check available: set config.health_check_url.")
-            raise _CannotCheck(f"Cannot check: config.{name} is missing.")
+                raise _NoCheck("No health check available: set config.health_check_url.", Kind.CONFIG_INVALID)
+            raise _CannotCheck(f"Cannot check: config.{name} is missing.", Kind.CONFIG_INVALID)
         values[name] = value
     return template.format(**values)
 
@@ -131,50 +171,55 @@ def _credential(integration: Integration, provider: providers.Provider) -> tuple
     auth_type = integration.auth_type
     if auth_type == providers.OAUTH2:
         if not credentials.get("access_token") and not credentials.get("refresh_token"):
-            raise _CannotCheck("Missing credentials: the integration has not been authorized.")
+            # An integration still waiting for its first authorization has no issue yet.
+            kind = "" if integration.status == Integration.Status.PENDING else Kind.REAUTHORIZATION_REQUIRED
+            raise _CannotCheck("Missing credentials: the integration has not been authorized.", kind)
         refusal = shared_app_refusal(provider, auth_type, integration.config or {})
         if refusal:  # a token issued to the platform's OAuth app goes only to the provider's hosts
-            raise _CannotCheck(refusal)
-        try:
-            token = get_access_token(integration)  # refreshes first when it expires soon
-        except UpstreamError as error:
-            raise _CannotCheck(f"Could not get an access token: {error.message}") from None
-        except ApplicationError as error:
-            raise _CannotCheck(f"Missing credentials: {error.message}") from None
+            raise _CannotCheck(refusal, Kind.CONFIG_INVALID)
+        token = _access_token(integration)
         return {"Authorization": f"Bearer {token}"}, None, [token]
     if auth_type == providers.API_KEY:
         return _api_key_credential(credentials, provider.health_check.auth)
-    if auth_type == providers.JWT:
-        return _minted_credential(integration)
-    if auth_type == providers.SAML:  # the SAML bearer grant's token, minted by health/saml.py first
-        try:
-            token = get_access_token(integration)
-        except ApplicationError as error:
-            raise _CannotCheck(f"Could not get an access token: {error.message}") from None
+    if auth_type in (providers.JWT, providers.SAML):  # minted (SAML: by health/saml.py first)
+        token = _access_token(integration)
         return {"Authorization": f"Bearer {token}"}, None, [token]
     raise _NoCheck(f"No health check available for {auth_type} integrations yet.")
 
 
-def _minted_credential(integration: Integration) -> tuple[dict, tuple | None, list[str]]:
-    """A token minted from the integration's key (reused while fresh), sent as Bearer."""
+def _access_token(integration: Integration) -> str:
+    """A usable token (refreshed or minted first when it expires soon), else `_CannotCheck`
+    naming the issue it shows. A refresh or mint that was tried recorded its own outcome
+    (integrations/detectors.py): the check does not count it a second time."""
+    attempts = integration.token_refresh_attempts
+    minted = integration.auth_type in (providers.JWT, providers.SAML)
+    refused = "Could not mint an access token" if minted else "Missing credentials"
     try:
-        token = get_access_token(integration)  # mints first when there is none or it expires soon
-    except ApplicationError as error:  # refused, failed, or a config that cannot sign
-        raise _CannotCheck(f"Could not mint an access token: {error.message}") from None
-    return {"Authorization": f"Bearer {token}"}, None, [token]
+        return get_access_token(integration)
+    except UpstreamError as error:  # failed (recorded by the token path) or backing off after it
+        verb = "mint" if minted else "get"
+        raise _CannotCheck(f"Could not {verb} an access token: {error.message}") from None
+    except ReauthorizationRequired as error:
+        tried = integration.token_refresh_attempts != attempts  # then the token path recorded it
+        kind = "" if tried else Kind.REAUTHORIZATION_REQUIRED
+        raise _CannotCheck(f"{refused}: {error.message}", kind) from None
+    except OAuthError as error:  # refused by the token endpoint: recorded by the token path
+        raise _CannotCheck(f"{refused}: {error.message}") from None
+    except ApplicationError as error:  # e.g. no OAuth client configured, a config the grant cannot use
+        raise _CannotCheck(f"{refused}: {error.message}", Kind.CONFIG_INVALID) from None
 
 
 def _api_key_credential(credentials: dict, how: providers.HealthCheckAuth) -> tuple[dict, tuple | None, list[str]]:
     """An API-key credential sent the way the catalogue entry's `health_check.auth` says."""
     if how == "basic":
         if not (credentials.get("username") and credentials.get("password")):
-            raise _CannotCheck("Missing credentials: username and password.")
+            raise _CannotCheck("Missing credentials: username and password.", Kind.CONFIG_INVALID)
         return {}, (credentials["username"], credentials["password"]), []
     if how == "query":
         raise _NoCheck("No health check available: the credential would go in query parameters.")
     key = credentials.get("api_key") or credentials.get("token")
     if not key:
-        raise _CannotCheck("Missing credentials: api_key.")
+        raise _CannotCheck("Missing credentials: api_key.", Kind.CONFIG_INVALID)
     if how == "basic_api_key":
         return {}, (key, "x"), []
     return {"Authorization": f"Bearer {key}"}, None, []
@@ -200,16 +245,32 @@ def _check_endpoint(integration: Integration) -> CheckResult:
     """The provider's check endpoint called with the integration's credential."""
     secrets, pairs = integration_secrets(integration)
 
-    def result(status: str, error: str = "", **kwargs: Any) -> CheckResult:
+    def result(
+        status: str, error: str = "", *, kind: str = "", saw: tuple[str, ...] | None = None, **kwargs: Any
+    ) -> CheckResult:
+        """`kind`: the issue shown; `saw`: the kinds looked for (see `CheckResult.observed_kinds`)."""
+        if kind:
+            kwargs["issue_kind"] = kind
         return CheckResult(
-            integration.pk, status, timezone.now(), error=error, secrets=secrets, basic_pairs=pairs, **kwargs
+            integration.pk,
+            status,
+            timezone.now(),
+            error=error,
+            secrets=secrets,
+            basic_pairs=pairs,
+            observed_kinds=saw,
+            **kwargs,
         )
 
     provider = integration.provider_info
     if provider is None:
-        return result(UNHEALTHY, f"Unknown provider {integration.provider!r}.")
+        return result(UNHEALTHY, f"Unknown provider {integration.provider!r}.", kind=Kind.CONFIG_INVALID)
+    problems = stored_config_errors(integration.provider, integration.auth_type, integration.config)
+    if problems:  # e.g. a key the catalogue no longer has: the API would refuse to save it
+        text = f"Invalid configuration: {describe_errors(problems)}"
+        return result(UNHEALTHY, text, kind=Kind.CONFIG_INVALID, issue_details={"errors": problems})
     if not integration.credentials_readable:
-        return result(UNHEALTHY, UNREADABLE_CREDENTIALS)
+        return result(UNHEALTHY, UNREADABLE_CREDENTIALS, kind=Kind.CONFIG_INVALID)
     try:
         if provider.health_check.success == "none":
             note = provider.health_check.note or "the provider offers no cheap authenticated check"
@@ -219,13 +280,13 @@ def _check_endpoint(integration: Integration) -> CheckResult:
         secrets.extend(in_play)
         if auth is not None:
             pairs.append(auth)
-    except _NoCheck as reason:
-        return result(DEGRADED, str(reason))
+    except _NoCheck as reason:  # the config validated: it is seen fine unless the reason says otherwise
+        return result(DEGRADED, str(reason), kind=reason.kind, saw=(Kind.CONFIG_INVALID,))
     except _CannotCheck as reason:
-        return result(UNHEALTHY, str(reason))
+        return result(UNHEALTHY, str(reason), kind=reason.kind, saw=(Kind.CONFIG_INVALID,))
     except Exception:  # a bug must not stop the run: report it, logged with its traceback
         logger.exception("Health check of integration %s could not start", integration.pk)
-        return result(UNHEALTHY, "Internal error while preparing the check.")
+        return result(UNHEALTHY, "Internal error while preparing the check.", saw=())
 
     host = _host(url)
     timeout = app_settings.timeout()
@@ -241,31 +302,40 @@ def _check_endpoint(integration: Integration) -> CheckResult:
         )
         elapsed_ms = int((time.perf_counter() - started) * 1000)
     except requests.Timeout:
-        return result(UNHEALTHY, f"Timed out after {timeout:g} s ({host}).")
+        text = f"Timed out after {timeout:g} s ({host})."
+        return result(UNHEALTHY, text, kind=Kind.PROVIDER_UNAVAILABLE, saw=NO_ANSWER_KINDS)
     except InvalidIPAddress:
-        return result(UNHEALTHY, f"Refused: {host} resolves to a private or reserved address.")
+        text = f"Refused: {host} resolves to a private or reserved address."
+        return result(UNHEALTHY, text, kind=Kind.CONFIG_INVALID, saw=())
     except ResponseTooLarge as error:  # read no further than the limit (decoded bytes)
         code = error.response.status_code if error.response is not None else None
         size = describe_size(error.limit)
-        return result(UNHEALTHY, f"Answer too large: more than {size} once decoded ({host}).", http_status=code)
+        text = f"Answer too large: more than {size} once decoded ({host})."
+        return result(UNHEALTHY, text, http_status=code, saw=(Kind.CONFIG_INVALID,))
     except requests.ConnectionError:
-        return result(UNHEALTHY, f"Connection failed ({host}).")
+        return result(UNHEALTHY, f"Connection failed ({host}).", kind=Kind.PROVIDER_UNAVAILABLE, saw=NO_ANSWER_KINDS)
     except requests.RequestException as error:
-        return result(UNHEALTHY, f"Request failed ({type(error).__name__}, {host}).")
+        text = f"Request failed ({type(error).__name__}, {host})."
+        return result(UNHEALTHY, text, kind=Kind.PROVIDER_UNAVAILABLE, saw=NO_ANSWER_KINDS)
     except Exception:
         logger.exception("Health check of integration %s failed unexpectedly", integration.pk)
-        return result(UNHEALTHY, "Internal error during the check.")
+        return result(UNHEALTHY, "Internal error during the check.", saw=())
 
     code = response.status_code
     timing: dict[str, Any] = {"response_time_ms": elapsed_ms, "http_status": code}
     if code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
-        return result(UNHEALTHY, f"Authentication rejected: HTTP {code} from {host}.", **timing)
+        text = f"Authentication rejected: HTTP {code} from {host}."
+        return result(UNHEALTHY, text, kind=Kind.CREDENTIALS_REJECTED, saw=ANSWER_KINDS, **timing)
     if code == HTTPStatus.TOO_MANY_REQUESTS:
-        return result(DEGRADED, f"Rate limited: HTTP 429 from {host}.", **timing)
+        retry_after = response.headers.get("Retry-After", "")
+        details = {"retry_after": int(retry_after)} if retry_after.isdigit() else {}
+        text = f"Rate limited: HTTP 429 from {host}."
+        return result(DEGRADED, text, kind=Kind.RATE_LIMITED, saw=ANSWERED_KINDS, issue_details=details, **timing)
     if code >= 500:
-        return result(UNHEALTHY, f"Provider error: HTTP {code} from {host}.", **timing)
+        text = f"Provider error: HTTP {code} from {host}."
+        return result(UNHEALTHY, text, kind=Kind.PROVIDER_UNAVAILABLE, saw=ANSWERED_KINDS, **timing)
     if not 200 <= code < 300:
-        return result(UNHEALTHY, f"Unexpected answer: HTTP {code} from {host}.", **timing)
+        return result(UNHEALTHY, f"Unexpected answer: HTTP {code} from {host}.", saw=ANSWERED_KINDS, **timing)
     if provider.health_check.success == "json_ok":
         try:
             body = response.json()
@@ -279,8 +349,14 @@ def _check_endpoint(integration: Integration) -> CheckResult:
                 if provider_error
                 else "no `ok: true` in the answer"
             )
-            return result(UNHEALTHY, f"Provider reported a failure: {why}.", **timing)
+            text = f"Provider reported a failure: {why}."
+            code_text = provider_error if isinstance(provider_error, str) else ""
+            if code_text in JSON_OK_AUTH_ERRORS:
+                return result(UNHEALTHY, text, kind=Kind.CREDENTIALS_REJECTED, saw=ANSWER_KINDS, **timing)
+            kind = Kind.RATE_LIMITED if code_text in JSON_OK_RATE_LIMITED else ""
+            return result(UNHEALTHY, text, kind=kind, saw=ANSWERED_KINDS, **timing)
     slow = app_settings.slow_ms()
     if elapsed_ms > slow:
-        return result(DEGRADED, f"Slow response: {elapsed_ms} ms (threshold {slow:g} ms).", **timing)
+        text = f"Slow response: {elapsed_ms} ms (threshold {slow:g} ms)."
+        return result(DEGRADED, text, saw=ANSWER_KINDS, **timing)
     return result(HEALTHY, **timing)

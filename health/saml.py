@@ -108,14 +108,20 @@ def _bearer_certificate_finding(integration: Integration, now: datetime) -> Find
 
 
 def _mint_finding(integration: Integration) -> Finding:
+    attempts = integration.token_refresh_attempts
     try:
         get_access_token(integration)  # minted under the row lock, or the stored one while fresh
-    except ReauthorizationRequired as error:
-        return Finding(UNHEALTHY, f"Could not get an access token: {error.message}", Kind.REAUTHORIZATION_REQUIRED)
-    except OAuthError as error:
-        return Finding(UNHEALTHY, f"Could not get an access token: {error.message}", Kind.CREDENTIALS_REJECTED)
-    except UpstreamError as error:
-        return Finding(UNHEALTHY, f"Could not get an access token: {error.message}", Kind.PROVIDER_UNAVAILABLE)
+    except (ReauthorizationRequired, OAuthError, UpstreamError) as error:
+        # A mint that was tried recorded its own outcome as an issue (integrations/detectors.py):
+        # the check shows it without counting it a second time.
+        tried = integration.token_refresh_attempts != attempts
+        if isinstance(error, ReauthorizationRequired):
+            kind = Kind.REAUTHORIZATION_REQUIRED
+        elif isinstance(error, OAuthError):
+            kind = Kind.CREDENTIALS_REJECTED
+        else:
+            kind = Kind.PROVIDER_UNAVAILABLE
+        return Finding(UNHEALTHY, f"Could not get an access token: {error.message}", "" if tried else kind)
     except ApplicationError as error:
         return Finding(UNHEALTHY, f"Could not get an access token: {error.message}", Kind.CONFIG_INVALID)
     return Finding(HEALTHY)

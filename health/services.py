@@ -7,6 +7,13 @@ unhealthy checks put an active integration into `error` (event `integration.unhe
 the next check that is not unhealthy makes it `active` again (event `integration.recovered`).
 An integration never connected (`checks.not_connected_reason`) is not checked: its health
 is `unknown` ("not connected"), and runs report it apart.
+
+Connection issues (`integrations/issues.py`): each result's issue and the kinds it looked
+for are recorded with the batch (`issues_observe`: one query for the batch's active
+issues, writes only for what changes). Health status and open issues never contradict
+each other: a check that would be `healthy` is recorded `degraded` while the integration
+has an open issue, saying which; a healthy check of an integration marked as needing
+re-authorization (its token still works) shows `reauthorization_required`.
 """
 
 from __future__ import annotations
@@ -21,17 +28,27 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import connection, connections, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from common.exceptions import ConflictError
-from integrations.models import Integration
+from integrations.detectors import reauthorization_details, reauthorization_message
+from integrations.issues import ACTIVE, Kind, Observation, Seen, issues_observe
+from integrations.models import ConnectionIssue, Integration
 from organizations.models import Organization
 from webhooks.services import trigger_event
 
 from . import app_settings
-from .checks import PENDING_REASON, UNHEALTHY, CheckResult, check_integration, not_connected_reason
+from .checks import (
+    DEGRADED,
+    HEALTHY,
+    PENDING_REASON,
+    UNHEALTHY,
+    CheckResult,
+    check_integration,
+    not_connected_reason,
+)
 from .models import ClusterHeartbeat, HealthCheck, HealthState
 
 logger = logging.getLogger(__name__)
@@ -126,21 +143,61 @@ def _write_health(records: list[HealthCheck], now, batch_size: int = 500) -> Non
         )
 
 
+def _observation(integration: Integration, result: CheckResult) -> Observation:
+    detected: dict[str, Seen] = {}
+    kind = result.issue_kind
+    if kind == Kind.REAUTHORIZATION_REQUIRED:
+        message = f"{result.error} An admin of the organization must reconnect it: open the reconnect URL."
+        detected[kind] = Seen(message, {**reauthorization_details(integration), **result.issue_details})
+    elif kind:
+        detected[kind] = Seen(result.error or str(kind), result.issue_details)
+    if integration.needs_reauthorization and result.status == HEALTHY:
+        # A token that still works does not make a dead grant healthy (the failures that
+        # marked it were recorded by the token path when they happened).
+        detected[Kind.REAUTHORIZATION_REQUIRED] = Seen(
+            reauthorization_message(integration), reauthorization_details(integration)
+        )
+    return Observation(integration=integration, detected=detected, looked_for=frozenset(result.observed_kinds or ()))
+
+
+def _with_open_issues(result: CheckResult, issues: list[ConnectionIssue]) -> tuple[str, str]:
+    """The status and error to record: never `healthy` while an issue is open."""
+    if result.status != HEALTHY or not issues:
+        return result.status, result.error
+    kinds = ", ".join(sorted({issue.kind for issue in issues}))
+    return DEGRADED, f"Healthy answer, but connection issues are open: {kinds}."
+
+
 @transaction.atomic
 def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck]:
-    """Record a batch of checks (history, integration health, status rules) and release their
-    leases, in a constant number of queries plus one or two per status change."""
+    """Record a batch of checks (history, integration health, status rules, connection
+    issues) and release their leases, in a constant number of queries plus one or two per
+    status change and per connection issue that changes."""
     results = list(results)
     ids = [result.integration_id for result in results]
     threshold = app_settings.unhealthy_threshold()
     now = timezone.now()
     states = {s.pk: s for s in HealthState.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    active_issues = ConnectionIssue.objects.filter(status__in=ACTIVE)
+    # Locked in one query (in pk order) before the issue rows: the order every issue
+    # writer follows (integrations/issues.py), e.g. a token refresh recording its outcome.
     integrations = {
         i.pk: i
-        for i in Integration.objects.filter(pk__in=ids).only(
-            "id", "organization_id", "name", "provider", "status", "needs_reauthorization"
-        )
+        for i in Integration.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .only("id", "organization_id", "name", "provider", "auth_type", "status", "needs_reauthorization")
+        .annotate(has_active_issues=Exists(active_issues.filter(integration_id=OuterRef("pk"))))
     }
+    observations = [
+        _observation(integrations[result.integration_id], result)
+        for result in results
+        if result.integration_id in integrations
+    ]
+    # Nothing seen and nothing to clear: no query at all for the (usual) healthy integration.
+    open_issues = issues_observe(
+        observations=[o for o in observations if o.detected or o.integration.has_active_issues]  # type: ignore[attr-defined]
+    )
     new_states, records, transitions = [], [], []
     for result in results:
         integration = integrations.get(result.integration_id)
@@ -153,6 +210,7 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
         unhealthy = result.status == UNHEALTHY
         state.consecutive_unhealthy = state.consecutive_unhealthy + 1 if unhealthy else 0
         state.leased_until = None
+        status, error = _with_open_issues(result, open_issues.get(integration.pk, []))
         transition = HealthCheck.Transition.NONE
         if unhealthy and state.consecutive_unhealthy >= threshold:
             if integration.status == Integration.Status.ACTIVE:
@@ -172,16 +230,16 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
             state.marked_error = False  # recovered, or someone else changed the status meanwhile
         record = HealthCheck(
             integration_id=integration.pk,
-            status=result.status,
+            status=status,
             response_time_ms=result.response_time_ms,
             http_status=result.http_status,
-            error=result.error,
+            error=error,
             consecutive_unhealthy=state.consecutive_unhealthy,
             transition=transition,
             checked_at=result.checked_at,
         )
         records.append(record)
-        integration.health_status = result.status
+        integration.health_status = status
         integration.last_health_check_at = result.checked_at
         if transition:
             transitions.append((integration, record))

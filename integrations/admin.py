@@ -13,6 +13,7 @@ from common.fields import is_readable
 from common.text import count_of
 from organizations.admin_scoping import OrganizationScopedAdmin
 
+from .admin_issues import IntegrationIssuesAdminMixin
 from .grants import consent_url
 from .models import UNREADABLE_CREDENTIALS, Integration
 from .oauth.binding import set_binding_cookie
@@ -104,7 +105,7 @@ class IntegrationAdminForm(forms.ModelForm):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
+class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, admin.ModelAdmin):
     form = IntegrationAdminForm
     list_display = [
         "name",
@@ -113,6 +114,7 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         "auth_type",
         "status_badge",
         "health_badge",
+        "issues_badge",
         "token_expires_at",
         "last_sync_at",
         "updated_at",
@@ -123,8 +125,10 @@ class IntegrationAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     state_fields = [
         "status_badge",
         "health_badge",
+        "issues_badge",
         "needs_reauthorization",
         "token_expires_at",
+        *IntegrationIssuesAdminMixin.lifecycle_fields,
         "refresh_retry_at",
         "last_sync_at",
         "last_error",

@@ -83,6 +83,16 @@ def max_response_bytes() -> int:
     return max(1, _int("INTEGRATIONS_MAX_RESPONSE_BYTES", 256 * 1024))
 
 
+def issue_open_after() -> int:
+    """Detections in a row that open a transient connection issue (provider unavailable, rate limited)."""
+    return max(1, _int("INTEGRATION_ISSUE_OPEN_AFTER", 3))
+
+
+def issue_resolve_after() -> int:
+    """Observations in a row without the problem that resolve an open connection issue."""
+    return max(1, _int("INTEGRATION_ISSUE_RESOLVE_AFTER", 3))
+
+
 # --- rate limits and the call log (integrations/ratelimit.py, integrations/calllog.py) ---
 
 

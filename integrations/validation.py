@@ -79,8 +79,9 @@ def validate_provider_and_auth_type(provider_name: Any, auth_type: Any) -> Provi
     return provider
 
 
-def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str, Any]:
-    """The config with defaults applied; raises IntegrationInvalid on unknown/missing/bad keys."""
+def validate_config(provider: Provider, auth_type: str, config: Any, *, endpoints: bool = True) -> dict[str, Any]:
+    """The config with defaults applied; raises IntegrationInvalid on unknown/missing/bad keys.
+    `endpoints=False` skips the endpoint addresses check (DNS; connect time checks them too)."""
     if not isinstance(config, dict):
         raise IntegrationInvalid({"config": ["Must be a JSON object."]})
     errors: dict[str, list[str]] = {}
@@ -103,7 +104,7 @@ def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str
             errors[name] = [problem]
         else:
             cleaned[name] = value.strip() if isinstance(value, str) else value
-    if not errors:
+    if not errors and endpoints:
         errors = _endpoint_errors(provider, cleaned)
     if not errors and auth_type == providers.SAML:
         errors = saml.config_errors(cleaned)
@@ -116,6 +117,29 @@ def validate_config(provider: Provider, auth_type: str, config: Any) -> dict[str
     if errors:
         raise IntegrationInvalid({"config": errors})
     return cleaned
+
+
+def stored_config_errors(provider_name: Any, auth_type: Any, config: Any) -> dict[str, Any]:
+    """Why a stored provider, auth type and config would be refused if saved today (`{}`
+    when they validate): a key the catalogue no longer has, a value no longer accepted.
+    Without network access (endpoint addresses are checked again at connect time)."""
+    try:
+        provider = validate_provider_and_auth_type(provider_name, auth_type)
+        validate_config(provider, auth_type, config, endpoints=False)
+    except IntegrationInvalid as error:
+        return error.errors
+    return {}
+
+
+def describe_errors(errors: dict[str, Any], prefix: str = "") -> str:
+    """Field errors as one line: `config.tenant: Required ...; auth_type: ...`."""
+    parts = []
+    for name, problems in errors.items():
+        if isinstance(problems, dict):
+            parts.append(describe_errors(problems, f"{prefix}{name}."))
+        else:
+            parts.append(f"{prefix}{name}: {' '.join(map(str, problems))}")
+    return "; ".join(parts)
 
 
 def endpoint_templates(provider: Provider) -> list[str]:

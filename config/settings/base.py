@@ -213,6 +213,8 @@ SPECTACULAR_SETTINGS = {
         "IntegrationStatusEnum": "integrations.models.Integration.Status",
         "HealthStatusEnum": "integrations.models.Integration.HealthStatus",
         "HealthCheckStatusEnum": "health.models.HealthCheck.Status",
+        "ConnectionIssueKindEnum": "integrations.models.ConnectionIssue.Kind",
+        "ConnectionIssueStatusEnum": "integrations.api.issues.LISTED_STATUSES",
     },
 }
 

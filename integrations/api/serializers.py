@@ -3,8 +3,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from integrations.grants import consent_url
-from integrations.models import Integration
+from integrations.models import ConnectionIssue, Integration
 from integrations.providers import AUTH_TYPES, PROVIDER_CHOICES
+from integrations.selectors import OPEN_ISSUES_ATTR
+
+from .issues import OpenIssuesSerializer, open_issues_summary
 
 # Kept by the services (OAuth, health, sync); read-only to API clients.
 STATE_FIELDS = (
@@ -18,6 +21,15 @@ STATE_FIELDS = (
     "last_health_check_at",
     "created_at",
     "updated_at",
+)
+# Token lifecycle (refresh and mint), kept by integrations.oauth.tokens.
+LIFECYCLE_FIELDS = (
+    "token_refresh_attempts",
+    "token_refresh_failures",
+    "refresh_failure_count",
+    "last_token_refresh_at",
+    "next_token_refresh_at",
+    "granted_scopes",
 )
 
 
@@ -42,6 +54,17 @@ class IntegrationSerializer(serializers.ModelSerializer):
         help_text="Where a user grants the consent a minted token needs (DocuSign JWT: the integration key "
         "may impersonate them); empty when none is needed."
     )
+    open_issues = serializers.SerializerMethodField(help_text="The open connection issues: how many, which kinds.")
+    token_refresh_attempts = serializers.IntegerField(read_only=True, help_text="Refresh and mint attempts, ever.")
+    token_refresh_failures = serializers.IntegerField(read_only=True, help_text="Failed attempts, ever.")
+    refresh_failure_count = serializers.IntegerField(read_only=True, help_text="Failed attempts in a row, now.")
+    last_token_refresh_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    next_token_refresh_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When the token is next refreshed or minted; null: not scheduled."
+    )
+    granted_scopes = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="The scopes the provider granted (last token answer)."
+    )
 
     class Meta:
         model = Integration
@@ -56,6 +79,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "credentials_readable",
             "consent_url",
             *STATE_FIELDS,
+            "open_issues",
+            *LIFECYCLE_FIELDS,
         ]
         read_only_fields = ["id", *STATE_FIELDS]
         # Uniqueness per organization is checked by the service (the organization is not a field).
@@ -69,6 +94,13 @@ class IntegrationSerializer(serializers.ModelSerializer):
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.")
         return value
+
+    @extend_schema_field(OpenIssuesSerializer)
+    def get_open_issues(self, obj: Integration) -> dict:
+        issues = getattr(obj, OPEN_ISSUES_ATTR, None)  # prefetched by integration_list
+        if issues is None:
+            issues = list(obj.connection_issues.filter(status=ConnectionIssue.Status.OPEN))
+        return open_issues_summary(issues)
 
     def validate_credentials(self, value):
         if not isinstance(value, dict):

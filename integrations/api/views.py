@@ -1,6 +1,7 @@
 from http import HTTPStatus
 
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, viewsets
@@ -12,7 +13,7 @@ from integrations import providers
 from integrations.models import Integration
 from integrations.oauth.flows import oauth_exchange_code, oauth_start_authorization
 from integrations.oauth.tokens import oauth_refresh_token
-from integrations.selectors import integration_list
+from integrations.selectors import connection_issue_list, integration_list
 from integrations.services import (
     integration_create,
     integration_delete,
@@ -24,6 +25,7 @@ from organizations.access import resolve_access
 from organizations.tenancy import OrganizationScopedMixin
 
 from .filters import IntegrationFilter
+from .issues import ConnectionIssueSerializer, IssueQuerySerializer
 from .serializers import (
     AuthorizationStartSerializer,
     IntegrationSerializer,
@@ -122,6 +124,25 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         query.is_valid(raise_exception=True)
         usage = integration_usage(integration=integration, **query.validated_data)
         return Response(UsageSerializer(usage).data)
+
+    @extend_schema(
+        summary="This integration's connection issues, newest first (open and resolved)",
+        parameters=[IssueQuerySerializer],
+        responses=ConnectionIssueSerializer(many=True),
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], serializer_class=ConnectionIssueSerializer, filterset_class=None)
+    def issues(self, request, pk=None):
+        query = IssueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        # The integration alone (not get_object()'s list queryset, which prefetches its issues).
+        integration = get_object_or_404(self.get_queryset().prefetch_related(None), pk=pk)
+        self.check_object_permissions(request, integration)
+        issues = connection_issue_list(organization=self.organization, integration=integration)
+        if query.validated_data.get("status"):
+            issues = issues.filter(status=query.validated_data["status"])
+        page = self.paginate_queryset(issues)
+        return self.get_paginated_response(ConnectionIssueSerializer(page, many=True).data)
 
     # --- OAuth 2.0 ----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
-from integrations import app_settings
+from integrations import app_settings, detectors
 from integrations.models import Integration, OAuthState
 from organizations.models import Organization
 
@@ -153,12 +153,14 @@ def oauth_exchange_code(
 
 @transaction.atomic
 def oauth_store_tokens(*, integration: Integration, tokens: TokenSet, authorized: bool = False) -> Integration:
-    """Store a token response under the row lock; a response without a refresh token keeps ours."""
+    """Store a token response under the row lock; a response without a refresh token keeps ours.
+    The connection issues it settles (re-authorization, scopes) are updated with it."""
     locked = Integration.objects.select_for_update().get(pk=integration.pk)
     apply_tokens(locked, tokens)
     if authorized:
         locked.status = Integration.Status.ACTIVE
     locked.save(update_fields=TOKEN_STATE_FIELDS)
+    detectors.token_obtained(integration=locked, scope=tokens.scope)
     for model_field in Integration._meta.concrete_fields:
         setattr(integration, model_field.attname, getattr(locked, model_field.attname))
     return integration

@@ -16,6 +16,10 @@ answer `invalid_grant` to the stale one).
 - Minting is terminal on more refusals (`consent_required`, `unauthorized_client`, ...:
   `integrations.grants.exchange`), and is re-authorized at the provider: a forced mint
   tries again despite `needs_reauthorization` and clears it on success.
+- Every attempt's outcome is reported as connection issues in the same transaction
+  (`integrations/detectors.py`): `reauthorization_required` for a dead grant (and the
+  event `integration.reauthorization_required`), `provider_unavailable` for the rest; a
+  token obtained resolves `reauthorization_required` at once.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common.exceptions import ApplicationError, UpstreamError
-from integrations import app_settings, providers
+from integrations import app_settings, detectors, providers
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
 from integrations.services import safe_error_text
 
@@ -120,7 +124,7 @@ def oauth_refresh_token(
             raise UpstreamError(f"Token refresh is backing off after a failure; next attempt after {retry_at}.")
         refresh_token = credentials.get("refresh_token")
         if not minted and not refresh_token:
-            raise ApplicationError(
+            raise ReauthorizationRequired(
                 "This integration has no refresh token: authorize it (again) to get a new access token."
             )
         locked.token_refresh_attempts += 1
@@ -137,14 +141,17 @@ def oauth_refresh_token(
                 _mark_reauthorization_required(locked, error)
             else:
                 _back_off(locked, error)
+            detectors.token_failed(integration=locked, error=error, terminal=error.is_terminal)
         except OAuthUpstreamError as error:
             failure = error
             _back_off(locked, error)
+            detectors.token_failed(integration=locked, error=error, terminal=False)
         else:
             apply_tokens(locked, tokens)
             locked.last_token_refresh_at = timezone.now()
             locked.save(update_fields=[*TOKEN_STATE_FIELDS, *LIFECYCLE_FIELDS])
             logger.info("Token %s for integration %s", "minted" if minted else "refreshed", locked.pk)
+            detectors.token_obtained(integration=locked, scope=tokens.scope)
     _copy(integration, locked)
     if failure is not None:
         if isinstance(failure, OAuthError) and failure.is_terminal:
@@ -239,3 +246,16 @@ def oauth_refresh_expiring_tokens(*, within: timedelta | None = None) -> Refresh
     if refreshed or failed:
         logger.info("Proactive token refresh: %s refreshed, %s failed", refreshed, failed)
     return RefreshSummary(refreshed=refreshed, failed=failed)
+
+
+def oauth_retry_grant(*, integration: Integration) -> Integration:
+    """Try a grant marked dead again now, after an admin fixed what the provider refused
+    (granted a JWT grant's consent): the mark is lifted and a token minted or refreshed at
+    once; a refusal marks it again (and the issue stays open)."""
+    now = timezone.now()
+    Integration.objects.filter(pk=integration.pk, needs_reauthorization=True).update(
+        needs_reauthorization=False, refresh_retry_at=None, updated_at=now
+    )
+    integration.needs_reauthorization = False
+    integration.refresh_retry_at = None
+    return oauth_refresh_token(integration=integration, force=True)

@@ -82,7 +82,11 @@ def test_recovery_makes_the_integration_active_again_and_notifies(organization, 
         assert Event.objects.filter(type="integration.unhealthy").count() == 1  # once, not per check
         recovered = check_with(mock, integration, 200)
         again = check_with(mock, integration, 200)
-    assert recovered.transition == "recovered" and again.transition == ""
+        # The provider_unavailable issue the 500s opened resolves after 3 good checks in a
+        # row (INTEGRATION_ISSUE_RESOLVE_AFTER): until then the health is degraded, not healthy.
+        assert integration.health_status == Integration.HealthStatus.DEGRADED
+        third = check_with(mock, integration, 200)
+    assert recovered.transition == "recovered" and again.transition == third.transition == ""
     assert integration.status == Integration.Status.ACTIVE
     assert integration.health_status == Integration.HealthStatus.HEALTHY
     assert integration.last_error == "" and integration.last_error_at is None

@@ -185,9 +185,10 @@ def test_a_run_refreshes_expiring_tokens_in_its_worker_threads(organization):
 def test_never_connected_integrations_are_set_aside_not_marked_unhealthy(organization):
     connected = custom(organization, name="connected")
     never_authorized = OAuthIntegrationFactory(organization=organization, name="calendar")
-    # Written around the services: "active" but without tokens, and a stale red health.
+    # Written around the services: never authorized, with a stale red health. (An *active*
+    # OAuth integration without tokens lost them: that is a connection issue, tests/health/test_issues.py.)
     no_tokens = OAuthIntegrationFactory(
-        organization=organization, name="no tokens", status=Integration.Status.ACTIVE, health_status="unhealthy"
+        organization=organization, name="no tokens", status=Integration.Status.PENDING, health_status="unhealthy"
     )
     HealthState.objects.create(integration=no_tokens, consecutive_unhealthy=2)
     long_ago = timezone.now() - timedelta(days=3)
@@ -213,11 +214,11 @@ def test_never_connected_integrations_are_set_aside_not_marked_unhealthy(organiz
 
 
 def test_a_scheduled_run_leaves_never_connected_integrations_alone(organization):
-    no_tokens = OAuthIntegrationFactory(organization=organization, status=Integration.Status.ACTIVE)
+    no_credentials = IntegrationFactory(organization=organization, status=Integration.Status.ACTIVE, credentials={})
     with responses.RequestsMock():  # nothing is sent
         summary = health_run()
-    assert summary.checks == [] and [n.integration_id for n in summary.not_connected] == [no_tokens.pk]
-    assert Integration.objects.get(pk=no_tokens.pk).health_status == Integration.HealthStatus.UNKNOWN
+    assert summary.checks == [] and [n.integration_id for n in summary.not_connected] == [no_credentials.pk]
+    assert Integration.objects.get(pk=no_credentials.pk).health_status == Integration.HealthStatus.UNKNOWN
 
 
 def test_a_new_health_status_moves_updated_at_and_the_same_one_does_not(organization):

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from integrations.models import Integration
+from integrations.models import ConnectionIssue, Integration
 from integrations.services import integration_create
 from organizations.services import api_key_create
 from tests.factories import OrganizationFactory
@@ -40,6 +40,7 @@ class Tenant:
     oauth_integration: Integration | None = None
     webhook: object = None
     log: WebhookLog | None = None
+    issue: ConnectionIssue | None = None
     secrets: list[str] = field(default_factory=list)
 
     def identifiers(self) -> list[str]:
@@ -58,6 +59,8 @@ class Tenant:
             self.webhook.url,
             str(self.log.pk),
             self.log.message_id,
+            str(self.issue.pk),
+            self.issue.message,
         ]
 
 
@@ -113,6 +116,18 @@ def make_tenant(slug: str) -> Tenant:
     )
     tenant.secrets += [tenant.webhook.secret]
     tenant.log = _deliver_once(tenant)
+    now = timezone.now()
+    tenant.issue = ConnectionIssue.objects.create(
+        organization=tenant.organization,
+        integration=oauth,
+        kind=ConnectionIssue.Kind.CREDENTIALS_REJECTED,
+        status=ConnectionIssue.Status.OPEN,
+        message=f"{slug} idp refused the token",
+        count=1,
+        first_seen_at=now,
+        last_seen_at=now,
+        opened_at=now,
+    )
     return tenant
 
 
@@ -150,6 +165,7 @@ def parameter_value(path: str, name: str, tenant: Tenant) -> str:
         ("integrations", "id"): tenant.oauth_integration,
         ("webhooks", "id"): tenant.webhook,
         ("logs", "log_id"): tenant.log,
+        ("integration-issues", "id"): tenant.issue,
     }
     if (collection, name) == ("provider", "provider"):
         return tenant.integration.provider
