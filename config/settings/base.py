@@ -12,14 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import environ
-from django.core.exceptions import ImproperlyConfigured
-
-from config.environment import read_env_file
+from config.environment import Env, InvalidSetting, read_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+# Strict: a value that does not parse, or is out of range, stops the start with one line
+# naming the variable (config/environment.py).
+env = Env()
 read_env_file()  # `.env` in the project root, or ENV_FILE; the environment wins
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -36,7 +35,7 @@ def url_origin(url: str) -> str:
     except ValueError:
         port = -1
     if parts.scheme not in {"http", "https"} or not parts.hostname or port == -1:
-        raise ImproperlyConfigured(
+        raise InvalidSetting(
             f"PUBLIC_BASE_URL must be an absolute http(s) URL, e.g. https://hire.example.com (got {url!r})."
         )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -121,11 +120,11 @@ if DATABASE_VENDOR == "sqlite":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0, minimum=0)
 else:
     # Persistent connections: django-q2 closes "old" connections on every broker
     # operation, so CONN_MAX_AGE=0 would reconnect per task (docs/QUEUE.md).
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -135,8 +134,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1))
 # Lock the pair, not the IP alone (one office behind NAT) nor the username alone (anyone could
 # lock an admin out). The IP is REMOTE_ADDR: no forwarded header is trusted for it.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -215,15 +214,17 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 # --- django-q2 --------------------------------------------------------------------------
 # Always configure the broker explicitly: without one django-q2 silently uses local Redis.
 # The database, not the broker, owns the state of anything that must not be lost
 # (docs/QUEUE.md): tasks are carriers only, so they are not retried by the broker.
 REDIS_URL = env.str("REDIS_URL", default="")
-Q_TASK_TIMEOUT = env.int("Q_TASK_TIMEOUT", default=120)
+Q_TASK_TIMEOUT = env.int("Q_TASK_TIMEOUT", default=120, minimum=1)
 Q_CLUSTER = {
     "name": env.str("Q_CLUSTER_NAME", default="integrations"),
-    "workers": env.int("Q_WORKERS", default=2),
+    "workers": env.int("Q_WORKERS", default=2, minimum=1),
     "timeout": Q_TASK_TIMEOUT,
     # retry must exceed timeout plus time waiting in the local queue, or a slow task
     # runs twice (docs/QUEUE.md).
@@ -236,7 +237,7 @@ Q_CLUSTER = {
     "max_rss": 512 * 1024,
     "catch_up": False,
     "label": "Task queue",
-    "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
+    "log_level": env.choice("Q_LOG_LEVEL", LOG_LEVELS, default="WARNING"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -246,14 +247,14 @@ else:
     Q_CLUSTER["poll"] = 0.1
 
 # --- Logging ----------------------------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.choice("LOG_LEVEL", LOG_LEVELS, default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
+    "loggers": {"django_q": {"level": Q_CLUSTER["log_level"]}},
 }
 
 # --- Outbound URLs ----------------------------------------------------------------------
@@ -266,21 +267,40 @@ WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=No
 INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=None)
 HEALTH_ALLOW_PRIVATE_URLS = env.bool("HEALTH_ALLOW_PRIVATE_URLS", default=None)
 
-# --- Webhooks ---------------------------------------------------------------------------
-WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=15.0)
-WEBHOOKS_DISABLE_AFTER_FAILURES = env.int("WEBHOOKS_DISABLE_AFTER_FAILURES", default=15)
-WEBHOOKS_LOG_RETENTION_DAYS = env.int("WEBHOOKS_LOG_RETENTION_DAYS", default=30)
-WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=50)
-WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=50)
+# --- App tuning ---------------------------------------------------------------------------
+# Read from the environment here so a bad value fails at start, naming the variable. Unset
+# (None) means the app's default, written once in its app_settings.py; README.md lists them.
+WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=None, positive=True)
+WEBHOOKS_DISABLE_AFTER_FAILURES = env.int("WEBHOOKS_DISABLE_AFTER_FAILURES", default=None, minimum=1)
+WEBHOOKS_LOG_RETENTION_DAYS = env.int("WEBHOOKS_LOG_RETENTION_DAYS", default=None, minimum=1)
+WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=None, minimum=1)
+WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=None, minimum=1)
 # Seconds before each retry; empty means docs/API.md §4's 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
-WEBHOOKS_RETRY_DELAYS = env.list("WEBHOOKS_RETRY_DELAYS", cast=float, default=[])
+WEBHOOKS_RETRY_DELAYS = env.list("WEBHOOKS_RETRY_DELAYS", cast=float, default=[], minimum=0)
+WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=None, positive=True)
+WEBHOOKS_DRAIN_SECONDS = env.float("WEBHOOKS_DRAIN_SECONDS", default=None, minimum=0)
+WEBHOOKS_MAX_PAYLOAD_BYTES = env.int("WEBHOOKS_MAX_PAYLOAD_BYTES", default=None, minimum=2)  # `{}` is 2
+WEBHOOKS_USER_AGENT = env.str("WEBHOOKS_USER_AGENT", default=None)
+WEBHOOKS_WAKEUPS = env.bool("WEBHOOKS_WAKEUPS", default=None)
 
-# --- Health monitoring ------------------------------------------------------------------
-HEALTH_CHECK_INTERVAL_MINUTES = env.int("HEALTH_CHECK_INTERVAL_MINUTES", default=5)
-HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)
-HEALTH_CHECK_SLOW_MS = env.float("HEALTH_CHECK_SLOW_MS", default=2000)
-HEALTH_UNHEALTHY_THRESHOLD = env.int("HEALTH_UNHEALTHY_THRESHOLD", default=3)
-HEALTH_CHECK_CONCURRENCY = env.int("HEALTH_CHECK_CONCURRENCY", default=50)
-HEALTH_CHECK_BATCH_SIZE = env.int("HEALTH_CHECK_BATCH_SIZE", default=200)
-HEALTH_HISTORY_RETENTION_DAYS = env.int("HEALTH_HISTORY_RETENTION_DAYS", default=30)
-HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS", default=180)
+INTEGRATIONS_HTTP_TIMEOUT = env.int("INTEGRATIONS_HTTP_TIMEOUT", default=None, minimum=1)
+INTEGRATIONS_OAUTH_STATE_TTL = env.int("INTEGRATIONS_OAUTH_STATE_TTL", default=None, minimum=1)
+INTEGRATIONS_TOKEN_REFRESH_MARGIN = env.int("INTEGRATIONS_TOKEN_REFRESH_MARGIN", default=None, minimum=0)
+INTEGRATIONS_TOKEN_REFRESH_INTERVAL_MINUTES = env.int(
+    "INTEGRATIONS_TOKEN_REFRESH_INTERVAL_MINUTES", default=None, minimum=1
+)
+INTEGRATIONS_REFRESH_BACKOFF_SECONDS = env.int("INTEGRATIONS_REFRESH_BACKOFF_SECONDS", default=None, minimum=1)
+INTEGRATIONS_REFRESH_BACKOFF_MAX_SECONDS = env.int("INTEGRATIONS_REFRESH_BACKOFF_MAX_SECONDS", default=None, minimum=1)
+INTEGRATIONS_MAX_RESPONSE_BYTES = env.int("INTEGRATIONS_MAX_RESPONSE_BYTES", default=None, minimum=1)
+
+HEALTH_CHECK_INTERVAL_MINUTES = env.int("HEALTH_CHECK_INTERVAL_MINUTES", default=None, minimum=1)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=None, positive=True)
+HEALTH_CHECK_MAX_RESPONSE_BYTES = env.int("HEALTH_CHECK_MAX_RESPONSE_BYTES", default=None, minimum=1)
+HEALTH_CHECK_SLOW_MS = env.float("HEALTH_CHECK_SLOW_MS", default=None, positive=True)
+HEALTH_UNHEALTHY_THRESHOLD = env.int("HEALTH_UNHEALTHY_THRESHOLD", default=None, minimum=1)
+HEALTH_CHECK_CONCURRENCY = env.int("HEALTH_CHECK_CONCURRENCY", default=None, minimum=1)
+HEALTH_CHECK_BATCH_SIZE = env.int("HEALTH_CHECK_BATCH_SIZE", default=None, minimum=1)
+HEALTH_CHECK_LEASE_SECONDS = env.float("HEALTH_CHECK_LEASE_SECONDS", default=None, positive=True)
+HEALTH_HISTORY_RETENTION_DAYS = env.int("HEALTH_HISTORY_RETENTION_DAYS", default=None, minimum=1)
+HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS = env.float("HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS", default=None, positive=True)
+HEALTH_USER_AGENT = env.str("HEALTH_USER_AGENT", default=None)
