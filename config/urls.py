@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common.api.handlers import unrouted
 from health.views import healthz
 
 api_patterns = [
@@ -17,6 +18,8 @@ urlpatterns = [
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include(api_patterns)),
+    # Last: any other path under /api/ is a JSON 404, also with DEBUG on (common/api/handlers.py).
+    re_path(r"^api/(?P<path>.*)$", unrouted, name="api-unrouted"),
 ]
 
 handler404 = "common.api.handlers.not_found"

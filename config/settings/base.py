@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: under /api/ every answer is JSON (413 for large bodies, no HTML or DEBUG pages).
+    "common.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -189,6 +191,10 @@ REST_FRAMEWORK = {
 
 # /api/schema/ and /api/docs/ without authentication (production's default is false).
 API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
+# How deep objects and arrays may nest in a JSON body or event payload (common/api/parsers.py).
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32, minimum=1)
+# Under /api/ a CSRF failure is a JSON 403; elsewhere Django's page.
+CSRF_FAILURE_VIEW = "common.api.handlers.csrf_failure"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integration framework API",
