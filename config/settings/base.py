@@ -208,11 +208,38 @@ SPECTACULAR_SETTINGS = {
     # Public while API_DOCS_PUBLIC is true, else an API key or a logged-in session is required.
     "SERVE_PERMISSIONS": ["common.api.permissions.ApiDocsAccess"],
     "SERVE_AUTHENTICATION": None,  # the API's own: API keys and sessions
-    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # validatorUrl: None: Swagger UI would otherwise send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "validatorUrl": None},
     # Swagger UI's assets come from drf-spectacular-sidecar (static files), never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One tag per app (common/api/schema.py picks it), in this order, described once here.
+    "TAGS": [
+        {"name": "organization", "description": "The organization a request acts for, and whether it may write."},
+        {
+            "name": "api-keys",
+            "description": "The organization's API keys. Creating one returns the key once; it is stored hashed. "
+            "DELETE revokes it.",
+        },
+        {
+            "name": "integrations",
+            "description": "Connections to third-party services (provider catalogue, OAuth 2.0 authorization, "
+            "sync results). Credentials are write-only: reads show `credential_fields`, the stored key names.",
+        },
+        {"name": "health", "description": "Health of one integration: the latest checks, and a check run now."},
+        {
+            "name": "webhooks",
+            "description": "Subscriptions to events, delivered signed (Standard Webhooks) with retries; their "
+            "attempt logs, statistics, replay and recovery. The signing secret is returned only by create "
+            "and rotate-secret.",
+        },
+        {
+            "name": "events",
+            "description": "The event catalogue, and triggering an event: it is delivered to every active "
+            "webhook subscribed to it.",
+        },
+    ],
     "ENUM_NAME_OVERRIDES": {
         "IntegrationStatusEnum": "integrations.models.Integration.Status",
         "HealthStatusEnum": "integrations.models.Integration.HealthStatus",
