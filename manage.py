@@ -21,11 +21,15 @@ def main() -> None:
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    from config.environment import InvalidSetting
+
     try:
-        # Load the settings now, so a missing secret is one line instead of a traceback.
+        # Load the settings now, so a missing secret or a bad value (WEBHOOKS_TIMEOUT=abc) is
+        # one line naming the variable instead of a traceback.
         _ = settings.INSTALLED_APPS
     except ImproperlyConfigured as exc:
-        hint = " For development, set DEBUG=true (in the environment or .env)." if defaulted else ""
+        missing_secret = defaulted and not isinstance(exc, InvalidSetting)
+        hint = " For development, set DEBUG=true (in the environment or .env)." if missing_secret else ""
         sys.exit(f"Error: {module}: {exc}{hint}")
     execute_from_command_line(sys.argv)
 

@@ -113,14 +113,13 @@ def child(name: str, events: int, latency_events: int) -> int:
     import django
 
     django.setup()
-    from django.conf import settings
-
     from organizations.services import organization_create
+    from webhooks import app_settings as webhook_settings
     from webhooks.models import Webhook
     from webhooks.services import trigger_event, webhook_create
 
     label = "SQLite + ORM broker" if name == "sqlite" else "PostgreSQL + Redis broker"
-    print(f"\n--- {label}: 2 workers, batch {settings.WEBHOOKS_BATCH_SIZE} ---", flush=True)
+    print(f"\n--- {label}: 2 workers, batch {webhook_settings.batch_size()} ---", flush=True)
     receiver = Receiver()
     organization = organization_create(slug=f"bench-{name}")
     webhook = webhook_create(organization=organization, name="bench", url=receiver.url, events=["application.created"])

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,19 @@ def setting(name: str, default: Any, *, environ: bool = False) -> Any:
 
 
 def setting_int(name: str, default: int, *, environ: bool = False) -> int:
-    """An integer setting; a value that is not an integer gives `default`."""
+    """An integer setting; a value that is not an integer is a configuration error naming it
+    (the settings modules already refuse one from the environment at start)."""
+    value = setting(name, default, environ=environ)
     try:
-        return int(setting(name, default, environ=environ))
+        return int(value)
     except (TypeError, ValueError):
-        return default
+        raise ImproperlyConfigured(f"{name}: {value!r} is not an integer.") from None
+
+
+def max_json_depth() -> int:
+    """`API_MAX_JSON_DEPTH`: how deep objects and arrays may nest in a JSON request body or an
+    event payload (common/api/parsers.py says why 32)."""
+    return setting_int("API_MAX_JSON_DEPTH", 32)
 
 
 def allow_private_urls(*aliases: str) -> bool:

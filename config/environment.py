@@ -1,4 +1,5 @@
-"""The optional env file, and which settings module `manage.py` runs with by default.
+"""The optional env file, the strict reader of the environment, and which settings module
+`manage.py` runs with by default.
 
 Development is opt-in: without `DJANGO_SETTINGS_MODULE`, `manage.py` (and `scripts/run.py`)
 use the production settings, which refuse to start without their secrets, unless `DEBUG`
@@ -7,10 +8,15 @@ is true in the environment or in the env file (`make` writes a `.env` with `DEBU
 
 from __future__ import annotations
 
+import builtins
+import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SETTINGS = "config.settings.local"
@@ -37,6 +43,85 @@ def default_settings_module() -> str:
     read_env_file()
     debug = environ.Env().bool("DEBUG", default=False)
     return DEVELOPMENT_SETTINGS if debug else PRODUCTION_SETTINGS
+
+
+_TRUE = {"true", "on", "ok", "y", "yes", "1"}
+_FALSE = {"false", "off", "n", "no", "0", ""}
+_KINDS = {bool: "true or false", int: "an integer", float: "a number"}
+NOTSET = environ.Env.NOTSET
+
+
+class InvalidSetting(ImproperlyConfigured):
+    """A variable is set to a value that is not valid for it (the message names it)."""
+
+
+def _kind(cast: Any) -> str:
+    if isinstance(cast, list) and cast:
+        return f"a comma-separated list of {_KINDS.get(cast[0], 'values').removeprefix('an ').removeprefix('a ')}s"
+    return _KINDS.get(cast, "valid")
+
+
+class Env(environ.Env):
+    """django-environ's `Env`, strict: a variable whose value does not parse as its type (an
+    integer, a number, a boolean: true/false, yes/no, on/off, 1/0), is out of its range or
+    not one of its choices raises `ImproperlyConfigured` with one sentence naming the
+    variable (`InvalidSetting`), and `manage.py` prints it as one line (`Error: ...`) and
+    exits 1.
+
+    django-environ alone lets `int("abc")` escape as a traceback and reads any unknown
+    boolean (`DEBUG=ture`) as false.
+    """
+
+    def get_value(self, var, cast=None, default=NOTSET, parse_default=False):
+        raw = self.ENVIRON.get(var)
+        if cast is bool and raw is not None and raw.strip().lower() not in _TRUE | _FALSE:
+            raise InvalidSetting(f"{var}={raw!r} is not {_kind(bool)}.")
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except (TypeError, ValueError):
+            raise InvalidSetting(f"{var}={raw!r} is not {_kind(cast)}.") from None
+
+    def int(self, var, default=NOTSET, *, minimum: builtins.int | None = None):
+        return self._bounded(var, super().int(var, default=default), minimum=minimum)
+
+    def float(self, var, default=NOTSET, *, minimum: builtins.float | None = None, positive: bool = False):
+        return self._bounded(var, super().float(var, default=default), minimum=minimum, positive=positive)
+
+    def list(self, var, cast=None, default=NOTSET, *, minimum: builtins.float | None = None):
+        values: builtins.list[Any] = super().list(var, cast=cast, default=default)
+        for value in values if minimum is not None else ():
+            self._bounded(var, value, minimum=minimum)
+        return values
+
+    def db(self, var="DATABASE_URL", default=NOTSET, engine=None):
+        config = super().db(var, default=default, engine=engine)
+        if config.get("ENGINE") not in self.DB_SCHEMES.values():
+            # Never the value itself: it may hold a password.
+            scheme = str(self.ENVIRON.get(var, default)).partition(":")[0]
+            raise InvalidSetting(
+                f"{var} has an unknown scheme {scheme!r}: use sqlite:///path or postgres://user@host:5432/name."
+            )
+        return config
+
+    def choice(self, var, choices: Iterable[str], default: str) -> str:
+        """A case-insensitive choice, returned upper-cased (log levels)."""
+        value = self.str(var, default=default).strip().upper()
+        allowed = [choice.upper() for choice in choices]
+        if value not in allowed:
+            raise InvalidSetting(f"{var}={value!r} is not one of {', '.join(allowed)}.")
+        return value
+
+    def _bounded(self, var: str, value: Any, *, minimum: builtins.float | None = None, positive: bool = False) -> Any:
+        if value is None:  # unset, with default None: the app's own default applies
+            return value
+        raw = self.ENVIRON.get(var, value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidSetting(f"{var}={raw!r} is not a finite number.")
+        if positive and not value > 0:
+            raise InvalidSetting(f"{var}={raw!r} must be greater than 0.")
+        if minimum is not None and value < minimum:
+            raise InvalidSetting(f"{var}={raw!r} must be at least {minimum}.")
+        return value
 
 
 # --- logging of management commands -------------------------------------------------------

@@ -1,39 +1,42 @@
-"""The API's JSON parser: DRF's, plus a refusal of text no database can store.
+"""The API's JSON parser: DRF's, plus two refusals every endpoint needs, as one clear 400.
 
-JSON may spell a NUL character (`\\u0000`) or a lone UTF-16 surrogate (`\\ud800`) in any
-string, keys included. PostgreSQL refuses both in text and jsonb columns, so they used to
-surface as 500s (SQLite stored them silently). Refusing them while parsing gives one clear
-400 on every endpoint and every database, whatever field they hide in.
+- **Nesting deeper than `API_MAX_JSON_DEPTH`** (default 32 levels of objects and arrays).
+  Python code that walks a value recursively (the JSON encoder, validators) fails with
+  `RecursionError` around 1,000 levels, and the JSON decoder itself does too; a body
+  nested that deep was a 500. No request we serve needs more than a handful of levels, and
+  an event payload is sent on inside a webhook body one level deeper, so 32 leaves room
+  for any real payload while staying well inside what receivers' parsers accept (.NET's
+  System.Text.Json stops at 64, Rails at 100, serde_json at 128).
+- **Text no database can store.** JSON may spell a NUL character (`\\u0000`) or a lone
+  UTF-16 surrogate (`\\ud800`) in any string, keys included. PostgreSQL refuses both in
+  text and jsonb columns, so they used to surface as 500s (SQLite stored them silently).
+
+Bodies larger than `DATA_UPLOAD_MAX_MEMORY_SIZE` never get here: `common.api.middleware`
+answers them with a 413 first.
 """
 
 from __future__ import annotations
 
-import re
-
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+from common import app_settings
+from common.jsonvalues import contains_unstorable_text, nesting_exceeds
 
 
-def _has_unstorable_text(value) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if UNSTORABLE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+def too_deep_message(limit: int) -> str:
+    return f"JSON parse error - objects and arrays nest more than {limit} levels deep (the limit is {limit})."
 
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        if _has_unstorable_text(data):
+        limit = app_settings.max_json_depth()
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:  # the decoder's own limit, far past ours
+            raise ParseError(too_deep_message(limit)) from None
+        if nesting_exceeds(data, limit):
+            raise ParseError(too_deep_message(limit))
+        if contains_unstorable_text(data):
             raise ParseError("JSON parse error - strings must not contain NUL characters or lone surrogates.")
         return data

@@ -1,22 +1,29 @@
-"""OpenAPI generation: every operation documents the errors it can really answer.
+"""OpenAPI generation: operations named, grouped and documented with the errors they answer.
 
-`AutoSchema` adds the error responses of the API shell to each operation (unless the view
-documents that code itself), so clients and the fuzzing suite (tests/security) see the
-whole contract:
+`AutoSchema` gives every operation:
 
-- 401 (no or bad key) and 403 (read-only key or viewer writing; not a member) everywhere;
-- 404 on paths with an id, and on paginated lists (`?page=` past the end);
-- 400 where a body or query parameters (filters, `?page_size=`) are validated;
-- 415 where a JSON body is read.
+- a tag, the app that serves it (`integrations`, `health`, `webhooks`; `organization` and
+  `api-keys` from their paths; the event views say `events` themselves), described once in
+  `SPECTACULAR_SETTINGS["TAGS"]`, where the viewsets' docstrings used to be repeated on
+  every operation;
+- a summary: a view's own (`extend_schema(summary=...)`), else one per CRUD action
+  ("List webhooks", "Create a webhook", ...); the description is the action's docstring;
+- the error responses of the API shell (unless the view documents that code itself), so
+  clients and the fuzzing suite (tests/security) see the whole contract:
+  - 401 (no or bad key) and 403 (read-only key or viewer writing; not a member) everywhere;
+  - 404 on paths with an id, and on paginated lists (`?page=` past the end);
+  - 400 where a body or query parameters (filters, `?page_size=`) are validated;
+  - 413 and 415 where a JSON body is read.
 
 Views add the codes only they can give (409, 502, ...) with `extend_schema(responses=...)`
-using `ERROR` or `VALIDATION_ERROR` below.
+using `ERROR` or `VALIDATION_ERROR` below, and request examples
+(`extend_schema(examples=...)`, from each app's `api/examples.py`).
 """
 
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, get_doc
 from drf_spectacular.utils import OpenApiResponse
 
 #: `{"detail": "..."}`, sometimes with more context keys (see common/api/exceptions.py)
@@ -38,18 +45,53 @@ ERROR = OpenApiResponse(ERROR_SCHEMA, description="Error")
 VALIDATION_ERROR = OpenApiResponse(VALIDATION_ERROR_SCHEMA, description="Invalid input")
 
 _DESCRIPTIONS = {
-    400: "Invalid input: field errors or a detail message",
+    400: "Invalid input: field errors or a detail message (also malformed JSON, or objects and arrays "
+    "nested deeper than API_MAX_JSON_DEPTH, 32 by default)",
     401: "Missing, unknown or revoked API key",
     403: "Read-only API key or viewer writing; or not a member of the organization",
     404: "Not found (including another organization's object)",
+    413: "Request body larger than DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB by default); `max_bytes` names the limit",
     415: "Unsupported media type: send application/json",
 }
 
 
 PAGINATION_PARAMETERS = {"page", "page_size"}
 
+#: the tag of each app's views (others: the first segment of the path)
+APP_TAGS = {"integrations": "integrations", "health": "health", "webhooks": "webhooks"}
+
+#: summaries of the CRUD actions a viewset does not describe itself
+_ACTION_SUMMARIES = {
+    "list": "List {plural}",
+    "create": "Create {a} {name}",
+    "retrieve": "Get {a} {name}",
+    "update": "Replace {a} {name} (every writable field)",
+    "partial_update": "Update {a} {name} (only the fields sent)",
+    "destroy": "Delete {a} {name}",
+}
+
 
 class AutoSchema(_AutoSchema):
+    def get_tags(self) -> list[str]:
+        app = type(self.view).__module__.split(".")[0]
+        return [APP_TAGS[app]] if app in APP_TAGS else super().get_tags()
+
+    def get_summary(self) -> str | None:
+        template = _ACTION_SUMMARIES.get(getattr(self.view, "action", None) or "")
+        queryset = getattr(self.view, "queryset", None)
+        if template is None or queryset is None:
+            return None
+        meta = queryset.model._meta
+        name, plural = str(meta.verbose_name), str(meta.verbose_name_plural)
+        article = "an" if name[:1].lower() in "aeiou" or name.startswith("API") else "a"
+        return template.format(a=article, name=name, plural=plural)
+
+    # drf-spectacular's signature, which differs from DRF's ViewInspector.get_description.
+    def get_description(self) -> str:  # type: ignore[override]
+        # The action's (or method's) own docstring only: the view's is its tag's description.
+        action_or_method = getattr(self.view, getattr(self.view, "action", self.method.lower()), None)
+        return get_doc(action_or_method) if action_or_method is not None else ""
+
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
@@ -78,5 +120,5 @@ class AutoSchema(_AutoSchema):
         if query - PAGINATION_PARAMETERS:
             codes.add(400)  # filters are validated
         if "requestBody" in operation:
-            codes |= {400, 415}
+            codes |= {400, 413, 415}
         return codes

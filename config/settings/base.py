@@ -13,14 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import environ
-from django.core.exceptions import ImproperlyConfigured
-
-from config.environment import command_console_level, read_env_file
+from config.environment import Env, InvalidSetting, command_console_level, read_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+# Strict: a value that does not parse, or is out of range, stops the start with one line
+# naming the variable (config/environment.py).
+env = Env()
 read_env_file()  # `.env` in the project root, or ENV_FILE; the environment wins
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -37,7 +36,7 @@ def url_origin(url: str) -> str:
     except ValueError:
         port = -1
     if parts.scheme not in {"http", "https"} or not parts.hostname or port == -1:
-        raise ImproperlyConfigured(
+        raise InvalidSetting(
             f"PUBLIC_BASE_URL must be an absolute http(s) URL, e.g. https://hire.example.com (got {url!r})."
         )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -78,6 +77,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: under /api/ every answer is JSON (413 for large bodies, no HTML or DEBUG pages).
+    "common.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -122,11 +123,11 @@ if DATABASE_VENDOR == "sqlite":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0, minimum=0)
 else:
     # Persistent connections: django-q2 closes "old" connections on every broker
     # operation, so CONN_MAX_AGE=0 would reconnect per task (docs/QUEUE.md).
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -136,8 +137,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1))
 # Lock the pair, not the IP alone (one office behind NAT) nor the username alone (anyone could
 # lock an admin out). The IP is REMOTE_ADDR: no forwarded header is trusted for it.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -191,6 +192,10 @@ REST_FRAMEWORK = {
 
 # /api/schema/ and /api/docs/ without authentication (production's default is false).
 API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
+# How deep objects and arrays may nest in a JSON body or event payload (common/api/parsers.py).
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32, minimum=1)
+# Under /api/ a CSRF failure is a JSON 403; elsewhere Django's page.
+CSRF_FAILURE_VIEW = "common.api.handlers.csrf_failure"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integration framework API",
@@ -204,11 +209,38 @@ SPECTACULAR_SETTINGS = {
     # Public while API_DOCS_PUBLIC is true, else an API key or a logged-in session is required.
     "SERVE_PERMISSIONS": ["common.api.permissions.ApiDocsAccess"],
     "SERVE_AUTHENTICATION": None,  # the API's own: API keys and sessions
-    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # validatorUrl: None: Swagger UI would otherwise send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "validatorUrl": None},
     # Swagger UI's assets come from drf-spectacular-sidecar (static files), never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One tag per app (common/api/schema.py picks it), in this order, described once here.
+    "TAGS": [
+        {"name": "organization", "description": "The organization a request acts for, and whether it may write."},
+        {
+            "name": "api-keys",
+            "description": "The organization's API keys. Creating one returns the key once; it is stored hashed. "
+            "DELETE revokes it.",
+        },
+        {
+            "name": "integrations",
+            "description": "Connections to third-party services (provider catalogue, OAuth 2.0 authorization, "
+            "sync results). Credentials are write-only: reads show `credential_fields`, the stored key names.",
+        },
+        {"name": "health", "description": "Health of one integration: the latest checks, and a check run now."},
+        {
+            "name": "webhooks",
+            "description": "Subscriptions to events, delivered signed (Standard Webhooks) with retries; their "
+            "attempt logs, statistics, replay and recovery. The signing secret is returned only by create "
+            "and rotate-secret.",
+        },
+        {
+            "name": "events",
+            "description": "The event catalogue, and triggering an event: it is delivered to every active "
+            "webhook subscribed to it.",
+        },
+    ],
     "ENUM_NAME_OVERRIDES": {
         "IntegrationStatusEnum": "integrations.models.Integration.Status",
         "HealthStatusEnum": "integrations.models.Integration.HealthStatus",
@@ -218,15 +250,17 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 # --- django-q2 --------------------------------------------------------------------------
 # Always configure the broker explicitly: without one django-q2 silently uses local Redis.
 # The database, not the broker, owns the state of anything that must not be lost
 # (docs/QUEUE.md): tasks are carriers only, so they are not retried by the broker.
 REDIS_URL = env.str("REDIS_URL", default="")
-Q_TASK_TIMEOUT = env.int("Q_TASK_TIMEOUT", default=120)
+Q_TASK_TIMEOUT = env.int("Q_TASK_TIMEOUT", default=120, minimum=1)
 Q_CLUSTER = {
     "name": env.str("Q_CLUSTER_NAME", default="integrations"),
-    "workers": env.int("Q_WORKERS", default=2),
+    "workers": env.int("Q_WORKERS", default=2, minimum=1),
     "timeout": Q_TASK_TIMEOUT,
     # retry must exceed timeout plus time waiting in the local queue, or a slow task
     # runs twice (docs/QUEUE.md).
@@ -239,7 +273,7 @@ Q_CLUSTER = {
     "max_rss": 512 * 1024,
     "catch_up": False,
     "label": "Task queue",
-    "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
+    "log_level": env.choice("Q_LOG_LEVEL", LOG_LEVELS, default="WARNING"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -249,7 +283,7 @@ else:
     Q_CLUSTER["poll"] = 0.1
 
 # --- Logging ----------------------------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.choice("LOG_LEVEL", LOG_LEVELS, default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -264,7 +298,7 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
+    "loggers": {"django_q": {"level": Q_CLUSTER["log_level"]}},
 }
 
 # --- Outbound URLs ----------------------------------------------------------------------
@@ -277,21 +311,59 @@ WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=No
 INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=None)
 HEALTH_ALLOW_PRIVATE_URLS = env.bool("HEALTH_ALLOW_PRIVATE_URLS", default=None)
 
-# --- Webhooks ---------------------------------------------------------------------------
-WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=15.0)
-WEBHOOKS_DISABLE_AFTER_FAILURES = env.int("WEBHOOKS_DISABLE_AFTER_FAILURES", default=15)
-WEBHOOKS_LOG_RETENTION_DAYS = env.int("WEBHOOKS_LOG_RETENTION_DAYS", default=30)
-WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=50)
-WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=50)
+# --- App tuning ---------------------------------------------------------------------------
+# Read from the environment here so a bad value fails at start, naming the variable. Unset
+# (None) means the app's default, written once in its app_settings.py; README.md lists them.
+WEBHOOKS_TIMEOUT = env.float("WEBHOOKS_TIMEOUT", default=None, positive=True)
+WEBHOOKS_DISABLE_AFTER_FAILURES = env.int("WEBHOOKS_DISABLE_AFTER_FAILURES", default=None, minimum=1)
+WEBHOOKS_LOG_RETENTION_DAYS = env.int("WEBHOOKS_LOG_RETENTION_DAYS", default=None, minimum=1)
+WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=None, minimum=1)
+WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=None, minimum=1)
 # Seconds before each retry; empty means docs/API.md §4's 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
-WEBHOOKS_RETRY_DELAYS = env.list("WEBHOOKS_RETRY_DELAYS", cast=float, default=[])
+WEBHOOKS_RETRY_DELAYS = env.list("WEBHOOKS_RETRY_DELAYS", cast=float, default=[], minimum=0)
+WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=None, positive=True)
+WEBHOOKS_DRAIN_SECONDS = env.float("WEBHOOKS_DRAIN_SECONDS", default=None, minimum=0)
+WEBHOOKS_MAX_PAYLOAD_BYTES = env.int("WEBHOOKS_MAX_PAYLOAD_BYTES", default=None, minimum=2)  # `{}` is 2
+WEBHOOKS_USER_AGENT = env.str("WEBHOOKS_USER_AGENT", default=None)
+WEBHOOKS_WAKEUPS = env.bool("WEBHOOKS_WAKEUPS", default=None)
 
-# --- Health monitoring ------------------------------------------------------------------
-HEALTH_CHECK_INTERVAL_MINUTES = env.int("HEALTH_CHECK_INTERVAL_MINUTES", default=5)
-HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)
-HEALTH_CHECK_SLOW_MS = env.float("HEALTH_CHECK_SLOW_MS", default=2000)
-HEALTH_UNHEALTHY_THRESHOLD = env.int("HEALTH_UNHEALTHY_THRESHOLD", default=3)
-HEALTH_CHECK_CONCURRENCY = env.int("HEALTH_CHECK_CONCURRENCY", default=50)
-HEALTH_CHECK_BATCH_SIZE = env.int("HEALTH_CHECK_BATCH_SIZE", default=200)
-HEALTH_HISTORY_RETENTION_DAYS = env.int("HEALTH_HISTORY_RETENTION_DAYS", default=30)
-HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS", default=180)
+INTEGRATIONS_HTTP_TIMEOUT = env.int("INTEGRATIONS_HTTP_TIMEOUT", default=None, minimum=1)
+INTEGRATIONS_OAUTH_STATE_TTL = env.int("INTEGRATIONS_OAUTH_STATE_TTL", default=None, minimum=1)
+INTEGRATIONS_TOKEN_REFRESH_MARGIN = env.int("INTEGRATIONS_TOKEN_REFRESH_MARGIN", default=None, minimum=0)
+INTEGRATIONS_TOKEN_REFRESH_INTERVAL_MINUTES = env.int(
+    "INTEGRATIONS_TOKEN_REFRESH_INTERVAL_MINUTES", default=None, minimum=1
+)
+INTEGRATIONS_REFRESH_BACKOFF_SECONDS = env.int("INTEGRATIONS_REFRESH_BACKOFF_SECONDS", default=None, minimum=1)
+INTEGRATIONS_REFRESH_BACKOFF_MAX_SECONDS = env.int("INTEGRATIONS_REFRESH_BACKOFF_MAX_SECONDS", default=None, minimum=1)
+INTEGRATIONS_MAX_RESPONSE_BYTES = env.int("INTEGRATIONS_MAX_RESPONSE_BYTES", default=None, minimum=1)
+# rate limits and the call log (integrations/ratelimit.py, calllog.py)
+INTEGRATIONS_RATE_LIMIT_MAX_WAIT_SECONDS = env.float(
+    "INTEGRATIONS_RATE_LIMIT_MAX_WAIT_SECONDS", default=None, minimum=0
+)
+INTEGRATIONS_RATE_LIMIT_MAX_PAUSE_SECONDS = env.float(
+    "INTEGRATIONS_RATE_LIMIT_MAX_PAUSE_SECONDS", default=None, minimum=0
+)
+INTEGRATIONS_RATE_LIMIT_REDIS_URL = env.str("INTEGRATIONS_RATE_LIMIT_REDIS_URL", default=None)
+INTEGRATIONS_RATE_LIMITS_ENABLED = env.bool("INTEGRATIONS_RATE_LIMITS_ENABLED", default=None)
+INTEGRATIONS_CALL_LOG_ENABLED = env.bool("INTEGRATIONS_CALL_LOG_ENABLED", default=None)
+INTEGRATIONS_CALL_LOG_BACKGROUND = env.bool("INTEGRATIONS_CALL_LOG_BACKGROUND", default=None)
+INTEGRATIONS_CALL_LOG_FLUSH_SECONDS = env.float("INTEGRATIONS_CALL_LOG_FLUSH_SECONDS", default=None, positive=True)
+INTEGRATIONS_CALL_LOG_BATCH_SIZE = env.int("INTEGRATIONS_CALL_LOG_BATCH_SIZE", default=None, minimum=1)
+INTEGRATIONS_CALL_LOG_MAX_BUFFER = env.int("INTEGRATIONS_CALL_LOG_MAX_BUFFER", default=None, minimum=1)
+INTEGRATIONS_CALL_LOG_RETENTION_DAYS = env.int("INTEGRATIONS_CALL_LOG_RETENTION_DAYS", default=None, minimum=1)
+# connection issues (integrations/issues.py)
+INTEGRATION_ISSUE_OPEN_AFTER = env.int("INTEGRATION_ISSUE_OPEN_AFTER", default=None, minimum=1)
+INTEGRATION_ISSUE_RESOLVE_AFTER = env.int("INTEGRATION_ISSUE_RESOLVE_AFTER", default=None, minimum=1)
+
+HEALTH_CHECK_INTERVAL_MINUTES = env.int("HEALTH_CHECK_INTERVAL_MINUTES", default=None, minimum=1)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=None, positive=True)
+HEALTH_CHECK_MAX_RESPONSE_BYTES = env.int("HEALTH_CHECK_MAX_RESPONSE_BYTES", default=None, minimum=1)
+HEALTH_CHECK_SLOW_MS = env.float("HEALTH_CHECK_SLOW_MS", default=None, positive=True)
+HEALTH_UNHEALTHY_THRESHOLD = env.int("HEALTH_UNHEALTHY_THRESHOLD", default=None, minimum=1)
+HEALTH_CHECK_CONCURRENCY = env.int("HEALTH_CHECK_CONCURRENCY", default=None, minimum=1)
+HEALTH_CHECK_BATCH_SIZE = env.int("HEALTH_CHECK_BATCH_SIZE", default=None, minimum=1)
+HEALTH_CHECK_LEASE_SECONDS = env.float("HEALTH_CHECK_LEASE_SECONDS", default=None, positive=True)
+HEALTH_HISTORY_RETENTION_DAYS = env.int("HEALTH_HISTORY_RETENTION_DAYS", default=None, minimum=1)
+HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS = env.float("HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS", default=None, positive=True)
+HEALTH_USER_AGENT = env.str("HEALTH_USER_AGENT", default=None)
+SAML_CERT_EXPIRY_WARNING_DAYS = env.int("SAML_CERT_EXPIRY_WARNING_DAYS", default=None, minimum=0)

@@ -27,9 +27,6 @@ if DATABASE_VENDOR == "sqlite":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"integrations-test-{os.getpid()}.sqlite3"),
     }
-# Settings a cluster subprocess receives from the test that starts it.
-if env.str("WEBHOOKS_LEASE_SECONDS", default=""):
-    WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS")
 # No background wake-up timers in the test process unless a cluster test asks for them.
 WEBHOOKS_WAKEUPS = env.bool("WEBHOOKS_WAKEUPS", default=False)
 # Provider calls in tests are not slowed by the catalogue's rate limits, and the call log is

@@ -1,5 +1,6 @@
 from django.urls import re_path
 
+from common.api.handlers import browser_page
 from common.api.routers import OptionalSlashRouter
 
 from .callback import oauth_callback, oauth_start
@@ -10,8 +11,9 @@ router = OptionalSlashRouter()
 router.register("integrations", IntegrationViewSet, basename="integration")
 router.register("integration-issues", ConnectionIssueViewSet, basename="integration-issue")
 
+# Pages for people: their own HTML answers (errors included) stay HTML under /api/.
 urlpatterns = [
-    re_path(r"^integrations/oauth/callback/?$", oauth_callback, name="integration-oauth-callback"),
-    re_path(r"^integrations/oauth/start/?$", oauth_start, name="integration-oauth-start"),
+    re_path(r"^integrations/oauth/callback/?$", browser_page(oauth_callback), name="integration-oauth-callback"),
+    re_path(r"^integrations/oauth/start/?$", browser_page(oauth_start), name="integration-oauth-start"),
     *router.urls,
 ]

@@ -3,7 +3,7 @@ from http import HTTPStatus
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -24,6 +24,7 @@ from integrations.usage import integration_usage
 from organizations.access import resolve_access
 from organizations.tenancy import OrganizationScopedMixin
 
+from .examples import INTEGRATION_CREATE, INTEGRATION_PATCH, INTEGRATION_UPDATE, OAUTH_CALLBACK, SYNC_RESULT
 from .filters import IntegrationFilter
 from .issues import ConnectionIssueSerializer, IssueQuerySerializer
 from .serializers import (
@@ -39,6 +40,11 @@ from .serializers import (
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
+@extend_schema_view(
+    create=extend_schema(examples=INTEGRATION_CREATE),
+    update=extend_schema(examples=INTEGRATION_UPDATE),
+    partial_update=extend_schema(examples=INTEGRATION_PATCH),
+)
 class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     """The organization's integrations. Credentials are write-only."""
 
@@ -97,6 +103,7 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         summary="Record the result of a sync job (extension of docs/API.md §3)",
         request=SyncResultSerializer,
         responses=IntegrationSerializer,
+        examples=SYNC_RESULT,
     )
     @action(detail=True, methods=["post"])
     def sync(self, request, pk=None):
@@ -163,6 +170,7 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         summary="Complete OAuth authorization: exchange the code, store the tokens",
         request=OAuthCallbackSerializer,
         responses={200: IntegrationSerializer, 400: VALIDATION_ERROR, 502: ERROR},
+        examples=OAUTH_CALLBACK,
     )
     @action(detail=True, methods=["post"], url_path="oauth/callback")
     def oauth_callback(self, request, pk=None):

@@ -9,6 +9,7 @@ from organizations.selectors import api_key_list
 from organizations.services import api_key_create, api_key_revoke
 from organizations.tenancy import OrganizationScopedMixin
 
+from .examples import API_KEY_CREATE
 from .serializers import ApiKeyCreatedSerializer, ApiKeySerializer, OrganizationSerializer
 
 
@@ -35,7 +36,12 @@ class ApiKeyViewSet(
     def scoped_queryset(self, organization):
         return api_key_list(organization=organization)
 
-    @extend_schema(request=ApiKeySerializer, responses={201: ApiKeyCreatedSerializer})
+    @extend_schema(
+        summary="Create an API key (returned once, in `key`)",
+        request=ApiKeySerializer,
+        responses={201: ApiKeyCreatedSerializer},
+        examples=API_KEY_CREATE,
+    )
     def create(self, request):
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -43,7 +49,7 @@ class ApiKeyViewSet(
         api_key.key = raw_key
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(summary="Revoke an API key", responses={204: None})
     def destroy(self, request, *args, **kwargs):
         api_key_revoke(api_key=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -89,6 +89,22 @@ def test_api_lists_and_details_answer_with_a_readable_flag(lost, api_client):
     assert len(api_client.get(f"/api/integrations/webhooks/{webhook.pk}/logs/").json()["results"]) == 1
 
 
+def test_one_unreadable_row_does_not_break_a_list_of_readable_ones(lost, organization, receiver, api_client):
+    """The rows written under the new key list beside the unreadable one, each with its state."""
+    readable = custom(organization, receiver.url, key="fresh", name="readable credentials")
+    fresh_hook = webhook_create(organization=organization, name="fresh secret", url=receiver.url, events=["*"])
+    listed = api_client.get("/api/integrations/")
+    assert listed.status_code == HTTPStatus.OK
+    flags = {row["id"]: row["credentials_readable"] for row in listed.json()["results"]}
+    assert flags == {str(lost["integration"].pk): False, str(readable.pk): True}
+    hooks = api_client.get("/api/integrations/webhooks/")
+    assert hooks.status_code == HTTPStatus.OK
+    flags = {row["id"]: row["secret_readable"] for row in hooks.json()["results"]}
+    assert flags == {str(lost["webhook"].pk): False, str(fresh_hook.pk): True}
+    filtered = api_client.get("/api/integrations/?status=active")
+    assert filtered.status_code == HTTPStatus.OK
+
+
 def test_api_writes_on_an_unreadable_row_answer_4xx_or_repair_it(lost, api_client):
     integration, webhook = lost["integration"], lost["webhook"]
     renamed = api_client.patch(f"/api/integrations/{integration.pk}/", {"name": "renamed"}, format="json")

@@ -1,5 +1,5 @@
-"""The OpenAPI schema and Swagger UI: public or behind authentication (API_DOCS_PUBLIC), and
-the docs page loads nothing from the internet."""
+"""The OpenAPI schema, Swagger UI and ReDoc: public or behind authentication (API_DOCS_PUBLIC),
+and the docs pages load nothing from the internet."""
 
 import re
 from http import HTTPStatus
@@ -10,7 +10,8 @@ from django.test import override_settings
 
 pytestmark = pytest.mark.django_db
 
-DOCS_PATHS = ["/api/schema/", "/api/schema", "/api/docs/", "/api/docs"]
+DOCS_PATHS = ["/api/schema/", "/api/schema", "/api/docs/", "/api/docs", "/api/redoc/", "/api/redoc"]
+PAGES = ["/api/docs/", "/api/redoc/"]
 STATIC_URL = "/static/"
 
 
@@ -27,6 +28,7 @@ def test_private_docs_refuse_anonymous_requests(anon_client, path):
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert b"openapi" not in response.content.lower()
     assert b"swagger-ui" not in response.content.lower()
+    assert b"redoc" not in response.content.lower()
 
 
 @pytest.mark.parametrize("path", DOCS_PATHS)
@@ -51,11 +53,27 @@ def test_private_docs_refuse_a_revoked_key(api_client):
     assert api_client.get("/api/schema/").status_code == HTTPStatus.UNAUTHORIZED
 
 
-def test_docs_page_loads_no_asset_from_the_internet(anon_client):
-    html = anon_client.get("/api/docs/").content.decode()
+@pytest.mark.parametrize(("path", "least_assets"), [("/api/docs/", 4), ("/api/redoc/", 1)])
+def test_docs_pages_load_no_asset_from_the_internet(anon_client, path, least_assets):
+    """Swagger UI (favicon, stylesheet, bundle, preset) and ReDoc (its bundle) come from
+    drf-spectacular-sidecar's static files; drf-spectacular's ReDoc page loaded Google Fonts."""
+    response = anon_client.get(path)
+    assert response.status_code == HTTPStatus.OK
+    html = response.content.decode()
     assert not re.findall(r"""https?://|//cdn|["']//""", html), "the docs page references an external URL"
     assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
-    assert len(assets) >= 3  # favicon, stylesheet, bundle, preset
+    assert len(assets) >= least_assets, assets
     for asset in assets:
         assert asset.startswith(STATIC_URL), asset
         assert finders.find(asset.removeprefix(STATIC_URL)), f"{asset} is not a static file of the project"
+
+
+def test_redoc_page_runs_the_sidecar_bundle_on_our_schema(anon_client):
+    html = anon_client.get("/api/redoc/").content.decode()
+    assert f'src="{STATIC_URL}drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"' in html
+    assert 'spec-url="/api/schema' in html
+
+
+def test_swagger_ui_does_not_send_the_schema_to_an_online_validator(anon_client):
+    html = anon_client.get("/api/docs/").content.decode()
+    assert '"validatorUrl": null' in html

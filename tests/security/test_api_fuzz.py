@@ -12,6 +12,13 @@ reaches past the 404. Every example runs in a savepoint that is rolled back, so 
 example's DELETE does not starve the next. Outbound HTTP (webhook test/replay, OAuth token
 requests) goes to `responses`, never to the network, and answers in turn success, a
 refusal, a server error and a connection failure.
+
+Schemathesis does not generate bodies nested deeper than API_MAX_JSON_DEPTH or larger than
+DATA_UPLOAD_MAX_MEMORY_SIZE, so `test_api_refuses_deep_and_oversized_bodies` sends those to
+every operation with a body and validates the answers with the same checks.
+
+Nothing is written to the work tree: schemathesis's cache is off and pointed at a temporary
+directory (`.schemathesis/` is in .gitignore as well).
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import tempfile
 import zlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
 import responses
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
@@ -67,6 +77,8 @@ CONFIG = SchemathesisConfig.from_dict(
         # 502 is the documented answer when a third party fails (OAuth token endpoint);
         # status_code_conformance still fails it on any operation that does not document it.
         "checks": {"not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "502"]}},
+        # No `.schemathesis/` in the work tree (`make test` left one untracked).
+        "cache": {"enabled": False, "directory": str(Path(tempfile.gettempdir()) / "schemathesis-cache")},
     }
 )
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application(), config=CONFIG)
@@ -196,3 +208,61 @@ def test_api_fuzz(case, world):
             case.call_and_validate(headers={"Authorization": f"Bearer {world.raw_key}"}, checks=CHECKS)
         finally:
             transaction.set_rollback(True)
+
+
+# --- what schemathesis does not generate: deep and oversized bodies -----------------------------
+
+BODY_OPERATIONS = [result.ok() for result in schema.get_all_operations() if result.ok().body]
+
+
+def nested_json(depth: int) -> bytes:
+    """`depth` levels of objects and arrays, built as text (no recursion)."""
+    opening = "".join('{"a":' if level % 2 == 0 else "[" for level in range(depth))
+    closing = "".join("}" if level % 2 == 0 else "]" for level in reversed(range(depth)))
+    return (opening + "1" + closing).encode()
+
+
+def oversized_json() -> bytes:
+    return b'{"name": "' + b"x" * django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b'"}'
+
+
+#: body kind -> (body, expected status)
+HOSTILE_BODIES = {
+    "one level too deep": (lambda: nested_json(django_settings.API_MAX_JSON_DEPTH + 1), 400),
+    "50,000 levels deep": (lambda: nested_json(50_000), 400),
+    "over the upload limit": (oversized_json, 413),
+}
+
+
+def test_every_operation_with_a_body_is_covered():
+    assert len(BODY_OPERATIONS) >= 10
+    assert {"/api/events/", "/api/integrations/"} <= {operation.path for operation in BODY_OPERATIONS}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_BODIES))
+@pytest.mark.parametrize("operation", BODY_OPERATIONS, ids=lambda op: f"{op.method.upper()} {op.path}")
+def test_api_refuses_deep_and_oversized_bodies(operation, kind, world):
+    make_body, status = HOSTILE_BODIES[kind]
+    names = re.findall(r"\{(\w+)\}", operation.path)
+    ids = world.ids_for(operation.path, 0)
+    case = operation.Case(
+        path_parameters={name: ids[name] for name in names},
+        body=make_body(),
+        media_type="application/json",
+    )
+    with transaction.atomic():
+        try:
+            response = case.call_and_validate(headers={"Authorization": f"Bearer {world.raw_key}"}, checks=CHECKS)
+        finally:
+            transaction.set_rollback(True)
+    assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"] == ["application/json"]
+    detail = response.json()["detail"]
+    assert ("levels deep" in detail) if status == 400 else (str(django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in detail)
+
+
+def test_schemathesis_writes_nothing_into_the_work_tree():
+    root = Path(__file__).resolve().parents[2]
+    assert CONFIG.cache.enabled is False
+    assert root not in CONFIG.cache.directory.resolve().parents
+    assert "/.schemathesis/" in (root / ".gitignore").read_text().splitlines()

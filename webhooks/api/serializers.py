@@ -67,7 +67,8 @@ class WebhookCreateSerializer(WebhookSerializer):
 
 class WebhookSecretSerializer(WebhookSerializer):
     secret = serializers.CharField(read_only=True)
-    previous_secret_expires_at = serializers.DateTimeField(read_only=True)
+    # null unless a rotation left the previous secret signing (create; rotating an unreadable one).
+    previous_secret_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta(WebhookSerializer.Meta):
         fields = [*WebhookSerializer.Meta.fields, "secret", "previous_secret_expires_at"]

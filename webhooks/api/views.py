@@ -15,6 +15,7 @@ from webhooks import selectors, services
 from webhooks.events import event_catalogue, is_system_event
 from webhooks.models import Webhook, WebhookLog
 
+from .examples import EVENT_TRIGGER, RECOVER, WEBHOOK_CREATE, WEBHOOK_PATCH, WEBHOOK_UPDATE
 from .serializers import (
     EventAcceptedSerializer,
     EventCatalogueEntrySerializer,
@@ -39,7 +40,14 @@ LOG_FILTERS = [
 
 
 @extend_schema_view(
-    create=extend_schema(request=WebhookCreateSerializer, responses={201: WebhookSecretSerializer}),
+    create=extend_schema(
+        summary="Create a webhook (its signing secret is returned once, here)",
+        request=WebhookCreateSerializer,
+        responses={201: WebhookSecretSerializer},
+        examples=WEBHOOK_CREATE,
+    ),
+    update=extend_schema(examples=WEBHOOK_UPDATE),
+    partial_update=extend_schema(examples=WEBHOOK_PATCH),
 )
 class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     """Webhooks of the organization. The secret is returned only by create and rotate-secret."""
@@ -106,6 +114,7 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         request=RecoverSerializer,
         responses={202: RecoverResultSerializer, 400: VALIDATION_ERROR, 409: ERROR},
         summary="Re-send every failed delivery in the window (409 when the webhook is disabled)",
+        examples=RECOVER,
     )
     @action(detail=True, methods=["post"])
     def recover(self, request, pk=None):
@@ -122,6 +131,7 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         return Response(WebhookSecretSerializer(webhook).data)
 
 
+@extend_schema(tags=["events"])
 class EventCatalogueView(APIView):
     @extend_schema(
         responses=EventCatalogueEntrySerializer(many=True),
@@ -135,11 +145,13 @@ class EventCatalogueView(APIView):
         return Response(EventCatalogueEntrySerializer(entries, many=True).data)
 
 
+@extend_schema(tags=["events"])
 class EventTriggerView(APIView):
     @extend_schema(
         request=EventTriggerSerializer,
         responses={202: EventAcceptedSerializer},
         summary="Trigger an event (not a system-only one: integration.* and webhook.* are the platform's)",
+        examples=EVENT_TRIGGER,
     )
     def post(self, request):
         serializer = EventTriggerSerializer(data=request.data)

@@ -20,6 +20,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from common import app_settings as common_settings
+from common.jsonvalues import contains_unstorable_text, nesting_exceeds
 from organizations.models import Organization
 
 from .. import app_settings, scheduling
@@ -32,22 +34,18 @@ logger = logging.getLogger(__name__)
 # --- events -----------------------------------------------------------------------------
 
 
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_contains_nul(v) for v in value)
-    return False
-
-
 def _validate_event(event: str, payload: Any) -> str:
     """Validate; returns the payload serialized as JSON."""
     if not isinstance(event, str) or not is_known_event(event) or event in {TEST_EVENT, ALL_EVENTS}:
         raise ValidationError({"event": f"Unknown event type {event!r}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
         raise ValidationError({"payload": "The payload must be a JSON object."})
+    # Before anything recursive (the JSON encoder) sees it: a payload nested ~1,000 deep
+    # would raise RecursionError there. The API's parser refuses such bodies already; this
+    # bounds Python callers the same way.
+    depth = common_settings.max_json_depth()
+    if nesting_exceeds(payload, depth):
+        raise ValidationError({"payload": f"The payload nests objects and arrays more than {depth} levels deep."})
     try:
         serialized = json.dumps(
             payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False, cls=DjangoJSONEncoder
@@ -57,7 +55,7 @@ def _validate_event(event: str, payload: Any) -> str:
         raise ValidationError(
             {"payload": "The payload must be JSON (no NaN or Infinity, no lone surrogates)."}
         ) from None
-    if _contains_nul(payload):  # PostgreSQL text and jsonb cannot hold NUL
+    if contains_unstorable_text(payload):  # PostgreSQL text and jsonb cannot hold NUL
         raise ValidationError({"payload": "The payload must not contain NUL characters."})
     if size > app_settings.max_payload_bytes():
         raise ValidationError({"payload": f"The payload exceeds {app_settings.max_payload_bytes()} bytes."})
