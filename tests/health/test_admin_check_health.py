@@ -120,3 +120,20 @@ def test_health_check_list_shows_the_organization_by_name(admin_client, integrat
     HealthCheck.objects.create(integration=integration, status="healthy", checked_at=timezone.now())
     page = admin_client.get("/admin/health/healthcheck/").content.decode()
     assert '<td class="field-organization">Acme Recruiting Inc.</td>' in page
+
+
+def test_health_check_list_columns_fit_a_laptop_screen(admin_client, integration):
+    error = "Connection failed (a-very-long-host-name-that-would-widen-the-table.example.com)."
+    HealthCheck.objects.create(integration=integration, status="unhealthy", error=error, checked_at=timezone.now())
+    page = admin_client.get("/admin/health/healthcheck/").content.decode()
+    names = re.findall(r'<th scope="col" class="[^"]*column-([^" ]+)', page)
+    assert names == [
+        "checked_at",
+        "integration_name",
+        "organization",
+        "status_badge",
+        "milliseconds",
+        "http",
+        "short_error",
+    ]
+    assert f'<span title="{error}" style="overflow-wrap:anywhere">{error[:39]}…</span>' in page
