@@ -123,7 +123,8 @@ class MonitoredIntegrationAdmin(IntegrationAdmin):
                 if name == "State":
                     fields = list(options["fields"])
                     fields.insert(fields.index("health_badge") + 1, "uptime")
-                    fields.insert(fields.index("uptime") + 1, "check_health_button")
+                    if self.has_change_permission(request, obj):  # a viewer may not check
+                        fields.insert(fields.index("uptime") + 1, "check_health_button")
                     options["fields"] = fields
         return fieldsets
 

@@ -90,6 +90,8 @@ def test_check_now_is_a_post_with_csrf(integration, admin_user):
 
 def test_check_now_needs_the_admin_role_in_the_integrations_organization(integration, organization):
     viewer = _staff_client(organization, "viewer")
+    page = viewer.get(f"{INTEGRATIONS}{integration.pk}/change/").content.decode()
+    assert "Recent checks" in page and "Check health now" not in page
     with responses.RequestsMock():  # no request may be made
         response = viewer.post(_check_url(integration))
     assert response.status_code == HTTPStatus.FOUND
