@@ -12,8 +12,10 @@ from common.exceptions import ApplicationError
 from common.fields import is_readable
 from common.text import count_of
 from organizations.admin_scoping import OrganizationScopedAdmin
+from organizations.models import Organization
 
 from .admin_issues import IntegrationIssuesAdminMixin
+from .admin_widgets import ConfigTextarea, WriteOnlyTextarea, error_messages
 from .grants import consent_url
 from .models import UNREADABLE_CREDENTIALS, Integration
 from .oauth.binding import set_binding_cookie
@@ -22,6 +24,7 @@ from .oauth.tokens import oauth_refresh_token
 from .services import integration_activate, integration_create, integration_deactivate, integration_update
 from .validation import (
     IntegrationInvalid,
+    credentials_complete,
     validate_config,
     validate_credentials,
     validate_provider_and_auth_type,
@@ -43,11 +46,37 @@ def badge(value: str, label: str):
     return colour_badge(label, STATUS_COLOURS.get(value, GREY))
 
 
-def health_label(integration: Integration) -> str:
-    """`unknown` health says why: never connected (pending), or connected but not checked yet."""
-    if integration.health_status != Integration.HealthStatus.UNKNOWN:
-        return integration.get_health_status_display()
-    return "Not connected" if integration.status == Integration.Status.PENDING else "Not checked yet"
+def never_connected(integration: Integration) -> bool:
+    """Never checked and nothing to connect with yet (no credentials, an OAuth integration
+    not authorized): "not connected", not a failure."""
+    if integration.health_status != Integration.HealthStatus.UNKNOWN or not integration.credentials_readable:
+        return False
+    credentials = integration.credentials or {}
+    if integration.auth_type == Integration.AuthType.SAML:
+        return False  # its metadata is config; empty credentials are normal
+    return not credentials or not credentials_complete(integration.auth_type, credentials)
+
+
+def health_badge_of(integration: Integration):
+    """`unknown` health says why: never connected, or connected but not checked yet."""
+    if never_connected(integration):
+        return format_html('<span style="white-space:nowrap">{}</span>', colour_badge("Not connected", GREY))
+    if integration.health_status == Integration.HealthStatus.UNKNOWN:
+        return colour_badge("Not checked yet", GREY)
+    return badge(integration.health_status, integration.get_health_status_display())
+
+
+class OrganizationNameFilter(admin.RelatedFieldListFilter):
+    """Organizations by name, only those of rows the user may see."""
+
+    def field_choices(self, field, request, model_admin):
+        visible = model_admin.get_queryset(request).values("organization_id")
+        return [(org.pk, org.name) for org in Organization.objects.filter(pk__in=visible).order_by("name")]
+
+
+class OrganizationChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.name} ({obj.slug})"
 
 
 class IntegrationAdminForm(forms.ModelForm):
@@ -58,23 +87,37 @@ class IntegrationAdminForm(forms.ModelForm):
         label="Credentials",
         required=False,
         strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 80}),
+        widget=WriteOnlyTextarea(
+            attrs={"rows": 6, "cols": 80, "autocomplete": "off", "spellcheck": "false", "class": "vLargeTextField"}
+        ),
         help_text=(
-            'A JSON object, e.g. {"api_key": "…"}. Leave blank to keep the stored credentials; '
-            "what you enter replaces them (OAuth tokens are kept). Never shown again."
+            'A JSON object, e.g. {"api_key": "…"}; a PEM key or a service-account JSON key may be '
+            'pasted as is, line breaks included ({"private_key": "-----BEGIN PRIVATE KEY-----…"}). '
+            "Leave blank to keep the stored credentials; what you enter replaces them (OAuth tokens "
+            "are kept). Never shown again."
         ),
     )
 
     class Meta:
         model = Integration
         fields = ["organization", "name", "provider", "auth_type", "config"]
+        field_classes = {"organization": OrganizationChoiceField}
+        widgets = {"config": ConfigTextarea}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "config" in self.fields:
+            widget = self.fields["config"].widget
+            if isinstance(widget, ConfigTextarea):
+                widget.current_provider = self.data.get("provider") or self.instance.provider or ""
 
     def clean_new_credentials(self):
         raw = self.cleaned_data.get("new_credentials") or ""
         if not raw:
             return None
         try:
-            value = json.loads(raw)
+            # strict=False: a pasted PEM keeps its line breaks inside the JSON string.
+            value = json.loads(raw, strict=False)
         except ValueError:
             raise forms.ValidationError("Not valid JSON (the value is not shown again).") from None
         if not isinstance(value, dict):
@@ -98,35 +141,36 @@ class IntegrationAdminForm(forms.ModelForm):
             validate_credentials(provider, cleaned["auth_type"], credentials or stored or {}, config=config)
         except IntegrationInvalid as error:
             for field, problems in error.errors.items():
-                target = field if field in {"provider", "auth_type", "config", "name"} else None
-                text = json.dumps(problems) if isinstance(problems, dict) else "; ".join(map(str, problems))
-                self.add_error(target if target else "new_credentials", f"{field}: {text}" if not target else text)
+                if field in {"provider", "auth_type", "config", "name"}:
+                    self.add_error(field, error_messages(problems))
+                elif field == "credentials":
+                    self.add_error("new_credentials", error_messages(problems))
+                else:
+                    self.add_error("new_credentials", error_messages({field: problems}))
         return cleaned
 
 
 @admin.register(Integration)
 class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, admin.ModelAdmin):
     form = IntegrationAdminForm
+    # Fits a 1366 px screen beside the navigation and the filters: the auth type goes under
+    # the provider; token expiry, sync and update times are on the change page.
     list_display = [
         "name",
-        "organization",
-        "provider",
-        "auth_type",
+        "organization_name",
+        "provider_and_auth",
         "status_badge",
         "health_badge",
-        "issues_badge",
-        "token_expires_at",
-        "last_sync_at",
-        "updated_at",
+        "issues_count",
     ]
-    list_filter = ["provider", "status", "health_status", "auth_type", "organization"]
+    list_filter = ["provider", "status", "health_status", "auth_type", ("organization", OrganizationNameFilter)]
     list_select_related = ["organization"]
     search_fields = ["name", "provider", "organization__slug", "organization__name", "last_error"]
     state_fields = [
         "status_badge",
         "health_badge",
         "issues_badge",
-        "needs_reauthorization",
+        "reauthorization_mark",
         "token_expires_at",
         *IntegrationIssuesAdminMixin.lifecycle_fields,
         "refresh_retry_at",
@@ -139,6 +183,7 @@ class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, adm
     ]
     readonly_fields = [
         "id",
+        "organization_name",
         "stored_credential_fields",
         "oauth_authorization",
         "minted_token",
@@ -148,11 +193,23 @@ class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, adm
     actions = ["activate", "deactivate"]
 
     def get_fieldsets(self, request, obj=None):
-        main = ["organization", "name", "provider", "auth_type", "config", "new_credentials"]
+        main = ["name", "provider", "auth_type", "config", "new_credentials"]
         if obj is None:
-            return [(None, {"fields": main})]
+            return [(None, {"fields": ["organization", *main]})]
         return [
-            (None, {"fields": ["id", *main, "stored_credential_fields", "oauth_authorization", "minted_token"]}),
+            (
+                None,
+                {
+                    "fields": [
+                        "id",
+                        "organization_name",
+                        *main,
+                        "stored_credential_fields",
+                        "oauth_authorization",
+                        "minted_token",
+                    ]
+                },
+            ),
             (
                 "State",
                 {"fields": self.state_fields},
@@ -163,13 +220,33 @@ class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, adm
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
 
+    @admin.display(description="Organization", ordering="organization__name")
+    def organization_name(self, obj: Integration) -> str:
+        return obj.organization.name
+
+    @admin.display(description="Provider", ordering="provider")
+    def provider_and_auth(self, obj: Integration):
+        provider = obj.provider_info
+        return format_html(
+            '{}<br><span style="color:{};font-size:11px">{}</span>',
+            provider.display_name if provider else obj.provider,
+            GREY,
+            obj.get_auth_type_display(),
+        )
+
+    @admin.display(description="Needs reauthorization")
+    def reauthorization_mark(self, obj: Integration):
+        if obj.needs_reauthorization:
+            return colour_badge("Yes: authorize again", STATUS_COLOURS[Integration.Status.ERROR])
+        return format_html('<span style="color:{}">No</span>', GREY)
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Integration):
         return badge(obj.status, obj.get_status_display())
 
     @admin.display(description="Health", ordering="health_status")
     def health_badge(self, obj: Integration):
-        return badge(obj.health_status, health_label(obj))
+        return health_badge_of(obj)
 
     @admin.display(description="Stored credential keys")
     def stored_credential_fields(self, obj: Integration) -> str:

@@ -84,6 +84,21 @@ class IntegrationIssuesAdminMixin(_Base):
             colour_badge(f"{len(issues)} open: {kinds}", RED),
         )
 
+    @admin.display(description="Issues")
+    def issues_count(self, obj: Integration):
+        """The list's compact form of `issues_badge`: how many, the kinds on hover."""
+        issues = open_issues_of(obj)
+        if not issues:
+            return "—"
+        url = reverse("admin:integrations_connectionissue_changelist")
+        return format_html(
+            '<a href="{}?integration__exact={}&amp;status__exact=open" title="{}">{}</a>',
+            url,
+            obj.pk,
+            ", ".join(sorted({issue.get_kind_display() for issue in issues})),
+            colour_badge(f"{len(issues)} open", RED),
+        )
+
     @admin.display(description="Next token refresh")
     def next_token_refresh(self, obj: Integration):
         return obj.next_token_refresh_at or "—"

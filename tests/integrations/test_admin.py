@@ -46,7 +46,7 @@ def test_admin_change_page_never_renders_credentials(admin_client, integration):
     assert response.status_code == HTTPStatus.OK
     content = response.content.decode()
     assert SENTINEL not in content
-    assert 'type="password"' in content
+    assert '<textarea name="new_credentials"' in content
     assert "api_key" in content  # the stored key names are shown
 
 

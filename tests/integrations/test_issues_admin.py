@@ -115,10 +115,11 @@ def test_the_badge_shows_open_issues_count_and_kinds_and_is_neutral_without(admi
     make_issue(troubled, "rate_limited")
     make_issue(troubled, "provider_unavailable", "pending")  # not shown: not an issue yet
     make_issue(fine, "config_invalid", "resolved")
-    content = admin_client.get(INTEGRATIONS).content.decode()
-    assert "2 open: Credentials rejected, Rate limited" in content
+    content = admin_client.get(INTEGRATIONS).content.decode()  # the list: compact, kinds on hover
+    assert 'title="Credentials rejected, Rate limited">' in content and "2 open</span>" in content
     assert f"{ISSUES}?integration__exact={troubled.pk}&amp;status__exact=open" in content
-    assert "No open issues" in content
+    page = admin_client.get(f"{INTEGRATIONS}{troubled.pk}/change/").content.decode()
+    assert "2 open: Credentials rejected, Rate limited" in page
     page = admin_client.get(f"{INTEGRATIONS}{fine.pk}/change/").content.decode()
     assert "No open issues" in page
     linked = admin_client.get(f"{ISSUES}?integration__exact={troubled.pk}&status__exact=open")
