@@ -53,6 +53,8 @@ ERROR_TYPES = {
     "upstream_error": "Upstream service failed",
     "unavailable": "Service unavailable",
 }
+#: the `type` values, for the schema's `ErrorTypeEnum` (config/settings/base.py)
+ERROR_TYPE_CHOICES = list(ERROR_TYPES)
 _TYPE_BY_STATUS = {
     HTTPStatus.BAD_REQUEST: "bad_request",
     HTTPStatus.UNAUTHORIZED: "authentication_failed",

@@ -212,6 +212,7 @@ SPECTACULAR_SETTINGS = {
         "IntegrationStatusEnum": "integrations.models.Integration.Status",
         "HealthStatusEnum": "integrations.models.Integration.HealthStatus",
         "HealthCheckStatusEnum": "health.models.HealthCheck.Status",
+        "ErrorTypeEnum": "common.api.exceptions.ERROR_TYPE_CHOICES",
     },
 }
 
