@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES
 
+from common.text import quoted
+
 NOT_PUBLIC = "The URL resolves to a loopback, private, link-local, multicast or reserved address, which is not allowed."
 
 
@@ -54,7 +56,7 @@ def validate_public_url(url: str, *, allow_private: bool, credentials_hint: str 
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
-        raise ValidationError(f"The host {parts.hostname!r} could not be resolved.") from None
+        raise ValidationError(f"The host {quoted(parts.hostname)} could not be resolved.") from None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if not is_public_address(address):

@@ -1,8 +1,13 @@
-"""Words in messages to people: counts with the noun that agrees with them."""
+"""Words in messages to people: counts with the noun that agrees with them, and client input
+quoted as JSON, never as a Python repr (`"slack"`, not `'slack'` or `['slack']`)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 _VOWELS = "aeiou"
+MAX_QUOTED = 200
 
 
 def plural_of(noun: str) -> str:
@@ -26,3 +31,12 @@ def model_label(model) -> str:
 
 # Models whose class name Django cannot turn into words (`OAuthState` → "o auth state").
 MODEL_LABELS = {"integrations.OAuthState": "OAuth states"}
+
+
+def quoted(value: Any) -> str:
+    """`"slack"` for a string, the JSON text for anything else; cut at `MAX_QUOTED` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = json.dumps(str(value), ensure_ascii=False)
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1] + "…"

@@ -12,6 +12,7 @@ from django.utils import timezone
 from common.exceptions import ApplicationError, ConflictError
 from common.redaction import redact
 from common.services import model_update
+from common.text import quoted
 from organizations.models import Organization
 
 from . import app_settings, providers
@@ -54,7 +55,7 @@ def _check_name(*, organization: Organization, name: Any, exclude_pk=None) -> st
     if exclude_pk is not None:
         duplicates = duplicates.exclude(pk=exclude_pk)
     if duplicates.exists():
-        raise IntegrationInvalid({"name": [f"An integration named {name!r} already exists."]})
+        raise IntegrationInvalid({"name": [f"An integration named {quoted(name)} already exists."]})
     return name
 
 
@@ -67,7 +68,8 @@ def _save_unique(integration: Integration, save: Callable[[], Any] | None = None
             else:
                 save()
     except IntegrityError:  # a concurrent writer took the name
-        raise IntegrationInvalid({"name": [f"An integration named {integration.name!r} already exists."]}) from None
+        taken = f"An integration named {quoted(integration.name)} already exists."
+        raise IntegrationInvalid({"name": [taken]}) from None
 
 
 @transaction.atomic

@@ -7,6 +7,7 @@ Messages never contain credential values.
 
 from __future__ import annotations
 
+import json
 import string
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +15,9 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 
 from common.exceptions import ApplicationError
+from common.limits import MAX_CONFIG_LIST_ITEMS, MAX_CONFIG_OBJECT_CHARS
 from common.ssrf import validate_public_url
+from common.text import quoted
 
 from . import app_settings, providers, saml
 from .grants import saml_bearer
@@ -29,9 +32,10 @@ OAUTH_TOKEN_KEYS = ("access_token", "refresh_token", "token_type", "scope", "id_
 
 
 class IntegrationInvalid(ApplicationError):
+    error_type = "validation_error"
+
     def __init__(self, errors: dict[str, Any]):
-        super().__init__("Invalid integration.", extra=errors)
-        self.errors = errors
+        super().__init__("Invalid integration.", errors=errors)
 
 
 def _is_url(value: str) -> bool:
@@ -46,18 +50,29 @@ def _check_value(spec: ConfigField, value: Any) -> str | None:
         except ValueError as error:
             return str(error)
         return None
+    limit = spec.length_limit
     if spec.kind == providers.BOOL:
         return None if isinstance(value, bool) else "Must be true or false."
     if spec.kind == providers.OBJECT:
-        return None if isinstance(value, dict) else "Must be a JSON object."
+        if not isinstance(value, dict):
+            return "Must be a JSON object."
+        if len(json.dumps(value, separators=(",", ":"), default=str)) > MAX_CONFIG_OBJECT_CHARS:
+            return f"At most {MAX_CONFIG_OBJECT_CHARS} characters as JSON."
+        return None
     if spec.kind == providers.INT:
         return None if type(value) is int and value > 0 else "Must be a positive integer."
     if spec.kind == providers.LIST:
         if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
             return "Must be a list of non-empty strings."
+        if len(value) > MAX_CONFIG_LIST_ITEMS:
+            return f"At most {MAX_CONFIG_LIST_ITEMS} items."
+        if limit and any(len(item) > limit for item in value):
+            return f"Each item at most {limit} characters."
         return None
     if not isinstance(value, str) or not value.strip():
         return "Must be a non-empty string."
+    if limit and len(value) > limit:
+        return f"At most {limit} characters."
     if spec.kind == providers.URL and not _is_url(value):
         return "Must be an http(s) URL."
     if spec.choices and value not in spec.choices:
@@ -71,10 +86,10 @@ def _check_value(spec: ConfigField, value: Any) -> str | None:
 def validate_provider_and_auth_type(provider_name: Any, auth_type: Any) -> Provider:
     provider = providers.get_provider(provider_name) if isinstance(provider_name, str) else None
     if provider is None:
-        raise IntegrationInvalid({"provider": [f"Unknown provider {provider_name!r}."]})
+        raise IntegrationInvalid({"provider": [f"Unknown provider {quoted(provider_name)}."]})
     if auth_type not in provider.auth_types:
         raise IntegrationInvalid(
-            {"auth_type": [f"{provider.name} supports: {', '.join(provider.auth_types)}; not {auth_type!r}."]}
+            {"auth_type": [f"{provider.name} supports: {', '.join(provider.auth_types)}; not {quoted(auth_type)}."]}
         )
     return provider
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from rest_framework import exceptions
 
+from common.text import quoted
+
 from .models import ApiKey, Organization
 from .selectors import membership_list
 
@@ -50,7 +52,7 @@ def _resolve(request) -> OrganizationAccess:
         # Only a well-formed slug reaches the database (PostgreSQL refuses e.g. NUL bytes).
         membership = memberships.filter(organization__slug=slug).first() if SLUG_PATTERN.fullmatch(slug) else None
         if membership is None:
-            raise exceptions.PermissionDenied(f"You are not a member of organization {slug!r}.")
+            raise exceptions.PermissionDenied(f"You are not a member of organization {quoted(slug)}.")
     else:
         found = list(memberships[:2])
         if not found:

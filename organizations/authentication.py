@@ -5,6 +5,8 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from common.text import quoted
+
 from .models import ApiKey
 from .selectors import api_key_authenticate
 from .services import api_key_mark_used
@@ -29,15 +31,24 @@ class ApiKeyPrincipal:
         return self.username
 
 
+#: the one way to present a key; every malformed Authorization header is told so
+USE_BEARER = "Use `Authorization: Bearer <api key>`."
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        if not header:
             return None
+        if header[0].lower() != self.keyword.lower().encode():
+            # `Token ik_...`, `Basic ...`, a bare key: no other scheme is accepted (the
+            # browsable API and the admin use the session cookie, not this header).
+            scheme = header[0][:20].decode("ascii", "replace")
+            raise exceptions.AuthenticationFailed(f"Unsupported Authorization scheme {quoted(scheme)}. {USE_BEARER}")
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <key>'.")
+            raise exceptions.AuthenticationFailed(f"Invalid Authorization header. {USE_BEARER}")
         try:
             raw_key = header[1].decode()
         except UnicodeDecodeError:

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from common.exceptions import ApplicationError, ConflictError
 from common.services import model_update
+from common.text import quoted
 
 from .models import ApiKey, Membership, Organization
 
@@ -37,16 +38,16 @@ def split_api_key(raw_key: str) -> str | None:
 @transaction.atomic
 def organization_create(*, slug: str, name: str = "") -> Organization:
     if not slug or slugify(slug) != slug:
-        raise ApplicationError(f"Invalid slug {slug!r}: use lowercase letters, digits and hyphens.")
+        raise ApplicationError(f"Invalid slug {quoted(slug)}: use lowercase letters, digits and hyphens.")
     if Organization.objects.filter(slug=slug).exists():
-        raise ConflictError(f"Organization {slug!r} already exists.")
+        raise ConflictError(f"Organization {quoted(slug)} already exists.")
     return Organization.objects.create(slug=slug, name=name or slug)
 
 
 @transaction.atomic
 def membership_set(*, user: AbstractBaseUser, organization: Organization, role: str) -> Membership:
     if role not in Membership.Role.values:
-        raise ApplicationError(f"Unknown role {role!r}.")
+        raise ApplicationError(f"Unknown role {quoted(role)}.")
     membership, _ = Membership.objects.update_or_create(user=user, organization=organization, defaults={"role": role})
     return membership
 

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from common.fields import EncryptedCharField, is_readable
+from common.limits import MAX_URL_LENGTH
 from integrations.fields import EncryptedJSONField
 from organizations.models import Organization
 
@@ -28,7 +29,7 @@ class Webhook(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhooks")
     name = models.CharField(max_length=200)
-    url = models.URLField(max_length=2000)
+    url = models.URLField(max_length=MAX_URL_LENGTH)
     events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
     integration = models.ForeignKey(
         "integrations.Integration",
@@ -63,6 +64,10 @@ class Webhook(models.Model):
         db_table = "webhooks"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["organization", "is_active"], name="webhook_org_active")]
+        constraints = [
+            # Like integration names; migration 0005 renamed earlier duplicates "name (2)", ...
+            models.UniqueConstraint(fields=["organization", "name"], name="webhook_unique_name_per_organization")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -168,7 +173,7 @@ class WebhookLog(models.Model):
     event_type = models.CharField(max_length=100)
     message_id = models.CharField(max_length=40)
     attempt = models.PositiveIntegerField()
-    request_url = models.URLField(max_length=2000)
+    request_url = models.URLField(max_length=MAX_URL_LENGTH)
     request_headers = models.JSONField(default=dict)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True)

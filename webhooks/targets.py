@@ -11,6 +11,7 @@ import re
 from django.core.exceptions import ValidationError
 
 from common.ssrf import is_public_address, validate_public_url
+from common.text import quoted
 
 from . import app_settings
 
@@ -49,15 +50,15 @@ def validate_headers(headers: object) -> dict[str, str]:
     cleaned: dict[str, str] = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not name or not set(name) <= HEADER_NAME_CHARS:
-            raise ValidationError(f"Invalid header name {name!r}.")
+            raise ValidationError(f"Invalid header name {quoted(name)}.")
         if not isinstance(value, str) or len(value) > 4096 or not HEADER_VALUE.fullmatch(value):
             raise ValidationError(
-                f"The value of header {name!r} must be a single-line string without control characters "
+                f"The value of header {quoted(name)} must be a single-line string without control characters "
                 "or leading whitespace."
             )
         lowered = name.lower()
         if lowered in FORBIDDEN_HEADERS or lowered.startswith("webhook-"):
-            raise ValidationError(f"The header {name!r} is set by the delivery itself and cannot be overridden.")
+            raise ValidationError(f"The header {quoted(name)} is set by the delivery itself and cannot be overridden.")
         cleaned[name] = value
     if len(cleaned) > 20:
         raise ValidationError("At most 20 custom headers.")

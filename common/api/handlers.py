@@ -19,6 +19,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
 
+from .exceptions import problem
+
 API_PREFIX = "/api/"
 
 #: the detail of a JSON error that carries no message of its own
@@ -33,10 +35,11 @@ def is_api(request: HttpRequest) -> bool:
 
 
 def error_response(status: int, detail: str | None = None, **extra: Any) -> JsonResponse:
-    """The API's error body, `{"detail": ...}` (plus context keys), for answers made outside DRF."""
+    """The API's error body (common/api/exceptions.py `problem`, plus context keys), for
+    answers made outside DRF."""
     if detail is None:
         detail = _DETAILS.get(HTTPStatus(status), f"{HTTPStatus(status).phrase}.")
-    return JsonResponse({"detail": detail, **extra}, status=status)
+    return JsonResponse(problem(status_code=status, detail=detail, **extra), status=status)
 
 
 def browser_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

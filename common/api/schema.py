@@ -17,7 +17,8 @@
 
 Views add the codes only they can give (409, 502, ...) with `extend_schema(responses=...)`
 using `ERROR` or `VALIDATION_ERROR` below, and request examples
-(`extend_schema(examples=...)`, from each app's `api/examples.py`).
+(`extend_schema(examples=...)`, from each app's `api/examples.py`). Every error response
+refers to one component, `Error`: the body common/api/exceptions.py builds.
 """
 
 from __future__ import annotations
@@ -26,23 +27,34 @@ from drf_spectacular.openapi import AutoSchema as _AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent, get_doc
 from drf_spectacular.utils import OpenApiResponse
 
-#: `{"detail": "..."}`, sometimes with more context keys (see common/api/exceptions.py)
+from .exceptions import ERROR_TYPES
+
+#: the one error body of the API (common/api/exceptions.py, docs/API.md "Errors")
 ERROR_SCHEMA = {
     "type": "object",
-    "properties": {"detail": {"type": "string"}},
-    "required": ["detail"],
+    "description": "A problem document (RFC 9457 style). `errors` holds field errors, nested fields as "
+    "dotted paths (`config.tenant`, `events.0`), `{}` when the error is about no field. Some errors add "
+    "context keys (`retry_after`, `event_id`...).",
+    "properties": {
+        "type": {"type": "string", "enum": list(ERROR_TYPES), "description": "stable slug to branch on"},
+        "title": {"type": "string", "description": "the type in words"},
+        "detail": {"type": "string", "description": "this occurrence in words"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "`{field: [messages]}`",
+        },
+        "retry_after": {"type": "integer", "description": "seconds to wait (rate_limited)"},
+    },
+    "required": ["type", "title", "detail", "errors"],
     "additionalProperties": True,
 }
-#: field errors `{"field": ["..."]}` (nested for nested fields), or `{"detail": "..."}`
-VALIDATION_ERROR_SCHEMA = {
-    "type": "object",
-    "additionalProperties": True,
-    "description": 'Field errors (`{"field": ["message"]}`, nested objects for nested fields) '
-    'or `{"detail": "message"}`.',
-}
+#: kept for views that declare their 400 (same body: `type` is `validation_error`)
+VALIDATION_ERROR_SCHEMA = ERROR_SCHEMA
+ERROR_COMPONENT = "Error"
 
 ERROR = OpenApiResponse(ERROR_SCHEMA, description="Error")
-VALIDATION_ERROR = OpenApiResponse(VALIDATION_ERROR_SCHEMA, description="Invalid input")
+VALIDATION_ERROR = OpenApiResponse(ERROR_SCHEMA, description="Invalid input")
 
 _DESCRIPTIONS = {
     400: "Invalid input: field errors or a detail message (also malformed JSON, or objects and arrays "
@@ -97,12 +109,17 @@ class AutoSchema(_AutoSchema):
         if operation is None:
             return None
         responses = operation["responses"]
+        component = ResolvedComponent(
+            name=ERROR_COMPONENT, type=ResolvedComponent.SCHEMA, schema=ERROR_SCHEMA, object=ERROR_COMPONENT
+        )
+        self.registry.register_on_missing(component)
+        for response in responses.values():  # views' own ERROR / VALIDATION_ERROR: the component too
+            content = response.get("content", {}).get("application/json")
+            if content and content.get("schema") == ERROR_SCHEMA:
+                content["schema"] = component.ref
         for code in sorted(self._error_codes(operation)):
             if str(code) in responses:
                 continue
-            name, schema = ("ValidationError", VALIDATION_ERROR_SCHEMA) if code == 400 else ("Error", ERROR_SCHEMA)
-            component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, schema=schema, object=name)
-            self.registry.register_on_missing(component)
             responses[str(code)] = {
                 "content": {"application/json": {"schema": component.ref}},
                 "description": _DESCRIPTIONS[code],

@@ -247,6 +247,7 @@ SPECTACULAR_SETTINGS = {
         "HealthCheckStatusEnum": "health.models.HealthCheck.Status",
         "ConnectionIssueKindEnum": "integrations.models.ConnectionIssue.Kind",
         "ConnectionIssueStatusEnum": "integrations.api.issues.LISTED_STATUSES",
+        "ErrorTypeEnum": "common.api.exceptions.ERROR_TYPE_CHOICES",
     },
 }
 

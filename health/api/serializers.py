@@ -1,10 +1,12 @@
 from rest_framework import serializers
 
+from common.api import fields
+from common.api import serializers as api
 from health.models import HealthCheck
 from integrations.models import Integration
 
 
-class HealthCheckSerializer(serializers.ModelSerializer):
+class HealthCheckSerializer(api.ModelSerializer):
     class Meta:
         model = HealthCheck
         fields = [
@@ -20,12 +22,10 @@ class HealthCheckSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class HealthSummarySerializer(serializers.Serializer):
+class HealthSummarySerializer(api.Serializer):
     integration = serializers.UUIDField(source="integration.pk")
-    status = serializers.ChoiceField(source="integration.status", choices=Integration.Status.choices)
-    health_status = serializers.ChoiceField(
-        source="integration.health_status", choices=Integration.HealthStatus.choices
-    )
+    status = fields.ChoiceField(source="integration.status", choices=Integration.Status.choices)
+    health_status = fields.ChoiceField(source="integration.health_status", choices=Integration.HealthStatus.choices)
     last_health_check_at = serializers.DateTimeField(source="integration.last_health_check_at", allow_null=True)
     consecutive_unhealthy = serializers.IntegerField()
     latest = HealthCheckSerializer(allow_null=True)
@@ -37,13 +37,12 @@ class HealthSummarySerializer(serializers.Serializer):
     history = HealthCheckSerializer(source="recent", many=True, help_text="The most recent checks, newest first.")
 
 
-class HealthQuerySerializer(serializers.Serializer):
+class HealthQuerySerializer(api.Serializer):
+    extra_allowed_keys = api.QUERY_KEYS
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20, help_text="history entries (1-100)")
 
 
-class HealthCheckNowSerializer(serializers.Serializer):
-    health_status = serializers.ChoiceField(
-        source="integration.health_status", choices=Integration.HealthStatus.choices
-    )
-    status = serializers.ChoiceField(source="integration.status", choices=Integration.Status.choices)
+class HealthCheckNowSerializer(api.Serializer):
+    health_status = fields.ChoiceField(source="integration.health_status", choices=Integration.HealthStatus.choices)
+    status = fields.ChoiceField(source="integration.status", choices=Integration.Status.choices)
     check = HealthCheckSerializer(source="record")

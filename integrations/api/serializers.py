@@ -2,6 +2,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.api import fields
+from common.api import serializers as api
 from integrations.grants import consent_url
 from integrations.models import ConnectionIssue, Integration
 from integrations.providers import AUTH_TYPES, PROVIDER_CHOICES
@@ -33,11 +35,11 @@ LIFECYCLE_FIELDS = (
 )
 
 
-class IntegrationSerializer(serializers.ModelSerializer):
+class IntegrationSerializer(api.ModelSerializer):
     """Credentials are write-only: reads show `credential_fields`, the stored key names."""
 
-    provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
-    auth_type = serializers.ChoiceField(choices=[(value, value) for value in AUTH_TYPES])
+    provider = fields.ChoiceField(choices=PROVIDER_CHOICES)
+    auth_type = fields.ChoiceField(choices=[(value, value) for value in AUTH_TYPES])
     config = serializers.JSONField(required=False, help_text="Provider settings: see /api/integrations/providers/.")
     credentials = serializers.JSONField(
         write_only=True,
@@ -108,21 +110,24 @@ class IntegrationSerializer(serializers.ModelSerializer):
         return value
 
 
-class SyncResultSerializer(serializers.Serializer):
+class SyncResultSerializer(api.Serializer):
     success = serializers.BooleanField()
     error = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ConfigFieldSerializer(serializers.Serializer):
+class ConfigFieldSerializer(api.Serializer):
     name = serializers.CharField()
     kind = serializers.CharField()
     required_for = serializers.ListField(child=serializers.CharField())
     default = serializers.JSONField(allow_null=True)
     choices = serializers.ListField(child=serializers.CharField())
     help = serializers.CharField()
+    max_length = serializers.IntegerField(
+        allow_null=True, help_text="the longest accepted string (each item, for a list); null for other kinds"
+    )
 
 
-class HealthCheckInfoSerializer(serializers.Serializer):
+class HealthCheckInfoSerializer(api.Serializer):
     method = serializers.CharField()
     url = serializers.CharField()
     success = serializers.CharField()
@@ -130,8 +135,8 @@ class HealthCheckInfoSerializer(serializers.Serializer):
     note = serializers.CharField()
 
 
-class JwtGrantInfoSerializer(serializers.Serializer):
-    key = serializers.ChoiceField(
+class JwtGrantInfoSerializer(api.Serializer):
+    key = fields.ChoiceField(
         choices=["private_key", "service_account"],
         help_text="the credential holding the signing key: `private_key` (PEM) or `service_account` (Google JSON key)",
     )
@@ -141,14 +146,14 @@ class JwtGrantInfoSerializer(serializers.Serializer):
     )
 
 
-class RateLimitSerializer(serializers.Serializer):
+class RateLimitSerializer(api.Serializer):
     requests = serializers.FloatField()
     per_seconds = serializers.FloatField()
     burst = serializers.FloatField()
     source = serializers.CharField()
 
 
-class ProviderSerializer(serializers.Serializer):
+class ProviderSerializer(api.Serializer):
     name = serializers.CharField()
     display_name = serializers.CharField()
     category = serializers.CharField()
@@ -167,7 +172,7 @@ class ProviderSerializer(serializers.Serializer):
     notes = serializers.CharField()
 
 
-class AuthorizationStartSerializer(serializers.Serializer):
+class AuthorizationStartSerializer(api.Serializer):
     authorization_url = serializers.URLField(help_text="the provider's URL; complete with POST .../oauth/callback/")
     start_url = serializers.URLField(
         help_text="our page that binds the flow to the browser opening it (needed for the browser callback)"
@@ -176,7 +181,7 @@ class AuthorizationStartSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-class OAuthCallbackSerializer(serializers.Serializer):
+class OAuthCallbackSerializer(api.Serializer):
     code = serializers.CharField(max_length=4096, trim_whitespace=True)
     state = serializers.CharField(max_length=4096, trim_whitespace=True)
 

@@ -19,6 +19,7 @@ from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
 from common.exceptions import ApplicationError, ConflictError, UpstreamError
 from common.redaction import redact
+from common.text import quoted
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress, ResponseTooLarge
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
@@ -219,7 +220,9 @@ def _fill(template: str, config: dict[str, Any], what: str) -> str:
     try:
         return template.format_map(values)
     except KeyError as missing:
-        raise ApplicationError(f"The integration's config lacks {missing.args[0]!r}, needed for the {what}.") from None
+        raise ApplicationError(
+            f"The integration's config lacks {quoted(missing.args[0])}, needed for the {what}."
+        ) from None
 
 
 def resolve_client(integration: Integration, *, redirect_uri: str | None = None) -> OAuthClient:
@@ -239,7 +242,7 @@ def resolve_client(integration: Integration, *, redirect_uri: str | None = None)
         # saved before the rule or written around the services.
         refusal = shared_app_refusal(provider, integration.auth_type, config)
         if refusal:
-            raise ApplicationError(refusal, extra={"config": {"client_id": [refusal]}})
+            raise ApplicationError(refusal, errors={"config": {"client_id": [refusal]}})
         client_id = app_settings.client_id(provider.env_prefix)
         client_secret = app_settings.client_secret(provider.env_prefix)
     if not client_id:

@@ -84,9 +84,9 @@ def oauth_start_authorization(*, integration: Integration, bind_browser: bool = 
 
 def _clean_parameter(value, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise OAuthStateInvalid(f"Missing {name}.", extra={name: ["This field is required."]})
+        raise OAuthStateInvalid(f"Missing {name}.", errors={name: ["This field is required."]})
     if len(value) > MAX_PARAMETER_LENGTH:
-        raise OAuthStateInvalid(f"Invalid {name}.", extra={name: ["Too long."]})
+        raise OAuthStateInvalid(f"Invalid {name}.", errors={name: ["Too long."]})
     return value.strip()
 
 

@@ -64,7 +64,12 @@ MS_HEALTH = HealthCheck("https://graph.microsoft.com/v1.0/me")
 MS_HOSTS = ("login.microsoftonline.com", "graph.microsoft.com")
 # SAML (`integrations/saml.py`): the identity provider's metadata, one of the first two keys.
 SAML_IDP_FIELDS = (
-    ConfigField("idp_metadata", TEXT, help="SAML: the IdP's metadata XML (an md:EntityDescriptor)"),
+    ConfigField(
+        "idp_metadata",
+        TEXT,
+        help="SAML: the IdP's metadata XML (an md:EntityDescriptor)",
+        max_length=1024 * 1024,  # integrations/saml.py MAX_METADATA_BYTES
+    ),
     ConfigField("idp_metadata_url", URL, help="SAML: where the IdP publishes its metadata (https)"),
     ConfigField("idp_entity_id", TEXT, help="SAML: the IdP's entityID; the metadata must name it"),
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from common.limits import MAX_CONFIG_STRING_LENGTH, MAX_URL_LENGTH
+
 # Categories
 CALENDAR = "calendar"
 HRIS = "hris"
@@ -67,6 +69,17 @@ class ConfigField:
     default: Any = None
     choices: tuple[str, ...] = ()
     help: str = ""
+    #: longest accepted string (None: `common/limits.py`'s bound for the kind)
+    max_length: int | None = None
+
+    @property
+    def length_limit(self) -> int | None:
+        """The longest accepted string (each item, for a list); None for non-string kinds."""
+        if self.kind == URL:
+            return min(self.max_length or MAX_URL_LENGTH, MAX_URL_LENGTH)
+        if self.kind in (STR, TEXT, LIST):
+            return self.max_length or MAX_CONFIG_STRING_LENGTH
+        return None
 
 
 @dataclass(frozen=True)
@@ -178,7 +191,12 @@ OAUTH_COMMON_FIELDS = (
     ConfigField("scopes", LIST, help="scopes to request; else the provider's defaults"),
     ConfigField("use_pkce", BOOL, help="override the catalogue's PKCE support"),
     ConfigField("token_auth_method", choices=TOKEN_AUTH_METHODS, help="how the client authenticates at the token URL"),
-    ConfigField("redirect_uri", URL, help="else <PREFIX>_REDIRECT_URI, else PUBLIC_BASE_URL + the callback path"),
+    ConfigField(
+        "redirect_uri",
+        URL,
+        help="else <PREFIX>_REDIRECT_URI, else PUBLIC_BASE_URL + the callback path",
+        max_length=500,  # OAuthState.redirect_uri
+    ),
 )
 
 # Config keys every provider accepts, whatever its auth type.
@@ -288,6 +306,7 @@ class Provider:
                     "default": f.default,
                     "choices": list(f.choices),
                     "help": f.help,
+                    "max_length": f.length_limit,
                 }
                 for f in self.all_config_fields()
             ],

@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
+from common.api import serializers as api
 from organizations.models import ApiKey, Organization
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(api.ModelSerializer):
     can_write = serializers.SerializerMethodField()
 
     class Meta:
@@ -14,7 +15,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
         return self.context["can_write"]
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(api.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = ["id", "name", "read_only", "prefix", "created_at", "last_used_at", "revoked_at"]

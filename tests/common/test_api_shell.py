@@ -4,6 +4,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from tests.api_errors import error_detail, error_fields, error_type, problem
+
 pytestmark = pytest.mark.django_db
 
 
@@ -26,7 +28,7 @@ def test_schema_and_docs_are_served_without_auth(anon_client):
 def test_non_json_body_is_415(api_client):
     response = api_client.post("/api/api-keys/", "name=x", content_type="application/x-www-form-urlencoded")
     assert response.status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-    assert "detail" in response.json()
+    assert error_type(response) == "unsupported_media_type" and error_detail(response)
 
 
 def test_admin_login_page_loads(client):
@@ -82,7 +84,7 @@ def test_unrouted_api_paths_are_json_404s(api_client, path):
     response = api_client.get(path)
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "Not found."}
+    assert problem(response) == {"type": "not_found", "title": "Not found", "detail": "Not found.", "errors": {}}
 
 
 def test_non_api_paths_keep_djangos_404_page(client):
@@ -105,7 +107,7 @@ def test_bad_page_size_is_400(api_client, page_size):
     """`?page_size=abc` silently answered the default page size; now a clear 400."""
     response = api_client.get(f"/api/api-keys/?page_size={page_size}")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "page_size" in response.json()
+    assert "page_size" in error_fields(response)
 
 
 def test_large_page_size_is_capped_not_refused(api_client):

@@ -5,6 +5,7 @@ import pytest
 
 from integrations.models import Integration
 from integrations.providers import PROVIDERS
+from tests.api_errors import error_fields, field_errors
 from tests.integrations.conftest import SENTINEL
 from tests.integrations.factories import IntegrationFactory, OAuthIntegrationFactory
 from tests.integrations.grants.keys import rsa_pem
@@ -104,15 +105,14 @@ def test_create_oauth_integration_starts_pending_with_default_config(api_client)
 def test_invalid_create_is_400_with_field_errors_and_creates_nothing(api_client, payload, field):
     response = api_client.post(URL, payload, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    body = response.json()
-    assert field in body, body
+    assert field in error_fields(response), response.json()
     assert SENTINEL not in response.content.decode()
     assert not Integration.objects.exists()
 
 
 def test_field_errors_name_the_config_key(api_client):
-    body = api_client.post(URL, bamboo_payload(config={}), format="json").json()
-    assert "company_domain" in body["config"]
+    response = api_client.post(URL, bamboo_payload(config={}), format="json")
+    assert field_errors(response)["config.company_domain"] == ["Required for bamboohr with api_key."]
 
 
 def test_complete_credentials_for_other_auth_types_start_active(api_client):
@@ -163,7 +163,7 @@ def test_duplicate_name_is_400_but_other_organization_may_reuse_it(api_client, o
     assert api_client.post(URL, bamboo_payload(), format="json").status_code == HTTPStatus.CREATED
     response = api_client.post(URL, bamboo_payload(), format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "name" in response.json()
+    assert "name" in error_fields(response)
     assert other_client.post(URL, bamboo_payload(), format="json").status_code == HTTPStatus.CREATED
 
 
@@ -307,7 +307,7 @@ def test_rename_to_a_taken_name_is_400(api_client, organization):
     integration = IntegrationFactory(organization=organization, name="Mine")
     response = api_client.patch(detail(integration), {"name": "Taken"}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "name" in response.json()
+    assert "name" in error_fields(response)
 
 
 def test_delete(api_client, organization):

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from integrations.models import Integration, OAuthState
 from integrations.oauth.flows import hash_state
+from tests.api_errors import error_fields
 from tests.integrations.factories import IntegrationFactory
 from tests.integrations.oauth_helpers import (
     CUSTOM_CONFIG,
@@ -317,7 +318,7 @@ def test_read_only_key_cannot_use_oauth_routes(read_only_client, api_client, goo
 def test_missing_code_or_state_is_400(api_client, google):
     response = api_client.post(f"/api/integrations/{google.pk}/oauth/callback/", {"state": "x"}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "code" in response.json()
+    assert "code" in error_fields(response)
 
 
 # --- the callback: provider errors ------------------------------------------------------

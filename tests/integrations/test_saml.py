@@ -14,6 +14,7 @@ from integrations import providers, saml
 from integrations.models import Integration
 from integrations.services import integration_create
 from integrations.validation import IntegrationInvalid
+from tests.api_errors import field_errors
 from tests.integrations.factories import IntegrationFactory
 from tests.webhooks.receiver import Receiver, Reply
 
@@ -214,7 +215,7 @@ def test_inline_metadata_is_validated_at_create(api_client, provider):
 
     bad = post(api_client, {"idp_metadata": "<md:EntityDescriptor"}, provider=provider)
     assert bad.status_code == HTTPStatus.BAD_REQUEST
-    [message] = bad.json()["config"]["idp_metadata"]
+    [message] = field_errors(bad)["config.idp_metadata"]
     assert "not well-formed XML" in message
 
 
@@ -238,7 +239,7 @@ def test_inline_metadata_is_validated_at_create(api_client, provider):
 def test_bad_saml_config_is_a_400_naming_the_field(api_client, config, field, message):
     response = post(api_client, config)
     assert response.status_code == HTTPStatus.BAD_REQUEST, response.json()
-    assert message in " ".join(response.json()["config"][field])
+    assert message in " ".join(field_errors(response)[f"config.{field}"])
     assert not Integration.objects.exists()
 
 
@@ -251,7 +252,7 @@ def test_metadata_url_must_be_public_and_https_unless_private_urls_are_allowed(a
     ):
         response = post(api_client, {"idp_metadata_url": url})
         assert response.status_code == HTTPStatus.BAD_REQUEST, url
-        assert message in " ".join(response.json()["config"]["idp_metadata_url"]), response.json()
+        assert message in " ".join(field_errors(response)["config.idp_metadata_url"]), response.json()
 
 
 def test_update_with_bad_inline_metadata_is_refused_and_changes_nothing(api_client, organization):
@@ -261,7 +262,7 @@ def test_update_with_bad_inline_metadata_is_refused_and_changes_nothing(api_clie
         f"/api/integrations/{integration.pk}/", {"config": {"idp_metadata": "<nope"}}, format="json"
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "idp_metadata" in response.json()["config"]
+    assert "config.idp_metadata" in field_errors(response)
     integration.refresh_from_db()
     assert integration.config["idp_metadata"] == xml
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 from organizations.models import ApiKey
 from organizations.selectors import api_key_authenticate
 from organizations.services import api_key_create, hash_api_key
+from tests.api_errors import error_detail, error_fields, error_type
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def test_unknown_or_malformed_key_is_401(anon_client, api_client, header):
     anon_client.credentials(HTTP_AUTHORIZATION=header)
     response = anon_client.get("/api/organization/")
     assert response.status_code == HTTPStatus.UNAUTHORIZED
-    assert "detail" in response.json()
+    assert error_type(response) == "authentication_failed" and error_detail(response)
 
 
 def test_key_with_right_prefix_but_wrong_secret_is_401(anon_client, api_client):
@@ -84,7 +85,7 @@ def test_create_returns_key_once_and_lists_never_show_it(api_client):
 def test_create_with_bad_body_is_400_with_field_errors(api_client):
     response = api_client.post("/api/api-keys/", {"name": "x" * 500}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "name" in response.json()
+    assert "name" in error_fields(response)
     response = api_client.post("/api/api-keys/", "not json", content_type="application/json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert ApiKey.objects.count() == 1

@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 
 from common.redaction import REDACTED
+from tests.api_errors import error_fields, field_errors
 from tests.webhooks.receiver import Receiver
 from webhooks.models import Webhook
 from webhooks.services import webhook_create
@@ -58,7 +59,7 @@ def _received_values(server) -> list[str]:
 def test_moving_to_another_host_requires_the_secret_headers_again(api_client, webhook, other_host, body):
     response = api_client.patch(f"{BASE}{webhook.pk}/", {"url": elsewhere(other_host), **body}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "Authorization" in " ".join(response.json()["headers"])
+    assert "Authorization" in " ".join(field_errors(response)["headers"])
     webhook.refresh_from_db()
     assert webhook.url != elsewhere(other_host) and webhook.headers["Authorization"] == TOKEN
     api_client.post(f"{BASE}{webhook.pk}/test/")
@@ -88,7 +89,8 @@ def test_a_same_host_change_keeps_them(api_client, webhook, receiver):
     response = api_client.patch(f"{BASE}{webhook.pk}/", {"url": receiver.url + "moved"}, format="json")
     assert response.status_code == HTTPStatus.OK
     body = api_client.get(f"{BASE}{webhook.pk}/").json()
-    response = api_client.put(f"{BASE}{webhook.pk}/", {**body, "url": receiver.url + "again"}, format="json")
+    writable = {key: body[key] for key in ("name", "events", "integration", "headers", "retry_attempts", "is_active")}
+    response = api_client.put(f"{BASE}{webhook.pk}/", {**writable, "url": receiver.url + "again"}, format="json")
     assert response.status_code == HTTPStatus.OK
     assert Webhook.objects.get(pk=webhook.pk).headers == {"Authorization": TOKEN, "X-Team": "blue"}
 
@@ -96,7 +98,7 @@ def test_a_same_host_change_keeps_them(api_client, webhook, receiver):
 def test_another_scheme_or_port_is_another_host(api_client, webhook, receiver):
     for url in (receiver.url.replace("http://", "https://"), "http://127.0.0.1:1/"):
         response = api_client.patch(f"{BASE}{webhook.pk}/", {"url": url}, format="json")
-        assert response.status_code == HTTPStatus.BAD_REQUEST and "headers" in response.json()
+        assert response.status_code == HTTPStatus.BAD_REQUEST and "headers" in error_fields(response)
 
 
 def _admin_post(admin_client, webhook, **extra):

@@ -10,6 +10,7 @@ from http import HTTPStatus
 import pytest
 
 from integrations.models import Integration
+from tests.api_errors import error_detail, error_fields
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.integrations.factories import IntegrationFactory
 from webhooks.models import Event, Webhook
@@ -68,7 +69,7 @@ def test_nul_and_lone_surrogates_are_400_and_store_nothing(api_client, path, bod
     before = (Integration.objects.count(), Webhook.objects.count(), Event.objects.count())
     response = _post(api_client, path, fill(body))
     assert response.status_code == HTTPStatus.BAD_REQUEST, response.content
-    assert "detail" in response.json()
+    assert error_detail(response)
     assert (Integration.objects.count(), Webhook.objects.count(), Event.objects.count()) == before
 
 
@@ -85,7 +86,7 @@ def test_integration_name_longer_than_the_column_is_400(api_client, organization
     body = {"name": "n" * 201, "provider": "rippling", "auth_type": "api_key", "credentials": {"api_key": "k"}}
     response = _post(api_client, "/api/integrations/", body)
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "name" in response.json()
+    assert "name" in error_fields(response)
     assert not Integration.objects.exists()
     integration = IntegrationFactory(organization=organization, name="kept")
     response = _post(api_client, f"/api/integrations/{integration.pk}/", {"name": "n" * 201}, method="patch")

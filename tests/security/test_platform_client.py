@@ -25,6 +25,7 @@ from integrations.models import Integration, OAuthState
 from integrations.oauth.flows import hash_state, oauth_exchange_code
 from integrations.oauth.tokens import oauth_refresh_token
 from integrations.providers.hosts import confined_host, endpoint_urls, host_matches
+from tests.api_errors import field_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +123,7 @@ def test_an_attacker_host_needs_the_integrations_own_client(api_client, name, ke
     for response in (created, updated):
         assert response.status_code == HTTPStatus.BAD_REQUEST
         assert response["Content-Type"].startswith("application/json")
-        assert "client_id" in response.json()["config"]
+        assert "config.client_id" in field_errors(response)
     # With the integration's own app, the same config is fine.
     own = {**config, "client_id": "their-own-app"}
     mine = api_client.post(
@@ -149,7 +150,7 @@ def test_a_row_saved_around_the_services_is_refused_before_anything_is_sent(api_
     with responses.RequestsMock(assert_all_requests_are_fired=False) as outbound:
         authorize = api_client.get(f"/api/integrations/{integration.pk}/oauth/authorize/")
         assert authorize.status_code == HTTPStatus.BAD_REQUEST
-        assert "client_id" in authorize.json()["config"]
+        assert "config.client_id" in field_errors(authorize)
         assert "authorization_url" not in authorize.json() and PLATFORM_ID not in authorize.content.decode()
         with pytest.raises(Exception) as exchange:
             oauth_exchange_code(code="c", state=start["state"])

@@ -10,6 +10,7 @@ from http import HTTPStatus
 
 import pytest
 
+from tests.api_errors import field_errors
 from tests.factories import MembershipFactory, UserFactory
 from webhooks import tasks
 from webhooks.models import Delivery, Event
@@ -51,7 +52,7 @@ def test_a_write_key_cannot_forge_an_operational_event(api_client, subscriber, r
     response = api_client.post("/api/events/", body, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response["Content-Type"] == "application/json"
-    [message] = response.json()["event"]
+    [message] = field_errors(response)["event"]
     assert "system-only event" in message and "integration.* and webhook.*" in message
     assert not Event.objects.exists() and not Delivery.objects.exists()
     assert tasks.deliver_due() == 0 and receiver.requests == []

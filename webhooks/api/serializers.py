@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from common.api import serializers as api
 from common.fields import is_readable
 from common.redaction import REDACTED, mask_sensitive
 from integrations.models import Integration
@@ -17,7 +18,7 @@ class MaskedHeadersField(serializers.DictField):
         return mask_sensitive(value) if is_readable(value) else {}
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(api.ModelSerializer):
     events = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False)
     headers = MaskedHeadersField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
@@ -74,7 +75,7 @@ class WebhookSecretSerializer(WebhookSerializer):
         fields = [*WebhookSerializer.Meta.fields, "secret", "previous_secret_expires_at"]
 
 
-class WebhookLogSerializer(serializers.ModelSerializer):
+class WebhookLogSerializer(api.ModelSerializer):
     webhook_id = serializers.UUIDField(read_only=True)
     event = serializers.CharField(source="event_type", read_only=True)
     status = serializers.IntegerField(source="response_status", read_only=True, allow_null=True)
@@ -99,14 +100,15 @@ class WebhookLogSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class WebhookLogFilterSerializer(serializers.Serializer):
+class WebhookLogFilterSerializer(api.Serializer):
+    extra_allowed_keys = api.PAGINATION_KEYS
     success = serializers.BooleanField(required=False, allow_null=True, default=None)
     event = serializers.CharField(required=False, max_length=100)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
 
 
-class WindowStatsSerializer(serializers.Serializer):
+class WindowStatsSerializer(api.Serializer):
     attempts = serializers.IntegerField()
     successes = serializers.IntegerField()
     failures = serializers.IntegerField()
@@ -124,16 +126,16 @@ class WebhookStatsSerializer(WindowStatsSerializer):
     last_failure_at = serializers.DateTimeField(allow_null=True)
 
 
-class RecoverSerializer(serializers.Serializer):
+class RecoverSerializer(api.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class RecoverResultSerializer(serializers.Serializer):
+class RecoverResultSerializer(api.Serializer):
     recovered = serializers.IntegerField()
 
 
-class EventCatalogueEntrySerializer(serializers.Serializer):
+class EventCatalogueEntrySerializer(api.Serializer):
     event = serializers.CharField()
     description = serializers.CharField()
     system_only = serializers.BooleanField(
@@ -142,13 +144,13 @@ class EventCatalogueEntrySerializer(serializers.Serializer):
     )
 
 
-class EventTriggerSerializer(serializers.Serializer):
+class EventTriggerSerializer(api.Serializer):
     event = serializers.CharField(max_length=100)
     payload = serializers.JSONField(required=False, default=dict)
     idempotency_key = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
 
 
-class EventAcceptedSerializer(serializers.Serializer):
+class EventAcceptedSerializer(api.Serializer):
     id = serializers.UUIDField()
     event = serializers.CharField()
     deliveries = serializers.IntegerField(help_text="How many webhooks the event is delivered to.")

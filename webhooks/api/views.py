@@ -149,7 +149,7 @@ class EventCatalogueView(APIView):
 class EventTriggerView(APIView):
     @extend_schema(
         request=EventTriggerSerializer,
-        responses={202: EventAcceptedSerializer},
+        responses={202: EventAcceptedSerializer, 409: ERROR},
         summary="Trigger an event (not a system-only one: integration.* and webhook.* are the platform's)",
         examples=EVENT_TRIGGER,
     )

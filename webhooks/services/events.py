@@ -21,7 +21,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from common import app_settings as common_settings
+from common.exceptions import ConflictError
 from common.jsonvalues import contains_unstorable_text, nesting_exceeds
+from common.text import quoted
 from organizations.models import Organization
 
 from .. import app_settings, scheduling
@@ -37,7 +39,7 @@ logger = logging.getLogger(__name__)
 def _validate_event(event: str, payload: Any) -> str:
     """Validate; returns the payload serialized as JSON."""
     if not isinstance(event, str) or not is_known_event(event) or event in {TEST_EVENT, ALL_EVENTS}:
-        raise ValidationError({"event": f"Unknown event type {event!r}; see /api/integrations/webhooks/events/."})
+        raise ValidationError({"event": f"Unknown event type {quoted(event)}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
         raise ValidationError({"payload": "The payload must be a JSON object."})
     # Before anything recursive (the JSON encoder) sees it: a payload nested ~1,000 deep
@@ -105,6 +107,9 @@ def trigger_event(
     event has `delivery_count`. Any event of the catalogue but `webhook.test` (sent only
     by the test endpoint): this is the system's own way in; clients go through
     `trigger_client_event`.
+
+    A repeated `idempotency_key` with another event type or payload is a `ConflictError`
+    (409) naming what differs: the key identifies one event, not a slot to overwrite.
     """
     payload = {} if payload is None else payload
     serialized = _validate_event(event, payload)
@@ -128,7 +133,7 @@ def _fan_out(
     if idempotency_key is not None:
         existing = _event_by_key(organization, idempotency_key)
         if existing is not None:
-            return existing
+            return _repeat_of(existing, event, payload)
         try:
             with transaction.atomic():
                 record = Event.objects.create(
@@ -138,7 +143,7 @@ def _fan_out(
             existing = _event_by_key(organization, idempotency_key)
             if existing is None:
                 raise
-            return existing
+            return _repeat_of(existing, event, payload)
     else:
         record = Event.objects.create(organization=organization, type=event, payload=payload)
     webhooks = [
@@ -203,6 +208,31 @@ def _fan_out_postgres(
     record._state.adding = False
     record._state.db = connection.alias
     return record
+
+
+def _canonical(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder)
+
+
+def _repeat_of(existing: Event, event: str, payload: dict) -> Event:
+    """The first event of an idempotency key, when this one is the same event (same type,
+    same payload compared as canonical JSON); a different one is a 409 naming what differs."""
+    differs = [
+        name
+        for name, same in (
+            ("event", existing.type == event),
+            ("payload", _canonical(existing.payload) == _canonical(payload)),
+        )
+        if not same
+    ]
+    if differs:
+        raise ConflictError(
+            f"The idempotency key {quoted(existing.idempotency_key)} was already used for event {existing.id} "
+            f"with a different {' and '.join(differs)}: use a new key for a new event.",
+            errors={"idempotency_key": [f"Already used with a different {' and '.join(differs)}."]},
+            extra={"event_id": str(existing.id), "conflicting_fields": differs},
+        )
+    return existing
 
 
 def _event_by_key(organization: Organization, key: str) -> Event | None:

@@ -17,13 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.exceptions import ApplicationError
 from common.fields import is_readable
 from common.redaction import REDACTED, is_sensitive_name
 from common.services import model_update
+from common.text import quoted
 from organizations.models import Organization
 
 from .. import app_settings
@@ -51,9 +52,37 @@ def validate_events(events: Any) -> list[str]:
     return list(dict.fromkeys(events))
 
 
-def validate_webhook_fields(fields: dict[str, Any], organization: Organization | None = None) -> dict[str, Any]:
+def _name_taken(name: str) -> str:
+    return f"A webhook named {quoted(name)} already exists in this organization."
+
+
+def validate_name(name: Any, *, organization: Organization | None, exclude_pk: Any = None) -> str:
+    """Non-blank, at most the model's length, unique in the organization (like integration names)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("This field may not be blank.")
+    name = name.strip()
+    limit = Webhook._meta.get_field("name").max_length or 200
+    if len(name) > limit:
+        raise ValidationError(f"At most {limit} characters.")
+    if organization is not None:
+        duplicates = Webhook.objects.filter(organization=organization, name=name)
+        if exclude_pk is not None:
+            duplicates = duplicates.exclude(pk=exclude_pk)
+        if duplicates.exists():
+            raise ValidationError(_name_taken(name))
+    return name
+
+
+def validate_webhook_fields(
+    fields: dict[str, Any], organization: Organization | None = None, *, exclude_pk: Any = None
+) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     cleaned = dict(fields)
+    if "name" in fields:
+        try:
+            cleaned["name"] = validate_name(fields["name"], organization=organization, exclude_pk=exclude_pk)
+        except ValidationError as exc:
+            errors["name"] = exc.messages
     for name, check in (
         ("url", validate_target_url),
         ("headers", lambda value: cleaned.__setitem__("headers", validate_headers(value))),
@@ -152,7 +181,11 @@ def webhook_create(*, organization: Organization, secret: str | None = None, **f
     if webhook.is_active is False:
         webhook.disabled_at = timezone.now()
         webhook.disabled_reason = "Created disabled."
-    webhook.save()
+    try:
+        with transaction.atomic():
+            webhook.save()
+    except IntegrityError:  # a concurrent writer took the name (webhook_unique_name_per_organization)
+        raise ValidationError({"name": _name_taken(webhook.name)}) from None
     return webhook
 
 
@@ -184,13 +217,17 @@ def webhook_update(*, webhook: Webhook, disabled_by: DisabledBy = "api", **field
     unknown = set(fields) - WEBHOOK_FIELDS
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    cleaned = validate_webhook_fields(fields, webhook.organization)
+    cleaned = validate_webhook_fields(fields, webhook.organization, exclude_pk=webhook.pk)
     is_active = cleaned.pop("is_active", None)
     locked = lock_webhook(webhook)
     headers = headers_for_update(webhook=locked, url=cleaned.get("url"), headers=cleaned.pop("headers", None))
     if headers is not None:
         cleaned["headers"] = headers
-    model_update(instance=locked, fields=list(cleaned), data=cleaned)
+    try:
+        with transaction.atomic():
+            model_update(instance=locked, fields=list(cleaned), data=cleaned)
+    except IntegrityError:  # a concurrent writer took the name
+        raise ValidationError({"name": _name_taken(cleaned.get("name", locked.name))}) from None
     if is_active is True and not locked.is_active:
         _enable_locked(locked)
     elif is_active is False:

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from integrations.models import Integration
+from tests.api_errors import field_errors
 from tests.integrations.grants.conftest import DOCUSIGN_DEMO, SUBJECT
 from tests.integrations.grants.keys import ec_pem, rsa_pem, service_account, service_account_text
 
@@ -135,9 +136,9 @@ def test_invalid_jwt_integration_is_400_naming_the_field(api_client, payload, se
     payload = {**payload, "config": {k: v for k, v in payload["config"].items() if v is not None}}
     response = api_client.post(URL, payload, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST, response.json()
-    errors = response.json()[section]
-    assert field in errors, errors
-    assert phrase in " ".join(errors[field])
+    errors = field_errors(response)
+    assert f"{section}.{field}" in errors, errors
+    assert phrase in " ".join(errors[f"{section}.{field}"])
     text = response.content.decode()
     assert KEY_LINE not in text and "PRIVATE KEY" not in text
     assert not Integration.objects.exists()
@@ -149,7 +150,7 @@ def test_update_with_a_broken_key_is_400_and_changes_nothing(api_client):
     path = f"{URL}{created.json()['id']}/"
     response = api_client.patch(path, {"credentials": {"private_key": garbled_pem()}}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "private_key" in response.json()["credentials"]
+    assert "credentials.private_key" in field_errors(response)
     integration = Integration.objects.get()
     assert integration.credentials["private_key"] == rsa_pem()
 

@@ -27,6 +27,7 @@ from integrations.models import ConnectionIssue, Integration
 from integrations.oauth.client import OAuthError
 from integrations.oauth.tokens import ReauthorizationRequired, get_access_token
 from integrations.services import integration_create
+from tests.api_errors import field_errors
 from tests.integrations.saml_helpers import KeyPair, TokenServer, key_pair, metadata_xml
 from tests.integrations.test_fields import raw_credentials
 from tests.webhooks.receiver import Receiver, Reply
@@ -428,7 +429,7 @@ def test_bad_bearer_configuration_is_a_400_naming_the_field(
     response = create(api_client, server, ours, config=config, credentials=credentials)
     assert response.status_code == HTTPStatus.BAD_REQUEST, response.json()
     section, key = where
-    assert message in " ".join(response.json()[section][key])
+    assert message in " ".join(field_errors(response)[f"{section}.{key}"])
     assert ours.key_pem[40:80] not in response.content.decode()
     assert not Integration.objects.exists()
 
@@ -436,14 +437,14 @@ def test_bad_bearer_configuration_is_a_400_naming_the_field(
 def test_an_encrypted_private_key_is_refused(api_client, server, ours):
     response = create(api_client, server, ours, credentials={"private_key": encrypted_key_pem(ours)})
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "needs a password" in response.json()["credentials"]["private_key"][0]
+    assert "needs a password" in field_errors(response)["credentials.private_key"][0]
 
 
 def test_workday_has_no_saml_bearer_grant(api_client, server, ours):
     """Workday's SAML is its SSO: nothing in its documentation offers RFC 7522 (docs/PROVIDERS.md)."""
     response = create(api_client, server, ours, provider="workday")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "Unknown key for workday" in response.json()["config"]["token_url"][0]
+    assert "Unknown key for workday" in field_errors(response)["config.token_url"][0]
 
 
 def test_a_metadata_only_custom_integration_does_not_mint(organization):
