@@ -8,6 +8,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from common.api import serializers as api
 from integrations.models import ConnectionIssue
 from integrations.providers import PROVIDER_CHOICES
 from integrations.selectors import connection_issue_list
@@ -20,13 +21,13 @@ LISTED_STATUSES = [
 ]
 
 
-class IssueIntegrationSerializer(serializers.Serializer):
+class IssueIntegrationSerializer(api.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     provider = serializers.CharField()
 
 
-class ConnectionIssueSerializer(serializers.ModelSerializer):
+class ConnectionIssueSerializer(api.ModelSerializer):
     integration = IssueIntegrationSerializer(read_only=True)
     status = serializers.ChoiceField(choices=LISTED_STATUSES, read_only=True)
     details = serializers.JSONField(
@@ -53,7 +54,7 @@ class ConnectionIssueSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OpenIssuesSerializer(serializers.Serializer):
+class OpenIssuesSerializer(api.Serializer):
     """An integration's open issues, in its representation."""
 
     count = serializers.IntegerField()
@@ -64,7 +65,9 @@ def open_issues_summary(issues: list[ConnectionIssue]) -> dict:
     return {"count": len(issues), "kinds": sorted({issue.kind for issue in issues})}
 
 
-class IssueQuerySerializer(serializers.Serializer):
+class IssueQuerySerializer(api.Serializer):
+    extra_allowed_keys = api.PAGINATION_KEYS
+
     """`GET /api/integrations/{id}/issues/`: `?status=open|resolved` (default both)."""
 
     status = serializers.ChoiceField(

@@ -186,7 +186,9 @@ class OAuthCallbackSerializer(api.Serializer):
     state = serializers.CharField(max_length=4096, trim_whitespace=True)
 
 
-class UsageQuerySerializer(serializers.Serializer):
+class UsageQuerySerializer(api.Serializer):
+    extra_allowed_keys = api.QUERY_KEYS
+
     """`?since=&until=&interval=hour|day` of the usage endpoint."""
 
     since = serializers.DateTimeField(required=False)
@@ -206,7 +208,7 @@ class UsageQuerySerializer(serializers.Serializer):
         return {**attrs, "since": since, "until": until}
 
 
-class UsageFiguresSerializer(serializers.Serializer):
+class UsageFiguresSerializer(api.Serializer):
     calls = serializers.IntegerField()
     errors = serializers.IntegerField(help_text="no answer, an error kind, or a status >= 400")
     rate_limited = serializers.IntegerField(help_text="answers with status 429")
@@ -223,7 +225,7 @@ class UsageBucketSerializer(UsageFiguresSerializer):
     start = serializers.DateTimeField()
 
 
-class UsageSerializer(serializers.Serializer):
+class UsageSerializer(api.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
     interval = serializers.CharField()

@@ -123,7 +123,12 @@ def test_an_exception_in_a_view_is_a_json_500_logged_with_its_traceback(api_clie
     with caplog.at_level(logging.ERROR, logger="django.request"):
         response = client.get("/api/integrations/webhooks/events/")
     body = assert_json_error(response, HTTPStatus.INTERNAL_SERVER_ERROR)
-    assert body == {"detail": "Internal server error."}
+    assert body == {
+        "type": "server_error",
+        "title": "Internal server error",
+        "detail": "Internal server error.",
+        "errors": {},
+    }
     assert b"internal detail" not in response.content
     [record] = [r for r in caplog.records if r.name == "django.request" and r.levelno == logging.ERROR]
     assert record.exc_info and "internal detail" in str(record.exc_info[1])

@@ -18,6 +18,7 @@ from integrations import providers, ratelimit
 from integrations.client import hooks
 from integrations.models import RateLimitBucket
 from tests import cluster
+from tests.api_errors import field_errors
 from tests.concurrency import Concurrently
 
 from .factories import IntegrationFactory
@@ -92,7 +93,7 @@ def test_invalid_rate_limit_config_is_a_400(api_client, value):
         format="json",
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "rate_limit" in response.json()["config"]
+    assert "config.rate_limit" in field_errors(response)
 
 
 @pytest.mark.django_db

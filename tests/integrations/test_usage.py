@@ -14,6 +14,7 @@ from integrations import calllog
 from integrations.client import hooks
 from integrations.models import ProviderCall
 from integrations.usage import percentile
+from tests.api_errors import error_fields
 
 from .factories import IntegrationFactory
 
@@ -136,7 +137,7 @@ def test_bad_parameters_are_a_json_400(api_client, integration, params):
     response = usage(api_client, integration, **params)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response["Content-Type"].startswith("application/json")
-    assert set(response.json()) & {"since", "until", "interval"}
+    assert error_fields(response) & {"since", "until", "interval"}
 
 
 def test_another_organizations_integration_is_404(other_client, integration):
