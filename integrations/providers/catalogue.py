@@ -29,6 +29,7 @@ from .schema import (
     URL,
     ConfigField,
     HealthCheck,
+    Pagination,
     Provider,
 )
 
@@ -41,6 +42,14 @@ MS_TOKEN = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 MS_TENANT = ConfigField("tenant", default="common", help="Entra tenant id or domain; `common` for multi-tenant apps")
 MS_HEALTH = HealthCheck("https://graph.microsoft.com/v1.0/me")
 MS_HOSTS = ("login.microsoftonline.com", "graph.microsoft.com")
+# How lists page (integrations/client): Google's page tokens, Graph's absolute next links.
+GRAPH_API = "https://graph.microsoft.com/v1.0"
+GRAPH_PAGES = Pagination("next_link", next_field=("@odata.nextLink",), items_key=("value",))
+
+
+def google_pages(items_key: str) -> Pagination:
+    return Pagination("token", param="pageToken", next_field=("nextPageToken",), items_key=(items_key,))
+
 
 _CATALOGUE: tuple[Provider, ...] = (
     Provider(
@@ -59,6 +68,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         extra_authorize_params=GOOGLE_PARAMS,
         health_check=HealthCheck("https://www.googleapis.com/calendar/v3/users/me/calendarList/primary"),
+        api_base_url="https://www.googleapis.com/calendar/v3",
+        pagination=google_pages("items"),
     ),
     Provider(
         name="gmail",
@@ -76,6 +87,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         extra_authorize_params=GOOGLE_PARAMS,
         health_check=HealthCheck("https://gmail.googleapis.com/gmail/v1/users/me/profile"),
+        api_base_url="https://gmail.googleapis.com/gmail/v1",
+        pagination=google_pages("messages"),
     ),
     Provider(
         name="microsoft_outlook",
@@ -90,6 +103,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         config_fields=(MS_TENANT,),
         health_check=MS_HEALTH,
+        api_base_url=GRAPH_API,
+        pagination=GRAPH_PAGES,
         notes="Issues a new refresh token on every refresh; it is stored each time.",
     ),
     Provider(
@@ -105,6 +120,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         config_fields=(MS_TENANT,),
         health_check=MS_HEALTH,
+        api_base_url=GRAPH_API,
+        pagination=GRAPH_PAGES,
     ),
     Provider(
         name="microsoft_teams",
@@ -119,6 +136,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=True,
         config_fields=(MS_TENANT,),
         health_check=MS_HEALTH,
+        api_base_url=GRAPH_API,
+        pagination=GRAPH_PAGES,
     ),
     Provider(
         name="slack",
@@ -133,6 +152,9 @@ _CATALOGUE: tuple[Provider, ...] = (
         scope_separator=",",
         supports_pkce=False,  # PKCE would make the Slack app a public client
         health_check=HealthCheck("https://slack.com/api/auth.test", success="json_ok"),
+        api_base_url="https://slack.com/api",
+        # the items key differs per method (`channels`, `members`, `messages`): pass items_key
+        pagination=Pagination("token", param="cursor", next_field=("response_metadata", "next_cursor")),
         notes="Refresh tokens only with token rotation on; errors come as HTTP 200 with `ok: false`.",
     ),
     Provider(
@@ -147,6 +169,15 @@ _CATALOGUE: tuple[Provider, ...] = (
         default_scopes=("openid", "profile", "email"),
         supports_pkce=False,  # native apps only
         health_check=HealthCheck("https://api.linkedin.com/v2/userinfo"),
+        api_base_url="https://api.linkedin.com",
+        pagination=Pagination(
+            "offset",
+            param="start",
+            limit_param="count",
+            page_size=50,
+            items_key=("elements",),
+            total_field=("paging", "total"),
+        ),
         notes="60-day access tokens; refresh tokens only for approved partner apps.",
     ),
     Provider(
@@ -161,6 +192,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         default_scopes=("email", "offline_access", "employer_access"),
         supports_pkce=False,  # unconfirmed: enable with config.use_pkce
         health_check=HealthCheck("https://secure.indeed.com/v2/api/userinfo"),
+        api_base_url="https://apis.indeed.com",
     ),
     Provider(
         name="glassdoor",
@@ -191,6 +223,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         health_check=HealthCheck(
             "https://api.bamboohr.com/api/gateway.php/{company_domain}/v1/meta/fields", auth="basic_api_key"
         ),
+        api_base_url="https://api.bamboohr.com/api/gateway.php/{company_domain}/v1",
         notes="API key as the Basic-auth username, password `x`. OAuth for partners only.",
     ),
     Provider(
@@ -210,7 +243,12 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("api_domain", help="host of the REST API, e.g. wd2-impl-services1.workday.com"),
             ConfigField("health_check_url", URL, help="a cheap authenticated GET, e.g. reading one worker"),
         ),
-        api_base_url="https://{api_domain}",
+        # REST paths name the tenant: `staffing/v6/{tenant}/workers` (filled by the client)
+        api_base_url="https://{api_domain}/ccx/api",
+        path_params=("tenant",),
+        pagination=Pagination(
+            "offset", param="offset", limit_param="limit", items_key=("data",), total_field=("total",)
+        ),
         api_key_credentials=("username", "password"),
         health_check=HealthCheck("{health_check_url}", auth="basic", note="configure health_check_url"),
         notes="`api_key` auth here means Basic auth with `username`/`password` credentials.",
@@ -226,6 +264,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         token_url="https://api.rippling.com/api/o/token/",
         config_fields=(ConfigField("app_name", required_for=(OAUTH2,), help="your Rippling app's name"),),
         health_check=HealthCheck("https://api.rippling.com/platform/api/me"),
+        api_base_url="https://api.rippling.com",
         notes="API token sent as Bearer; OAuth for app partners.",
     ),
     Provider(
@@ -248,8 +287,17 @@ _CATALOGUE: tuple[Provider, ...] = (
             ),
             ConfigField("client_id", required_for=(JWT,), help="integration key"),
             ConfigField("user_id", required_for=(JWT,), help="the impersonated user's id (JWT grant)"),
+            ConfigField("account_id", help="the DocuSign account the API client uses; else the user's default"),
         ),
         health_check=HealthCheck("https://{account_domain}/oauth/userinfo"),
+        # The REST API lives on the account's own server (`https://na3.docusign.net`): read
+        # from userinfo, kept to DocuSign's hosts, `{account_id}` filled in paths.
+        userinfo_url="https://{account_domain}/oauth/userinfo",
+        api_base_source="userinfo_accounts",
+        api_base_suffix="/restapi",
+        api_hosts=("*.docusign.net", "*.docusign.com"),
+        path_params=("account_id",),
+        pagination=Pagination("next_link", next_field=("nextUri",)),
         notes="The JWT grant has no refresh token: a new token is minted from the private key.",
     ),
     Provider(
@@ -263,6 +311,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         token_url="https://app.hellosign.com/oauth/token",
         refresh_url="https://app.hellosign.com/oauth/token?refresh",
         health_check=HealthCheck("https://api.hellosign.com/v3/account", auth="basic_api_key"),
+        api_base_url="https://api.hellosign.com/v3",
+        pagination=Pagination("page", param="page", total_field=("list_info", "num_pages")),
         notes="API key as the Basic-auth username.",
     ),
     Provider(
@@ -287,11 +337,13 @@ _CATALOGUE: tuple[Provider, ...] = (
                 help="client_secret_post (default) or client_secret_basic",
             ),
             ConfigField("health_check_url", URL, help="a GET that must answer 2xx with the credential"),
+            ConfigField("api_base_url", URL, help="the REST API's base URL, for the provider client and proxy"),
             ConfigField("category", choices=CATEGORIES, default=COMMUNICATION, help="how to file it"),
         ),
         api_key_credentials=(),
         api_key_alternatives=("api_key", "token"),
         health_check=HealthCheck("{health_check_url}", note="configure health_check_url"),
+        api_base_url="{api_base_url}",
         notes="credentials: client_secret (OAuth2, optional for public PKCE clients), or api_key/token (Bearer).",
     ),
 )
