@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from integrations.client import RateLimited, hooks, integration_client
+from integrations.client import ProviderError, RateLimited, hooks, integration_client
 from integrations.issues import issue_detected
 from integrations.models import ConnectionIssue
 
@@ -93,7 +93,7 @@ def test_5xx_opens_provider_unavailable_after_three_and_successes_resolve_it(org
     with responses.RequestsMock() as mock:
         mock.get(url, status=503)
         for _ in range(3):
-            with pytest.raises(Exception):  # noqa: B017 - ProviderError, counted below
+            with pytest.raises(ProviderError):
                 client.get("me")
     issue = ConnectionIssue.objects.get(integration=integration, kind="provider_unavailable")
     assert issue.status == "open"
