@@ -94,19 +94,25 @@ PATH = OpenApiParameter(
     OpenApiParameter.PATH,
     description="Path relative to the provider's API base URL, e.g. `users/me/calendarList` (Google Calendar).",
 )
+#: a 2xx-4xx may be the provider's answer passed through (any body) or, for 4xx, our own
+#: `{"detail"}` error; only 401 and 502 are always ours (a provider's 401 and 5xx become 502)
+_PASSED = "the provider's answer passed through, or this API's JSON error ({\"detail\", ...}): "
 PROXY_SCHEMA = extend_schema(
     summary="Call the provider's REST API with the integration's credentials",
-    description="Query, body and content type pass through; see docs/API.md (proxy).",
+    description="Query, body and content type pass through; see docs/API.md (REST proxy).",
     parameters=[PATH],
     request={"*/*": OpenApiTypes.BINARY},
     responses={
-        (200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The provider's answer, passed through"),
+        (200, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description="The provider's answer, passed through"),
+        (400, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "a refused path or header"),
+        (403, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "a read-only key writing"),
+        (404, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "another organization's integration"),
+        (409, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "re-authorization required"),
+        (413, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "the request body is too large"),
+        (429, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "rate limited (Retry-After)"),
         ("default", "*/*"): OpenApiResponse(
-            OpenApiTypes.BINARY, description="Any other 2xx-4xx status of the provider's answer, passed through"
+            OpenApiTypes.ANY, description="Any other 2xx-4xx status of the provider's answer, passed through"
         ),
-        409: ERROR,
-        413: ERROR,
-        429: ERROR,
         502: ERROR,
     },
 )

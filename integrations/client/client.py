@@ -33,6 +33,7 @@ from common.redaction import redact
 from integrations import app_settings
 from integrations.http import get_session
 from integrations.models import Integration
+from integrations.oauth.tokens import token_needs_refresh
 
 from . import feedback, hooks
 from .auth import Credential, credential_for
@@ -229,7 +230,10 @@ class IntegrationClient:
     # --- sending ----------------------------------------------------------------------
 
     def credential(self, *, force_refresh: bool = False) -> Credential:
-        if self._credential is None or force_refresh:
+        """The credential to send; a token is renewed when it nears expiry, so a client
+        kept for a long job never sends a stale one."""
+        stale = self._credential is not None and self._credential.refreshable and token_needs_refresh(self.integration)
+        if self._credential is None or force_refresh or stale:
             try:
                 self._credential = credential_for(self.integration, self.provider, force_refresh=force_refresh)
             except ReauthorizationRequired as error:

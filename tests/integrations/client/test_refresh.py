@@ -88,3 +88,20 @@ def test_slack_invalid_auth_in_a_200_counts_as_a_401(organization, settings):
         mock.get("https://slack.com/api/auth.test", json={"ok": False, "error": "invalid_auth"}, match=bearer(TOKEN))
         mock.get("https://slack.com/api/auth.test", json={"ok": True}, match=bearer("xoxb-new"))
         assert integration_client(integration).get("auth.test") == {"ok": True}
+
+
+def test_a_kept_client_renews_a_token_that_nears_expiry(organization):
+    from django.utils import timezone
+
+    integration = oauth(organization)
+    client = integration_client(integration)
+    with responses.RequestsMock() as mock:
+        mock.get(URL, json={}, match=bearer(TOKEN))
+        client.get("users/me/calendarList")
+        soon = timezone.now() + timedelta(seconds=10)  # time passed
+        type(integration).objects.filter(pk=integration.pk).update(token_expires_at=soon)
+        integration.token_expires_at = soon
+        token = mock.post(GOOGLE_TOKEN_URL, body=token_body(access="later-token"))
+        mock.get(URL, json={}, match=bearer("later-token"))
+        client.get("users/me/calendarList")
+    assert token.call_count == 1
