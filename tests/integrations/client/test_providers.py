@@ -165,3 +165,27 @@ def test_params_are_sent_as_the_query(organization):
         integration_client(oauth(organization, "outlook_mail")).get(
             "me/events", params={"$top": 5, "$select": "subject"}
         )
+
+
+@pytest.mark.parametrize(
+    ("provider", "auth_type", "config", "path", "url"),
+    [
+        ("docusign", "jwt", {"client_id": "ik", "user_id": "u"}, None, None),
+        (
+            "workday",
+            "saml",
+            {"tenant": "acme", "api_domain": "wd2.workday.com"},
+            "v1/{tenant}/workers",
+            "https://wd2.workday.com/ccx/api/v1/acme/workers",
+        ),
+    ],
+)
+def test_minted_jwt_and_saml_tokens_are_sent_as_bearer(organization, provider, auth_type, config, path, url):
+    integration = oauth(organization, provider, auth_type=auth_type, config=config, credentials={"access_token": TOKEN})
+    with responses.RequestsMock() as mock:
+        if provider == "docusign":
+            accounts = {"accounts": [{"account_id": "a1", "is_default": True, "base_uri": "https://demo.docusign.net"}]}
+            mock.get("https://account.docusign.com/oauth/userinfo", json=accounts, match=bearer(TOKEN))
+            path, url = "v2.1/accounts/{account_id}", "https://demo.docusign.net/restapi/v2.1/accounts/a1"
+        mock.get(url, json={"ok": 1}, match=bearer(TOKEN))
+        assert integration_client(integration).get(path) == {"ok": 1}
