@@ -97,22 +97,28 @@ PATH = OpenApiParameter(
 #: a 2xx-4xx may be the provider's answer passed through (any body) or, for 4xx, our own
 #: `{"detail"}` error; only 401 and 502 are always ours (a provider's 401 and 5xx become 502)
 _PASSED = "the provider's answer passed through, or this API's JSON error ({\"detail\", ...}): "
+
+
+def _passed(code: int | str, description: str) -> dict:
+    """A response whose body is any JSON, or anything else the provider sent."""
+    answer = OpenApiResponse(OpenApiTypes.ANY, description=description)
+    return {(code, "application/json"): answer, (code, "*/*"): answer}
+
+
 PROXY_SCHEMA = extend_schema(
     summary="Call the provider's REST API with the integration's credentials",
     description="Query, body and content type pass through; see docs/API.md (REST proxy).",
     parameters=[PATH],
     request={"*/*": OpenApiTypes.BINARY},
     responses={
-        (200, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description="The provider's answer, passed through"),
-        (400, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "a refused path or header"),
-        (403, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "a read-only key writing"),
-        (404, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "another organization's integration"),
-        (409, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "re-authorization required"),
-        (413, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "the request body is too large"),
-        (429, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=_PASSED + "rate limited (Retry-After)"),
-        ("default", "*/*"): OpenApiResponse(
-            OpenApiTypes.ANY, description="Any other 2xx-4xx status of the provider's answer, passed through"
-        ),
+        **_passed(200, "The provider's answer, passed through"),
+        **_passed(400, _PASSED + "a refused path or header"),
+        **_passed(403, _PASSED + "a read-only key writing"),
+        **_passed(404, _PASSED + "another organization's integration"),
+        **_passed(409, _PASSED + "re-authorization required"),
+        **_passed(413, _PASSED + "the request body is too large"),
+        **_passed(429, _PASSED + "rate limited (Retry-After)"),
+        **_passed("default", "Any other 2xx-4xx status of the provider's answer, passed through"),
         502: ERROR,
     },
 )
