@@ -147,3 +147,32 @@ def call_log_max_buffer() -> int:
 def call_log_retention_days() -> int:
     """Call-log rows older than this are pruned (`prune_provider_calls`, daily schedule)."""
     return _int("INTEGRATIONS_CALL_LOG_RETENTION_DAYS", 30)
+
+
+# --- the provider API client (integrations/client) ---------------------------------------
+
+
+def client_retries() -> int:
+    """Retries of an idempotent call after a 429/502/503/504 or a connection error."""
+    return max(0, _int("INTEGRATIONS_CLIENT_RETRIES", 2))
+
+
+def client_retry_backoff_ms() -> int:
+    """Base wait before a retry (doubled each time, full jitter) when no Retry-After says otherwise."""
+    return max(0, _int("INTEGRATIONS_CLIENT_RETRY_BACKOFF_MS", 500))
+
+
+def client_max_retry_wait() -> float:
+    """The longest Retry-After the client waits before retrying; a longer one raises RateLimited."""
+    return float(max(0, _int("INTEGRATIONS_CLIENT_MAX_RETRY_WAIT_SECONDS", 10)))
+
+
+def client_base_url_ttl() -> int:
+    """Seconds a discovered API base URL (DocuSign userinfo) is kept in memory."""
+    return max(0, _int("INTEGRATIONS_CLIENT_BASE_URL_TTL", 3600))
+
+
+def client_issue_check_ttl() -> int:
+    """Seconds a process trusts its knowledge of whether an integration has an active
+    transient issue to clear (one indexed query per integration and process per period)."""
+    return max(0, _int("INTEGRATIONS_CLIENT_ISSUE_CHECK_TTL", 60))

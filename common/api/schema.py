@@ -23,6 +23,8 @@ refers to one component, `Error`: the body common/api/exceptions.py builds.
 
 from __future__ import annotations
 
+import copy
+
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent, get_doc
 from drf_spectacular.utils import OpenApiResponse
@@ -110,7 +112,12 @@ class AutoSchema(_AutoSchema):
             return None
         responses = operation["responses"]
         component = ResolvedComponent(
-            name=ERROR_COMPONENT, type=ResolvedComponent.SCHEMA, schema=ERROR_SCHEMA, object=ERROR_COMPONENT
+            # A copy: the enum post-processing hook rewrites the component in place (its `type`
+            # becomes a reference to ErrorTypeEnum), and the next schema must find the enum again.
+            name=ERROR_COMPONENT,
+            type=ResolvedComponent.SCHEMA,
+            schema=copy.deepcopy(ERROR_SCHEMA),
+            object=ERROR_COMPONENT,
         )
         self.registry.register_on_missing(component)
         for response in responses.values():  # views' own ERROR / VALIDATION_ERROR: the component too

@@ -5,7 +5,8 @@ from common.api.routers import OptionalSlashRouter
 
 from .callback import oauth_callback, oauth_start
 from .issues import ConnectionIssueViewSet
-from .views import IntegrationViewSet
+from .proxy import IntegrationProxyView
+from .views import UUID_PATTERN, IntegrationViewSet
 
 router = OptionalSlashRouter()
 router.register("integrations", IntegrationViewSet, basename="integration")
@@ -15,5 +16,10 @@ router.register("integration-issues", ConnectionIssueViewSet, basename="integrat
 urlpatterns = [
     re_path(r"^integrations/oauth/callback/?$", browser_page(oauth_callback), name="integration-oauth-callback"),
     re_path(r"^integrations/oauth/start/?$", browser_page(oauth_start), name="integration-oauth-start"),
+    re_path(
+        rf"^integrations/(?P<pk>{UUID_PATTERN})/proxy/(?P<path>[\s\S]*)$",
+        IntegrationProxyView.as_view(),
+        name="integration-proxy",
+    ),
     *router.urls,
 ]

@@ -34,6 +34,7 @@ from .schema import (
     ConfigField,
     HealthCheck,
     JwtGrant,
+    Pagination,
     Provider,
     RateLimit,
 )
@@ -181,6 +182,14 @@ LINKEDIN_LIMITS = (
     ),
 )
 UNDOCUMENTED = "No documented quota found: a conservative default; override with config.rate_limit."
+# How lists page (integrations/client): Google's page tokens, Graph's absolute next links.
+GRAPH_API = "https://graph.microsoft.com/v1.0"
+GRAPH_PAGES = Pagination("next_link", next_field=("@odata.nextLink",), items_key=("value",))
+
+
+def google_pages(items_key: str) -> Pagination:
+    return Pagination("token", param="pageToken", next_field=("nextPageToken",), items_key=(items_key,))
+
 
 _CATALOGUE: tuple[Provider, ...] = (
     Provider(
@@ -202,6 +211,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         rate_limits=CALENDAR_LIMITS,
         health_check=HealthCheck("https://www.googleapis.com/calendar/v3/users/me/calendarList/primary"),
         jwt=GOOGLE_JWT,
+        api_base_url="https://www.googleapis.com/calendar/v3",
+        pagination=google_pages("items"),
     ),
     Provider(
         name="gmail",
@@ -222,6 +233,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         rate_limits=GMAIL_LIMITS,
         health_check=HealthCheck("https://gmail.googleapis.com/gmail/v1/users/me/profile"),
         jwt=GOOGLE_JWT,
+        api_base_url="https://gmail.googleapis.com/gmail/v1",
+        pagination=google_pages("messages"),
     ),
     Provider(
         name="microsoft_outlook",
@@ -237,6 +250,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         config_fields=(MS_TENANT,),
         rate_limits=GRAPH_OUTLOOK_LIMITS,
         health_check=MS_HEALTH,
+        api_base_url=GRAPH_API,
+        pagination=GRAPH_PAGES,
         notes="Issues a new refresh token on every refresh; it is stored each time.",
     ),
     Provider(
@@ -253,6 +268,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         config_fields=(MS_TENANT,),
         rate_limits=GRAPH_OUTLOOK_LIMITS,
         health_check=MS_HEALTH,
+        api_base_url=GRAPH_API,
+        pagination=GRAPH_PAGES,
     ),
     Provider(
         name="microsoft_teams",
@@ -268,6 +285,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         config_fields=(MS_TENANT,),
         rate_limits=GRAPH_TEAMS_LIMITS,
         health_check=MS_HEALTH,
+        api_base_url=GRAPH_API,
+        pagination=GRAPH_PAGES,
     ),
     Provider(
         name="slack",
@@ -283,6 +302,9 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=False,  # PKCE would make the Slack app a public client
         rate_limits=SLACK_LIMITS,
         health_check=HealthCheck("https://slack.com/api/auth.test", success="json_ok"),
+        api_base_url="https://slack.com/api",
+        # the items key differs per method (`channels`, `members`, `messages`): pass items_key
+        pagination=Pagination("token", param="cursor", next_field=("response_metadata", "next_cursor")),
         notes="Refresh tokens only with token rotation on; errors come as HTTP 200 with `ok: false`.",
     ),
     Provider(
@@ -298,6 +320,15 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=False,  # native apps only
         rate_limits=LINKEDIN_LIMITS,
         health_check=HealthCheck("https://api.linkedin.com/v2/userinfo"),
+        api_base_url="https://api.linkedin.com",
+        pagination=Pagination(
+            "offset",
+            param="start",
+            limit_param="count",
+            page_size=50,
+            items_key=("elements",),
+            total_field=("paging", "total"),
+        ),
         notes="60-day access tokens; refresh tokens only for approved partner apps.",
     ),
     Provider(
@@ -313,6 +344,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         supports_pkce=False,  # unconfirmed: enable with config.use_pkce
         rate_limits=(RateLimit(5, 1, source=UNDOCUMENTED),),
         health_check=HealthCheck("https://secure.indeed.com/v2/api/userinfo"),
+        api_base_url="https://apis.indeed.com",
     ),
     Provider(
         name="glassdoor",
@@ -345,6 +377,7 @@ _CATALOGUE: tuple[Provider, ...] = (
         health_check=HealthCheck(
             "https://api.bamboohr.com/api/gateway.php/{company_domain}/v1/meta/fields", auth="basic_api_key"
         ),
+        api_base_url="https://api.bamboohr.com/api/gateway.php/{company_domain}/v1",
         notes="API key as the Basic-auth username, password `x`. OAuth for partners only.",
     ),
     Provider(
@@ -365,7 +398,12 @@ _CATALOGUE: tuple[Provider, ...] = (
             ConfigField("health_check_url", URL, help="a cheap authenticated GET, e.g. reading one worker"),
             *SAML_IDP_FIELDS,
         ),
-        api_base_url="https://{api_domain}",
+        # REST paths name the tenant: `staffing/v6/{tenant}/workers` (filled by the client)
+        api_base_url="https://{api_domain}/ccx/api",
+        path_params=("tenant",),
+        pagination=Pagination(
+            "offset", param="offset", limit_param="limit", items_key=("data",), total_field=("total",)
+        ),
         api_key_credentials=("username", "password"),
         rate_limits=(
             RateLimit(10, 1, burst=2, source="Workday does not publish REST quotas (tenant-specific). " + UNDOCUMENTED),
@@ -392,6 +430,7 @@ _CATALOGUE: tuple[Provider, ...] = (
             ),
         ),
         health_check=HealthCheck("https://api.rippling.com/platform/api/me"),
+        api_base_url="https://api.rippling.com",
         notes="API token sent as Bearer; OAuth for app partners.",
     ),
     Provider(
@@ -414,6 +453,7 @@ _CATALOGUE: tuple[Provider, ...] = (
             ),
             ConfigField("client_id", required_for=(JWT,), help="integration key"),
             ConfigField("user_id", required_for=(JWT,), help="the impersonated user's id (JWT grant)"),
+            ConfigField("account_id", help="the DocuSign account the API client uses; else the user's default"),
         ),
         rate_limits=DOCUSIGN_LIMITS,
         health_check=HealthCheck("https://{account_domain}/oauth/userinfo"),
@@ -432,6 +472,14 @@ _CATALOGUE: tuple[Provider, ...] = (
                 ),
             },
         ),
+        # The REST API lives on the account's own server (`https://na3.docusign.net`): read
+        # from userinfo, kept to DocuSign's hosts, `{account_id}` filled in paths.
+        userinfo_url="https://{account_domain}/oauth/userinfo",
+        api_base_source="userinfo_accounts",
+        api_base_suffix="/restapi",
+        api_hosts=("*.docusign.net", "*.docusign.com"),
+        path_params=("account_id",),
+        pagination=Pagination("next_link", next_field=("nextUri",)),
         notes="The JWT grant has no refresh token: a new token is minted from the private key.",
     ),
     Provider(
@@ -446,6 +494,8 @@ _CATALOGUE: tuple[Provider, ...] = (
         refresh_url="https://app.hellosign.com/oauth/token?refresh",
         rate_limits=HELLOSIGN_LIMITS,
         health_check=HealthCheck("https://api.hellosign.com/v3/account", auth="basic_api_key"),
+        api_base_url="https://api.hellosign.com/v3",
+        pagination=Pagination("page", param="page", total_field=("list_info", "num_pages")),
         notes="API key as the Basic-auth username.",
     ),
     Provider(
@@ -481,6 +531,7 @@ _CATALOGUE: tuple[Provider, ...] = (
                 help="client_secret_post (default) or client_secret_basic",
             ),
             ConfigField("health_check_url", URL, help="a GET that must answer 2xx with the credential"),
+            ConfigField("api_base_url", URL, help="the REST API's base URL, for the provider client and proxy"),
             ConfigField("category", choices=CATEGORIES, default=COMMUNICATION, help="how to file it"),
             *SAML_IDP_FIELDS,
             *(f for f in SAML_BEARER_FIELDS if f.name not in {"issuer", "subject", "audience"}),
@@ -497,6 +548,7 @@ _CATALOGUE: tuple[Provider, ...] = (
             "private_key (jwt; client_secret with HS256); saml: IdP metadata, and with token_url the SAML "
             "bearer grant (private_key + certificate)."
         ),
+        api_base_url="{api_base_url}",
     ),
 )
 

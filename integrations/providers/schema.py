@@ -60,6 +60,38 @@ HealthCheckAuth = Literal["bearer", "basic", "basic_api_key", "query"]
 HealthCheckSuccess = Literal["2xx", "json_ok", "none"]
 
 
+#: how `integrations.client` sends an API-key credential; "" means as `health_check.auth` says
+ApiAuth = Literal["", "bearer", "basic", "basic_api_key", "query"]
+#: how a list endpoint pages (`Pagination`): "none" (one page), "token" (a token from the
+#: body goes back as a query parameter: Google `pageToken`, Slack `cursor`), "next_link"
+#: (the body holds the next page's URL: Graph `@odata.nextLink`, DocuSign `nextUri`),
+#: "offset" (`offset`/`limit` until `total`: Workday, LinkedIn `start`/`count`) or "page"
+#: (a page number until the body's page count: Dropbox Sign)
+PaginationStyle = Literal["none", "token", "next_link", "offset", "page"]
+#: where the API's base URL comes from: "template" (`api_base_url`, filled from the config)
+#: or "userinfo_accounts" (DocuSign: `accounts[].base_uri` of the userinfo answer)
+ApiBaseSource = Literal["template", "userinfo_accounts"]
+
+
+@dataclass(frozen=True)
+class Pagination:
+    """How `integrations.client` pages a list. Fields are JSON paths (tuples of keys)."""
+
+    style: PaginationStyle = "none"
+    #: the query parameter carrying the token, offset or page number
+    param: str = ""
+    #: where the next token or next link is in a page
+    next_field: tuple[str, ...] = ()
+    #: where a page's items are, when one key serves every list of the API ("" varies: pass
+    #: `items_key=` to `paginate`)
+    items_key: tuple[str, ...] = ()
+    #: offset style: the page-size parameter and its value; offset and page styles: where
+    #: the total (items or pages) is in a page
+    limit_param: str = ""
+    page_size: int = 100
+    total_field: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ConfigField:
     name: str
@@ -249,6 +281,16 @@ class Provider:
     #: the documented quotas of one connection (one token bucket each); `config.rate_limit`
     #: replaces them per integration
     rate_limits: tuple[RateLimit, ...] = (UNDOCUMENTED_RATE_LIMIT,)
+    #: the provider API client (`integrations.client`): how an API key is sent ("" as the
+    #: health check), how lists page, where the base URL comes from and, for a discovered
+    #: base URL, the hosts it may be on; `path_params` are config keys a path may name
+    #: (`{tenant}`), filled in by the client
+    api_auth: ApiAuth = ""
+    pagination: Pagination = field(default_factory=Pagination)
+    api_base_source: ApiBaseSource = "template"
+    api_base_suffix: str = ""
+    api_hosts: tuple[str, ...] = ()
+    path_params: tuple[str, ...] = ()
     notes: str = ""
 
     @property

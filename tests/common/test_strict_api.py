@@ -226,7 +226,9 @@ def test_every_error_response_in_the_schema_is_the_error_component(anon_client):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             for code, response in operation["responses"].items():
-                if int(code) >= 400:
+                if path == "/api/integrations/{id}/proxy/{path}" and code != "502":
+                    continue  # a 4xx there may be the provider's own answer, passed through (docs/API.md)
+                if code != "default" and int(code) >= 400:
                     seen += 1
                     ref = response["content"]["application/json"]["schema"]
                     assert ref == {"$ref": "#/components/schemas/Error"}, (method, path, code)

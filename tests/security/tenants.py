@@ -94,6 +94,7 @@ def make_tenant(slug: str) -> Tenant:
             "authorization_url": f"https://idp.{slug}.test/authorize",
             "token_url": f"https://idp.{slug}.test/token",
             "client_id": f"{slug}-client",
+            "api_base_url": f"https://api.{slug}.test/v1",
         },
         credentials={"client_secret": f"{secret}-client-secret"},
     )
@@ -142,6 +143,18 @@ def _deliver_once(tenant: Tenant) -> WebhookLog:
     return WebhookLog.objects.get(delivery=delivery)
 
 
+#: the tenants' provider APIs (`oauth_integration`'s `api_base_url`), for the REST proxy
+PROVIDER_API = re.compile(r"https://api\.[a-z]+\.test/v1/.*")
+#: path parameters that name no object of a tenant (the proxy's provider path)
+NON_OBJECT_PARAMETERS = frozenset({"path"})
+
+
+def mock_provider_apis(mocked: responses.RequestsMock) -> None:
+    """Answer the proxy's calls to the tenants' provider APIs (nothing of ours in the body)."""
+    for method in (responses.GET, responses.POST, responses.PUT, responses.PATCH, responses.DELETE):
+        mocked.add(method, PROVIDER_API, json={"provider": "answer"})
+
+
 # --- routes --------------------------------------------------------------------------------
 
 
@@ -169,6 +182,8 @@ def parameter_value(path: str, name: str, tenant: Tenant) -> str:
     }
     if (collection, name) == ("provider", "provider"):
         return tenant.integration.provider
+    if (collection, name) == ("proxy", "path"):  # a provider API path, not an object
+        return "v1/me"
     if (collection, name) not in objects:
         raise LookupError(
             f"No test object for {{{name}}} after /{collection}/ in {path}: "
