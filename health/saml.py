@@ -11,7 +11,12 @@
    rule; then a token is minted (or the stored one reused) through `get_access_token`, and
    `config.health_check_url`, when set, is called with it like any other check.
 
-The result is the worst of these; on a tie the certificate's finding is reported.
+The result is the worst of these; on a tie the certificate's finding is reported. Once the
+metadata has loaded, the result also says what was looked for and not seen (its
+`observed_kinds`: `provider_unavailable`, `config_invalid`, `certificate_expiring`, plus what
+the endpoint check observed when it was called), so an issue opened earlier resolves while
+another finding (an expiring certificate) is reported; a kind that a finding not reported
+shows is never counted as cleared.
 """
 
 from __future__ import annotations
@@ -43,12 +48,24 @@ Kind = ConnectionIssue.Kind
 SEVERITY = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
 
+#: what metadata that loaded shows, present or absent: the IdP answered, the config is usable,
+#: the certificates were read
+METADATA_KINDS: tuple[str, ...] = (Kind.PROVIDER_UNAVAILABLE, Kind.CONFIG_INVALID, Kind.CERTIFICATE_EXPIRING)
+
+
 @dataclasses.dataclass(frozen=True)
 class Finding:
     status: str
     error: str = ""
     issue_kind: str = ""
     issue_details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the kind this finding shows when another detector records it (a mint that was tried:
+    #: integrations/detectors.py): not reported here, and never counted as cleared either
+    recorded_kind: str = ""
+
+    @property
+    def shown_kinds(self) -> set[str]:
+        return {kind for kind in (self.issue_kind, self.recorded_kind) if kind} if self.status != HEALTHY else set()
 
 
 def _days_left(not_after: datetime, now: datetime) -> int:
@@ -121,7 +138,8 @@ def _mint_finding(integration: Integration) -> Finding:
             kind = Kind.CREDENTIALS_REJECTED
         else:
             kind = Kind.PROVIDER_UNAVAILABLE
-        return Finding(UNHEALTHY, f"Could not get an access token: {error.message}", "" if tried else kind)
+        text = f"Could not get an access token: {error.message}"
+        return Finding(UNHEALTHY, text, "" if tried else kind, recorded_kind=kind if tried else "")
     except ApplicationError as error:
         return Finding(UNHEALTHY, f"Could not get an access token: {error.message}", Kind.CONFIG_INVALID)
     return Finding(HEALTHY)
@@ -179,18 +197,33 @@ def _check(integration: Integration, endpoint_check: Callable[[Integration], Che
         timing = {"response_time_ms": int((time.perf_counter() - started) * 1000)}
 
     now = datetime.now(UTC)
-    finding = _idp_finding(metadata, now, inline=bool(inline))
+    findings = [_idp_finding(metadata, now, inline=bool(inline))]
+
+    def loaded(finding: Finding, looked_for: tuple[str, ...] = METADATA_KINDS) -> CheckResult:
+        """The result once the metadata has loaded (healthy: every kind was looked for, none seen)."""
+        observed = None if finding.status == HEALTHY else _observed(looked_for, findings, finding.issue_kind)
+        return result(finding, observed_kinds=observed)
+
     if not saml.bearer_configured(config):
-        return result(finding)
-    finding = _worst(finding, _bearer_certificate_finding(integration, now))
+        return loaded(findings[0])
+    findings.append(_bearer_certificate_finding(integration, now))
+    finding = _worst(*findings)
     if finding.status == UNHEALTHY:
-        return result(finding)
-    minted = _mint_finding(integration)
-    if minted.status == UNHEALTHY or not config.get("health_check_url"):
-        return result(_worst(finding, minted))
+        return loaded(finding)
+    findings.append(_mint_finding(integration))
+    if findings[-1].status == UNHEALTHY or not config.get("health_check_url"):
+        return loaded(_worst(*findings))
     endpoint = endpoint_check(integration)  # health_check_url with the minted token
+    looked_for = (*METADATA_KINDS, *(endpoint.observed_kinds or ()))
     if SEVERITY[endpoint.status] > SEVERITY[finding.status]:
-        return endpoint
+        return dataclasses.replace(endpoint, observed_kinds=_observed(looked_for, findings, endpoint.issue_kind))
     return dataclasses.replace(
-        result(finding), response_time_ms=endpoint.response_time_ms, http_status=endpoint.http_status
+        loaded(finding, looked_for), response_time_ms=endpoint.response_time_ms, http_status=endpoint.http_status
     )
+
+
+def _observed(looked_for: tuple[str, ...], findings: list[Finding], reported_kind: str) -> tuple[str, ...]:
+    """`looked_for` without the kinds that findings show beside the one reported: those were
+    seen, so they are not cleared (nor detected: a result reports one issue)."""
+    hidden = set().union(*(finding.shown_kinds for finding in findings)) - {reported_kind}
+    return tuple(dict.fromkeys(kind for kind in looked_for if kind not in hidden))

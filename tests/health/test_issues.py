@@ -4,6 +4,7 @@ status and open issues never contradict each other (health/services.py)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
@@ -12,12 +13,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from health.checks import DEGRADED, HEALTHY, UNHEALTHY, CheckResult
+from health.checks import DEGRADED, HEALTHY, UNHEALTHY, CheckResult, check_integration
 from health.models import HealthCheck
 from health.services import IntegrationNotConnected, health_check_now, health_record_results, health_run
 from integrations.issues import issue_detected
 from integrations.models import ConnectionIssue, Integration
+from integrations.services import integration_create
 from tests.integrations.factories import IntegrationFactory
+from tests.integrations.saml_helpers import IDP_ENTITY_ID, key_pair, metadata_xml
+from tests.webhooks.receiver import Receiver, Reply
 from webhooks.models import Event
 
 from .conftest import CUSTOM_URL, GOOGLE_URL, SECRET, SLACK_URL, custom, oauth
@@ -280,3 +284,57 @@ def test_recording_issues_takes_a_constant_number_of_queries(organization):
 def test_a_check_result_for_a_deleted_integration_is_ignored(organization):
     health_record_results(results=[CheckResult(uuid.uuid4(), UNHEALTHY, timezone.now(), issue_kind="config_invalid")])
     assert not ConnectionIssue.objects.exists()
+
+
+# --- SAML: the metadata's findings and the certificate's, one after the other ----------------
+
+
+def test_saml_provider_unavailable_resolves_while_the_certificate_is_expiring_then_renewal_resolves_that(
+    organization,
+):
+    """Metadata that loads shows the IdP is reachable and the config valid, whatever the
+    certificate says: an outage opened before resolves during the expiry warning."""
+    idp = Receiver().start()
+    try:
+        url = idp.url.replace("/hook", "/saml/metadata")
+        integration = integration_create(
+            organization=organization,
+            name="IdP",
+            provider="custom",
+            auth_type="saml",
+            config={"idp_metadata_url": url, "idp_entity_id": IDP_ENTITY_ID},
+            credentials={},
+        )
+
+        def serve(status=200, cert=None) -> str:
+            body = metadata_xml(certs=[cert.cert_b64]).encode() if cert else b"unavailable"
+            idp.default = Reply(status=status, body=body, headers={"Content-Type": "application/samlmetadata+xml"})
+            record = health_record_results(results=[check_integration(integration)])[0]
+            integration.refresh_from_db()
+            return record.status
+
+        assert [serve(503) for _ in range(3)] == [UNHEALTHY] * 3
+        assert kinds_open(integration) == {"provider_unavailable"}
+
+        expiring = key_pair(valid_for=timedelta(days=10))
+        assert serve(cert=expiring) == DEGRADED
+        assert kinds_open(integration) == {"provider_unavailable", "certificate_expiring"}
+        (cert_issue,) = issues(integration, "open")[1:]
+        assert cert_issue.details["days_left"] == 10 and "expires in 10 days" in cert_issue.message
+        assert [serve(cert=expiring) for _ in range(2)] == [DEGRADED, DEGRADED]
+        # three loads in a row: a sustained recovery of the IdP, the certificate still expiring
+        assert kinds_open(integration) == {"certificate_expiring"}
+        assert issues(integration)[0].status == "resolved"
+        assert integration.health_status == DEGRADED
+
+        renewed = key_pair(valid_for=timedelta(days=365), label="renewed")
+        assert [serve(cert=renewed) for _ in range(3)] == [DEGRADED, DEGRADED, HEALTHY]
+        assert kinds_open(integration) == set()
+        assert integration.health_status == HEALTHY
+        assert {i.kind: i.status for i in issues(integration)} == {
+            "provider_unavailable": "resolved",
+            "certificate_expiring": "resolved",
+        }
+        assert Event.objects.filter(type="integration.issue.resolved").count() == 2
+    finally:
+        idp.stop()

@@ -277,3 +277,39 @@ def test_the_events_arrive_signed_at_a_subscribed_webhook(organization, receiver
         data["reconnect_url"] == f"https://hire.example.com/admin/integrations/integration/{integration.pk}/reconnect/"
     )
     assert data["integration"]["id"] == str(integration.pk)
+
+
+def test_a_resolved_issue_arrives_signed_at_a_subscribed_webhook(organization, receiver):
+    from standardwebhooks import Webhook as ReferenceVerifier
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    from webhooks import tasks
+    from webhooks.services import webhook_create
+
+    hook = webhook_create(
+        organization=organization, name="ops", url=receiver.url, events=["integration.issue.resolved"]
+    )
+    integration = connected(organization)
+    with responses.RequestsMock() as mock:
+        refused(mock)
+        with pytest.raises(ReauthorizationRequired):
+            get_access_token(integration)
+    opened = issue(integration, Kind.REAUTHORIZATION_REQUIRED)
+    oauth_store_tokens(  # authorized again: resolved at once
+        integration=integration,
+        tokens=TokenSet(access_token="new", refresh_token="new-refresh", scope=GOOGLE_SCOPES, expires_in=3600),
+        authorized=True,
+    )
+    tasks.deliver_due()
+    (request,) = receiver.wait_for(1)  # the opening went to no one: not subscribed
+    verified = ReferenceVerifier(hook.secret).verify(request.body, request.headers)  # raises unless signed right
+    assert verified["type"] == "integration.issue.resolved"
+    data = verified["data"]
+    assert data["integration"] == {"id": str(integration.pk), "name": integration.name, "provider": "google_calendar"}
+    resolved = ConnectionIssue.objects.get(pk=opened.pk)
+    assert data["issue"]["id"] == str(opened.pk)
+    assert (data["issue"]["kind"], data["issue"]["status"]) == ("reauthorization_required", "resolved")
+    assert data["issue"]["resolved_at"] == resolved.resolved_at.isoformat()
+    assert SECRET.encode() not in request.body
+    with pytest.raises(WebhookVerificationError):  # the verifier does refuse what was not signed
+        ReferenceVerifier(hook.secret).verify(request.body.replace(b"resolved", b"opened"), request.headers)

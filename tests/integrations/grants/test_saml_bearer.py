@@ -485,3 +485,54 @@ def test_the_key_pair_made_as_docs_providers_says_mints_a_token(organization, tm
         assert server.refusals == []
     finally:
         server.stop()
+
+
+def test_while_our_certificate_expires_the_health_check_url_still_clears_and_reports_issues(organization):
+    """The endpoint's answer counts beside an expiring certificate (health/saml.py `_observed`):
+    a rejection opens `credentials_rejected` without counting the certificate as renewed, and
+    answers that work resolve the rejection while `certificate_expiring` stays open."""
+    from health.services import health_record_results
+
+    soon = key_pair(label="client", valid_for=timedelta(days=12))
+    server = TokenServer(trusted_cert_pem=soon.cert_pem, issuer=ISSUER, subject=SUBJECT).start()
+    api = Receiver().start()
+    try:
+        integration = bearer(organization, server, soon, health_check_url=api.url)
+
+        def check(status: int) -> tuple[str, str]:
+            api.default = Reply(status=status)
+            result = check_integration(integration)
+            health_record_results(results=[result])
+            return result.status, result.issue_kind
+
+        assert check(HTTPStatus.OK) == (DEGRADED, "certificate_expiring")
+        assert active_kinds(integration) == {"certificate_expiring": "open"}
+        assert check(HTTPStatus.UNAUTHORIZED) == (UNHEALTHY, "credentials_rejected")
+        assert active_kinds(integration) == {"certificate_expiring": "open", "credentials_rejected": "open"}
+        expiring = ConnectionIssue.objects.get(integration=integration, kind="certificate_expiring")
+        assert expiring.count == 1  # seen beside the rejection, neither counted nor cleared
+        for _ in range(3):
+            assert check(HTTPStatus.OK) == (DEGRADED, "certificate_expiring")
+        assert active_kinds(integration) == {"certificate_expiring": "open"}
+        assert server.minted == 1
+    finally:
+        api.stop()
+        server.stop()
+
+
+def test_a_token_server_outage_seen_by_health_checks_opens_once_and_is_not_cleared_by_the_metadata(
+    organization, server, ours
+):
+    """The mint records its failure (integrations/detectors.py); the metadata loading fine
+    beside it must not count as a recovery of that outage."""
+    from health.services import health_record_results
+
+    server.reply = (HTTPStatus.BAD_GATEWAY, {})
+    integration = bearer(organization, server, ours)
+    for _ in range(3):
+        result = check_integration(integration)
+        health_record_results(results=[result])
+        Integration.objects.filter(pk=integration.pk).update(refresh_retry_at=None)  # past the backoff
+        integration.refresh_from_db()
+    assert active_kinds(integration) == {"provider_unavailable": "open"}
+    assert ConnectionIssue.objects.get(integration=integration, kind="provider_unavailable").count == 3
