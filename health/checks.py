@@ -43,6 +43,7 @@ from requests_hardened.ip_filter import InvalidIPAddress
 from common.exceptions import ApplicationError, UpstreamError
 from common.http import ResponseTooLarge, describe_size
 from common.redaction import redact
+from common.text import printable
 from integrations import providers
 from integrations.models import UNREADABLE_CREDENTIALS, ConnectionIssue, Integration
 from integrations.oauth.client import OAuthError
@@ -96,7 +97,7 @@ class CheckResult:
     basic_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self.error = redact(self.error, self.secrets, basic_pairs=self.basic_pairs)[:MAX_ERROR_LENGTH]
+        self.error = printable(redact(self.error, self.secrets, basic_pairs=self.basic_pairs))[:MAX_ERROR_LENGTH]
         self.secrets, self.basic_pairs = [], []  # not kept beyond redaction
         if self.observed_kinds is None:
             self.observed_kinds = HEALTH_KINDS if self.status == HEALTHY else ()
@@ -343,6 +344,8 @@ def _check_endpoint(integration: Integration) -> CheckResult:
             body = None
         if not isinstance(body, dict) or body.get("ok") is not True:
             provider_error = body.get("error") if isinstance(body, dict) else None
+            if provider_error:  # the provider's words: no control character (a NUL aborts the run)
+                provider_error = printable(str(provider_error))
             # Redacted before it is cut: a secret cut in half would no longer match.
             why = (
                 redact(str(provider_error), secrets, basic_pairs=pairs)[:MAX_PROVIDER_ERROR]

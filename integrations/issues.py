@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -202,13 +203,16 @@ def _announce(changes: list[tuple[str, ConnectionIssue, Integration]]) -> None:
             logger.warning("Integration %s: %s issue opened: %s", integration.pk, issue.kind, issue.message)
         else:
             logger.info("Integration %s: %s issue resolved", integration.pk, issue.kind)
-        trigger_event(organization=organization, event=event, payload=issue_payload(issue, integration))
+        announcements = [(event, issue_payload(issue, integration))]
         if event == EVENT_OPENED and issue.kind == Kind.REAUTHORIZATION_REQUIRED:
-            trigger_event(
-                organization=organization,
-                event=EVENT_REAUTHORIZATION_REQUIRED,
-                payload=reauthorization_payload(issue, integration),
-            )
+            announcements.append((EVENT_REAUTHORIZATION_REQUIRED, reauthorization_payload(issue, integration)))
+        for name, payload in announcements:
+            try:
+                trigger_event(organization=organization, event=name, payload=payload)
+            except ValidationError:
+                # A payload the events refuse (e.g. text no database can store): the issue
+                # it announces must still be written, with the caller's whole transaction.
+                logger.exception("Could not emit %s about integration %s.", name, integration.pk)
 
 
 # --- store: one integration, one kind ------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from common.exceptions import ApplicationError
+from common.text import printable
 from integrations.http import InvalidIPAddress, ResponseTooLarge, get_session
 from integrations.oauth.client import (
     TERMINAL_GRANT_ERRORS,
@@ -87,7 +88,7 @@ def exchange_assertion(
     except OAuthError as refused:
         hint = (hints or {}).get(refused.error, "")
         message = f"{refused.message} ({hint[:MAX_HINT]})" if hint else refused.message
-        raise AssertionRefused(message, error=refused.error) from None
+        raise AssertionRefused(printable(message), error=refused.error) from None
     return _token_set(response.json())
 
 

@@ -19,7 +19,7 @@ from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
 from common.exceptions import ApplicationError, ConflictError, UpstreamError
 from common.redaction import redact
-from common.text import quoted
+from common.text import printable, quoted
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress, ResponseTooLarge
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
@@ -172,7 +172,8 @@ def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[s
     Runs as requests-oauthlib's response hook, before oauthlib parses the body: a 5xx or an
     unreadable answer is the provider failing, an OAuth error body (or Slack's HTTP 200
     with `ok: false`) or another 4xx is the provider refusing. Messages carry only the HTTP
-    status and the provider's error code and description, redacted (with `base64(client_id:
+    status and the provider's error code and description, control characters replaced (see
+    `common.text.printable`), redacted (with `base64(client_id:
     client_secret)` as sent in a Basic header) before they are cut: never the raw body.
     """
     status = response.status_code
@@ -188,8 +189,12 @@ def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[s
         raise OAuthError(f"The provider refused the request (HTTP {status}).")
     error = payload.get("error")
     if not response.ok or error or payload.get("ok") is False:
+        # The provider's words: no control character (a NUL would abort the failure's record).
+        error = printable(str(error)) if error else error
         error_code = redact(str(error or f"http_{status}"), hidden, basic_pairs=pairs)[:MAX_ERROR_CODE]
         description = payload.get("error_description")
+        if isinstance(description, str):
+            description = printable(description)
         text = f"{error or f'http_{status}'}: {description}" if isinstance(description, str) else str(error_code)
         message = redact(text.rstrip(": "), hidden, basic_pairs=pairs)[:MAX_PROVIDER_TEXT]
         raise OAuthError(f"The provider refused the request: {message}", error=error_code)

@@ -243,6 +243,9 @@ def oauth_refresh_expiring_tokens(*, within: timedelta | None = None) -> Refresh
         except ApplicationError as error:
             failed += 1
             logger.warning("Proactive refresh of integration %s failed: %s", integration.pk, error.message)
+        except Exception:  # a bug or a database refusal in one integration must not stop the others
+            failed += 1
+            logger.exception("Proactive refresh of integration %s failed unexpectedly", integration.pk)
     if refreshed or failed:
         logger.info("Proactive token refresh: %s refreshed, %s failed", refreshed, failed)
     return RefreshSummary(refreshed=refreshed, failed=failed)
