@@ -10,7 +10,9 @@ credential is sent and what counts as success; this module applies the rules:
   missing credentials or a token that cannot be obtained → unhealthy.
 
 SAML integrations are checked by `health/saml.py`: the IdP metadata and the certificates'
-expiry, then (with the SAML bearer grant) a token and `health_check_url` as here.
+expiry, then (with the SAML bearer grant) a token and `health_check_url` as here. A JWT
+integration without `health_check_url` (`custom`) is checked by minting (or reusing) its
+token through `get_access_token`: healthy when it is obtained, saying no endpoint was called.
 
 Each result also names the connection issue it shows (`issue_kind`) and the kinds it
 looked for (`observed_kinds`: a kind looked for and not shown is cleared by
@@ -106,6 +108,8 @@ class CheckResult:
 
 
 PENDING_REASON = "pending until its credentials are complete"
+#: the healthy result of a JWT integration without `health_check_url`: minted, nothing else called
+MINTED_ONLY = "Token obtained; no endpoint was called: set config.health_check_url to check the provider's API too."
 
 
 def not_connected_reason(integration: Integration) -> str | None:
@@ -276,7 +280,12 @@ def _check_endpoint(integration: Integration) -> CheckResult:
         if provider.health_check.success == "none":
             note = provider.health_check.note or "the provider offers no cheap authenticated check"
             raise _NoCheck(f"No health check available for {provider.display_name}: {note}.")
-        url = _check_url(integration, provider)
+        try:
+            url = _check_url(integration, provider)
+        except _NoCheck:
+            if integration.auth_type != providers.JWT:
+                raise
+            url = ""  # no endpoint to call: minting the token is the whole check
         headers, auth, in_play = _credential(integration, provider)
         secrets.extend(in_play)
         if auth is not None:
@@ -288,6 +297,9 @@ def _check_endpoint(integration: Integration) -> CheckResult:
     except Exception:  # a bug must not stop the run: report it, logged with its traceback
         logger.exception("Health check of integration %s could not start", integration.pk)
         return result(UNHEALTHY, "Internal error while preparing the check.", saw=())
+
+    if not url:  # a JWT integration without health_check_url: the token endpoint accepted it
+        return result(HEALTHY, MINTED_ONLY, saw=(Kind.CONFIG_INVALID,))
 
     host = _host(url)
     timeout = app_settings.timeout()
