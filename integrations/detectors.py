@@ -6,8 +6,10 @@ Called by `integrations.oauth.tokens` (refresh and mint) and `integrations.oauth
 - a terminal refusal of the grant (`invalid_grant`, DocuSign's `consent_required`, ...) is
   `reauthorization_required`, with the `reconnect_url` (and the `consent_url` where the
   grant needs one); opening it also sends `integration.reauthorization_required`;
-- the client's own credentials refused at the token endpoint (`invalid_client`,
-  `unauthorized_client`) are `credentials_rejected`;
+- the client's own credentials refused at the token endpoint are `credentials_rejected`:
+  `invalid_client` for every grant, `unauthorized_client` for an OAuth refresh and the SAML
+  bearer grant (the JWT bearer grant makes it terminal: Google's domain-wide delegation not
+  granted, `integrations/grants/exchange.py`, so it is `reauthorization_required` above);
 - any other failure (5xx, timeout, an unreadable answer, another refusal) is transient:
   `provider_unavailable`;
 - a token obtained (refreshed, minted, or a completed authorization) resolves
@@ -36,6 +38,12 @@ CLIENT_REJECTED_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
 #: scopes that are asked for but never listed in the granted scope: `offline_access` asks
 #: for a refresh token (Microsoft, Indeed, BambooHR), the refresh token shows it was granted
 UNLISTED_SCOPES = frozenset({"offline_access"})
+#: what to check when the token endpoint refuses the client, per auth type
+CLIENT_CHECK = {
+    providers.OAUTH2: "Check the client id and secret.",
+    providers.JWT: "Check the client id (or issuer) and that the key is the one registered at the provider.",
+    providers.SAML: "Check config.client_id and credentials.client_secret.",
+}
 
 
 def _name(integration: Integration) -> str:
@@ -93,7 +101,7 @@ def token_failed(*, integration: Integration, error: ApplicationError, terminal:
             integration=integration,
             kind=Kind.CREDENTIALS_REJECTED,
             message=f"{_name(integration)} refused this integration's client credentials: {text} "
-            "Check the client id and secret.",
+            f"{CLIENT_CHECK.get(integration.auth_type, CLIENT_CHECK[providers.OAUTH2])}",
             details={"error": code, "source": "token_endpoint"},
         )
     else:

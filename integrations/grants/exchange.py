@@ -35,8 +35,11 @@ DEFAULT_EXPIRES_IN = 600
 MAX_HINT = 400
 
 #: token-endpoint errors after which minting again with the same key and claims cannot
-#: succeed: an admin must act (grant consent, delegation, replace the key or the config)
-TERMINAL_ASSERTION_ERRORS = TERMINAL_GRANT_ERRORS | {"consent_required", "unauthorized_client", "invalid_client"}
+#: succeed: an admin must grant something at the provider (DocuSign's consent, Google's
+#: domain-wide delegation: `unauthorized_client`), a `reauthorization_required` issue.
+#: `invalid_client` is not among them: the client itself is refused, as for every grant a
+#: `credentials_rejected` issue (integrations/detectors.py), retried with backoff.
+TERMINAL_ASSERTION_ERRORS = TERMINAL_GRANT_ERRORS | {"consent_required", "unauthorized_client"}
 
 
 class AssertionRefused(OAuthError):
