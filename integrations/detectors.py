@@ -124,14 +124,20 @@ def token_obtained(*, integration: Integration, scope: str) -> None:
 
 
 def configured_scopes(integration: Integration) -> list[str]:
-    """The scopes this integration asks for: `config.scopes`, else (OAuth 2.0) the provider's defaults."""
+    """The scopes this integration asks for: `config.scopes`, else the provider's defaults
+    (OAuth 2.0), or the JWT grant's (`jwt.default_scopes`, else the provider's: what
+    integrations/grants/jwt_bearer.py puts in the assertion)."""
     config = integration.config if isinstance(integration.config, dict) else {}
     scopes = config.get("scopes")
     if isinstance(scopes, list) and scopes:
         return [scope for scope in scopes if isinstance(scope, str)]
     info = integration.provider_info
-    if integration.auth_type == providers.OAUTH2 and info is not None:
+    if info is None:
+        return []
+    if integration.auth_type == providers.OAUTH2:
         return list(info.default_scopes)
+    if integration.auth_type == providers.JWT and info.jwt is not None:
+        return list(info.jwt.default_scopes or info.default_scopes)
     return []
 
 

@@ -261,8 +261,9 @@ def issue_detected(
     issue = _detect(integration, kind, Seen(message, details or {}), now)
     if just_opened(issue, now):
         # Never `healthy` with an open issue: until the next check says more, `degraded`.
+        # A new health status is a change of state: it moves `updated_at` (as health/services.py).
         Integration.objects.filter(pk=integration.pk, health_status=Integration.HealthStatus.HEALTHY).update(
-            health_status=Integration.HealthStatus.DEGRADED
+            health_status=Integration.HealthStatus.DEGRADED, updated_at=now
         )
         if integration.health_status == Integration.HealthStatus.HEALTHY:
             integration.health_status = Integration.HealthStatus.DEGRADED
