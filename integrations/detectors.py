@@ -10,6 +10,8 @@ Called by `integrations.oauth.tokens` (refresh and mint) and `integrations.oauth
   `invalid_client` for every grant, `unauthorized_client` for an OAuth refresh and the SAML
   bearer grant (the JWT bearer grant makes it terminal: Google's domain-wide delegation not
   granted, `integrations/grants/exchange.py`, so it is `reauthorization_required` above);
+- a token endpoint on a private or reserved address (refused at connect time) is
+  `config_invalid`; a 429 from it is `rate_limited` (with `retry_after` when it said);
 - any other failure (5xx, timeout, an unreadable answer, another refusal) is transient:
   `provider_unavailable`;
 - a token obtained (refreshed, minted, or a completed authorization) resolves
@@ -85,11 +87,32 @@ def reauthorization_message(integration: Integration, reason: str = "") -> str:
 
 def token_failed(*, integration: Integration, error: ApplicationError, terminal: bool) -> None:
     """A refresh or mint failed (`terminal`: the grant is dead, re-authorization needed)."""
-    from .oauth.client import OAuthError  # the OAuth client imports the models this imports
+    from .oauth.client import (  # the OAuth client imports the models this imports
+        OAuthError,
+        TokenEndpointNotPublic,
+        TokenEndpointRateLimited,
+    )
 
     text = safe_error_text(integration, error.message)
     code = error.error if isinstance(error, OAuthError) else ""
-    if terminal:
+    if isinstance(error, TokenEndpointNotPublic):
+        issue_detected(
+            integration=integration,
+            kind=Kind.CONFIG_INVALID,
+            message=f"Could not get an access token from {_name(integration)}: {text}",
+            details={"error": code, "source": "token_endpoint"},
+        )
+    elif isinstance(error, TokenEndpointRateLimited):
+        details: dict[str, Any] = {"error": code, "source": "token_endpoint"}
+        if error.retry_after is not None:
+            details["retry_after"] = error.retry_after
+        issue_detected(
+            integration=integration,
+            kind=Kind.RATE_LIMITED,
+            message=f"{_name(integration)}'s token endpoint is rate limiting this integration: {text}",
+            details=details,
+        )
+    elif terminal:
         issue_detected(
             integration=integration,
             kind=Kind.REAUTHORIZATION_REQUIRED,

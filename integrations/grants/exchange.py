@@ -24,6 +24,8 @@ from integrations.oauth.client import (
     TERMINAL_GRANT_ERRORS,
     OAuthError,
     OAuthUpstreamError,
+    TokenEndpointNotPublic,
+    TokenEndpointRateLimited,
     TokenSet,
 )
 from integrations.oauth.client import _checked as checked_token_answer
@@ -75,9 +77,7 @@ def exchange_assertion(
             token_url, data=data, headers={"Accept": "application/json"}, allow_redirects=False
         )
     except InvalidIPAddress:
-        raise AssertionRefused(
-            f"The token endpoint is not on a public address ({token_url}); set ALLOW_PRIVATE_URLS for a private one."
-        ) from None
+        raise TokenEndpointNotPublic(token_url) from None
     except requests.Timeout:
         raise OAuthUpstreamError(f"The token endpoint timed out ({token_url}).") from None
     except ResponseTooLarge as error:
@@ -88,6 +88,8 @@ def exchange_assertion(
         raise OAuthUpstreamError(f"Could not reach the token endpoint ({type(error).__name__}, {token_url}).") from None
     try:
         checked_token_answer(response, hidden, [])
+    except TokenEndpointRateLimited:
+        raise  # not a refusal of the assertion
     except OAuthError as refused:
         hint = (hints or {}).get(refused.error, "")
         message = f"{refused.message} ({hint[:MAX_HINT]})" if hint else refused.message

@@ -45,7 +45,13 @@ from common.exceptions import ApplicationError
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress, ResponseTooLarge, get_session
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
-from integrations.oauth.client import OAuthError, OAuthUpstreamError, TokenSet, _checked, _token_set
+from integrations.oauth.client import (
+    OAuthUpstreamError,
+    TokenEndpointNotPublic,
+    TokenSet,
+    _checked,
+    _token_set,
+)
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:saml2-bearer"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -205,9 +211,7 @@ def mint(integration: Integration) -> TokenSet:
             allow_redirects=False,
         )
     except InvalidIPAddress:
-        raise OAuthError(
-            f"The token endpoint is not on a public address ({url}); set ALLOW_PRIVATE_URLS for a private one."
-        ) from None
+        raise TokenEndpointNotPublic(url) from None
     except requests.Timeout:
         raise OAuthUpstreamError(f"The token endpoint timed out ({url}).") from None
     except ResponseTooLarge as error:

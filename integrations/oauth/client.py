@@ -49,6 +49,26 @@ class OAuthUpstreamError(UpstreamError):
     """The provider failed (5xx, timeout, unreadable answer): 502, worth retrying later."""
 
 
+class TokenEndpointNotPublic(OAuthError):
+    """The token endpoint resolves to a private or reserved address (refused at connect
+    time): a configuration to fix, issue `config_invalid` (integrations/detectors.py)."""
+
+    def __init__(self, url: str):
+        super().__init__(
+            f"The token endpoint is not on a public address ({url}); set ALLOW_PRIVATE_URLS for a private one.",
+            error="private_address",
+        )
+
+
+class TokenEndpointRateLimited(OAuthError):
+    """The token endpoint answered 429: issue `rate_limited`, no new attempt before
+    `retry_after` seconds when it said (`Retry-After`)."""
+
+    def __init__(self, message: str, *, error: str = "", retry_after: int | None = None):
+        super().__init__(message, error=error)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class TokenSet:
     # Tokens are kept out of repr() so a logged object or a traceback never shows them.
@@ -147,10 +167,7 @@ class OAuthClient:
             token = send()
         except InvalidIPAddress:
             # SSRF protection at connect time: the endpoint resolves to a non-public address now.
-            raise OAuthError(
-                f"The provider's token endpoint is not on a public address ({url}); "
-                "set ALLOW_PRIVATE_URLS for a private one."
-            ) from None
+            raise TokenEndpointNotPublic(url) from None
         except requests.Timeout:
             raise OAuthUpstreamError(f"The provider's token endpoint timed out ({url}).") from None
         except ResponseTooLarge as error:  # read no further than the limit (decoded bytes)
@@ -179,6 +196,15 @@ def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[s
     status = response.status_code
     if status >= 500:
         raise OAuthUpstreamError(f"The provider answered HTTP {status}.")
+    if status == 429:
+        header = response.headers.get("Retry-After", "").strip()
+        retry_after = int(header) if header.isdigit() else None
+        when = f"; retry after {retry_after} s" if retry_after is not None else ""
+        raise TokenEndpointRateLimited(
+            f"The provider's token endpoint is rate limiting requests (HTTP 429{when}).",
+            error="http_429",
+            retry_after=retry_after,
+        )
     try:
         payload: Any = response.json()
     except ValueError:
