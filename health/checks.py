@@ -356,11 +356,10 @@ def _check_endpoint(integration: Integration) -> CheckResult:
             body = None
         if not isinstance(body, dict) or body.get("ok") is not True:
             provider_error = body.get("error") if isinstance(body, dict) else None
-            if provider_error:  # the provider's words: no control character (a NUL aborts the run)
-                provider_error = printable(str(provider_error))
-            # Redacted before it is cut: a secret cut in half would no longer match.
+            # Redacted before it is cut (a secret cut in half would no longer match), then
+            # without control characters: the provider's words (a NUL would abort the run).
             why = (
-                redact(str(provider_error), secrets, basic_pairs=pairs)[:MAX_PROVIDER_ERROR]
+                printable(redact(str(provider_error), secrets, basic_pairs=pairs))[:MAX_PROVIDER_ERROR]
                 if provider_error
                 else "no `ok: true` in the answer"
             )

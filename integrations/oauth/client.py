@@ -215,14 +215,12 @@ def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[s
         raise OAuthError(f"The provider refused the request (HTTP {status}).")
     error = payload.get("error")
     if not response.ok or error or payload.get("ok") is False:
-        # The provider's words: no control character (a NUL would abort the failure's record).
-        error = printable(str(error)) if error else error
-        error_code = redact(str(error or f"http_{status}"), hidden, basic_pairs=pairs)[:MAX_ERROR_CODE]
+        # The provider's words, redacted first (a secret echoed with its line breaks must
+        # still match), then without control characters (a NUL would abort the failure's record).
+        error_code = printable(redact(str(error or f"http_{status}"), hidden, basic_pairs=pairs))[:MAX_ERROR_CODE]
         description = payload.get("error_description")
-        if isinstance(description, str):
-            description = printable(description)
         text = f"{error or f'http_{status}'}: {description}" if isinstance(description, str) else str(error_code)
-        message = redact(text.rstrip(": "), hidden, basic_pairs=pairs)[:MAX_PROVIDER_TEXT]
+        message = printable(redact(text.rstrip(": "), hidden, basic_pairs=pairs))[:MAX_PROVIDER_TEXT]
         raise OAuthError(f"The provider refused the request: {message}", error=error_code)
     access_token = payload.get("access_token")
     if not isinstance(access_token, str) or not access_token:

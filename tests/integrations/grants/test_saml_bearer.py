@@ -249,6 +249,28 @@ def test_the_assertion_and_secrets_never_reach_last_error(organization, server, 
         assert "[redacted]" in text
 
 
+def test_the_assertion_xml_and_its_signature_never_reach_errors(organization, server, ours):
+    """An endpoint that echoes the decoded assertion (or just its SignatureValue) shows
+    neither in the error: only the base64url form used to be hidden."""
+
+    def echo(form):
+        padded = form["assertion"] + "=" * (-len(form["assertion"]) % 4)
+        xml = base64.urlsafe_b64decode(padded).decode()
+        signature = etree.fromstring(xml.encode()).findtext(".//{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+        echoed["xml"], echoed["signature"] = xml, "".join(signature.split())
+        return HTTPStatus.BAD_REQUEST, {"error": "invalid_request", "error_description": f"{signature} in {xml}"}
+
+    echoed: dict[str, str] = {}
+    server.reply = echo
+    integration = bearer(organization, server, ours)
+    with pytest.raises(OAuthError) as caught:
+        get_access_token(integration)
+    integration.refresh_from_db()
+    for text in (caught.value.message, integration.last_error):
+        assert echoed["signature"][:24] not in "".join(text.split())
+        assert "saml:Assertion" not in text and "[redacted] in [redacted]" in text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_callers_mint_exactly_once(organization, server, ours):
     """Two threads want a token at once: one mints under the row lock, the other re-reads it."""
