@@ -23,7 +23,8 @@ The request goes through the hardened session (timeout, address pinning, no redi
 capped read). The answer is read by the OAuth client's rules (`integrations/oauth/client.py`):
 `OAuthError` with the provider's `error` (`invalid_grant` is terminal: the integration
 needs re-authorization) or `OAuthUpstreamError`; the assertion (base64url, its XML text
-and the XML's `SignatureValue` and `DigestValue`) and secrets are redacted from every message. Tokens are then stored and renewed by `integrations/oauth/tokens.py`.
+and the XML's `SignatureValue` and `DigestValue`) and secrets are redacted from every
+message. Tokens are then stored and renewed by `integrations/oauth/tokens.py`.
 """
 
 from __future__ import annotations
