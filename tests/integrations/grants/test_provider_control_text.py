@@ -81,3 +81,29 @@ def test_an_issue_whose_event_is_refused_is_still_opened_and_the_refusal_logged(
     assert ConnectionIssue.objects.filter(pk=issue.pk, status="open").exists()
     assert "Could not emit integration.issue.opened" in caplog.text
     assert not Event.objects.filter(organization=organization).exists()
+
+
+def test_the_proactive_refresh_logs_an_unexpected_failure_and_goes_on(organization, caplog):
+    """Any exception of one integration (here: credentials stored around validation as a
+    JSON list) is logged with its traceback and counted as failed; the next still refreshes."""
+    broken = docusign_jwt(organization, name="broken")
+    later = docusign_jwt(organization, name="later")
+    now = timezone.now()
+    Integration.objects.filter(pk=broken.pk).update(status=Integration.Status.ACTIVE, token_expires_at=now)
+    Integration.objects.filter(pk=later.pk).update(
+        status=Integration.Status.ACTIVE, token_expires_at=now + timedelta(minutes=4)
+    )
+    broken.credentials = ["not", "an", "object"]
+    broken.save(update_fields=["credentials"])
+    with responses.RequestsMock() as mock:
+        mock.post(
+            DOCUSIGN_TOKEN_URL,
+            body=json.dumps({"access_token": "fresh", "token_type": "Bearer", "expires_in": 3600}),
+            headers=JSON,
+        )
+        summary = oauth_refresh_expiring_tokens(within=timedelta(minutes=5))
+
+    assert (summary.refreshed, summary.failed) == (1, 1)
+    assert f"Proactive refresh of integration {broken.pk} failed unexpectedly" in caplog.text
+    assert "Traceback" in caplog.text
+    assert Integration.objects.get(pk=later.pk).credentials["access_token"] == "fresh"
