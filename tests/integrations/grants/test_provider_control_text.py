@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from integrations.models import ConnectionIssue, Integration
 from integrations.oauth.tokens import get_access_token, oauth_refresh_expiring_tokens
+from tests.api_errors import error_detail
 from tests.integrations.grants.conftest import DOCUSIGN_TOKEN_URL, docusign_jwt
 from webhooks.models import Event
 
@@ -32,8 +33,8 @@ def test_a_nul_in_the_refusal_is_recorded_through_the_refresh_endpoint(api_clien
         response = api_client.post(f"/api/integrations/{integration.pk}/oauth/refresh/")
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    body = response.json()
-    assert "consent_required" in body["detail"] and no_control_text(body["detail"])
+    detail = error_detail(response)
+    assert "consent_required" in detail and no_control_text(detail)
     integration.refresh_from_db()
     assert integration.needs_reauthorization is True
     assert integration.status == Integration.Status.ERROR
