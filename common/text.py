@@ -4,10 +4,21 @@ quoted as JSON, never as a Python repr (`"slack"`, not `'slack'` or `['slack']`)
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 _VOWELS = "aeiou"
 MAX_QUOTED = 200
+#: control characters (C0, DEL, C1) and lone UTF-16 surrogates: PostgreSQL refuses NUL and
+#: surrogates in text and jsonb, webhook payloads refuse them, and the rest garble logs
+CONTROL_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character or lone surrogate replaced by a space: for text
+    another party wrote (a provider's error code or description) before we store, log or
+    announce it."""
+    return CONTROL_TEXT.sub(" ", text)
 
 
 def plural_of(noun: str) -> str:

@@ -10,7 +10,9 @@ credential is sent and what counts as success; this module applies the rules:
   missing credentials or a token that cannot be obtained → unhealthy.
 
 SAML integrations are checked by `health/saml.py`: the IdP metadata and the certificates'
-expiry, then (with the SAML bearer grant) a token and `health_check_url` as here.
+expiry, then (with the SAML bearer grant) a token and `health_check_url` as here. A JWT
+integration without `health_check_url` (`custom`) is checked by minting (or reusing) its
+token through `get_access_token`: healthy when it is obtained, saying no endpoint was called.
 
 Each result also names the connection issue it shows (`issue_kind`) and the kinds it
 looked for (`observed_kinds`: a kind looked for and not shown is cleared by
@@ -43,6 +45,7 @@ from requests_hardened.ip_filter import InvalidIPAddress
 from common.exceptions import ApplicationError, UpstreamError
 from common.http import ResponseTooLarge, describe_size
 from common.redaction import redact
+from common.text import printable
 from integrations import providers
 from integrations.models import UNREADABLE_CREDENTIALS, ConnectionIssue, Integration
 from integrations.oauth.client import OAuthError
@@ -96,7 +99,7 @@ class CheckResult:
     basic_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self.error = redact(self.error, self.secrets, basic_pairs=self.basic_pairs)[:MAX_ERROR_LENGTH]
+        self.error = printable(redact(self.error, self.secrets, basic_pairs=self.basic_pairs))[:MAX_ERROR_LENGTH]
         self.secrets, self.basic_pairs = [], []  # not kept beyond redaction
         if self.observed_kinds is None:
             self.observed_kinds = HEALTH_KINDS if self.status == HEALTHY else ()
@@ -105,6 +108,8 @@ class CheckResult:
 
 
 PENDING_REASON = "pending until its credentials are complete"
+#: the healthy result of a JWT integration without `health_check_url`: minted, nothing else called
+MINTED_ONLY = "Token obtained; no endpoint was called: set config.health_check_url to check the provider's API too."
 
 
 def not_connected_reason(integration: Integration) -> str | None:
@@ -275,7 +280,12 @@ def _check_endpoint(integration: Integration) -> CheckResult:
         if provider.health_check.success == "none":
             note = provider.health_check.note or "the provider offers no cheap authenticated check"
             raise _NoCheck(f"No health check available for {provider.display_name}: {note}.")
-        url = _check_url(integration, provider)
+        try:
+            url = _check_url(integration, provider)
+        except _NoCheck:
+            if integration.auth_type != providers.JWT:
+                raise
+            url = ""  # no endpoint to call: minting the token is the whole check
         headers, auth, in_play = _credential(integration, provider)
         secrets.extend(in_play)
         if auth is not None:
@@ -287,6 +297,9 @@ def _check_endpoint(integration: Integration) -> CheckResult:
     except Exception:  # a bug must not stop the run: report it, logged with its traceback
         logger.exception("Health check of integration %s could not start", integration.pk)
         return result(UNHEALTHY, "Internal error while preparing the check.", saw=())
+
+    if not url:  # a JWT integration without health_check_url: the token endpoint accepted it
+        return result(HEALTHY, MINTED_ONLY, saw=(Kind.CONFIG_INVALID,))
 
     host = _host(url)
     timeout = app_settings.timeout()
@@ -343,9 +356,10 @@ def _check_endpoint(integration: Integration) -> CheckResult:
             body = None
         if not isinstance(body, dict) or body.get("ok") is not True:
             provider_error = body.get("error") if isinstance(body, dict) else None
-            # Redacted before it is cut: a secret cut in half would no longer match.
+            # Redacted before it is cut (a secret cut in half would no longer match), then
+            # without control characters: the provider's words (a NUL would abort the run).
             why = (
-                redact(str(provider_error), secrets, basic_pairs=pairs)[:MAX_PROVIDER_ERROR]
+                printable(redact(str(provider_error), secrets, basic_pairs=pairs))[:MAX_PROVIDER_ERROR]
                 if provider_error
                 else "no `ok: true` in the answer"
             )

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.db.models import Case, CharField, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Now
@@ -261,11 +262,15 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
             else:
                 event, status = EVENT_RECOVERED, Integration.Status.ACTIVE
                 logger.info("Integration %s recovered", integration.pk)
-            trigger_event(
-                organization=organizations[integration.organization_id],
-                event=event,
-                payload=_event_payload(integration, record, status),
-            )
+            try:
+                trigger_event(
+                    organization=organizations[integration.organization_id],
+                    event=event,
+                    payload=_event_payload(integration, record, status),
+                )
+            except ValidationError:
+                # A payload the events refuse: the batch it announces must still be recorded.
+                logger.exception("Could not emit %s about integration %s.", event, integration.pk)
     return records
 
 

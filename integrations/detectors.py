@@ -6,8 +6,12 @@ Called by `integrations.oauth.tokens` (refresh and mint) and `integrations.oauth
 - a terminal refusal of the grant (`invalid_grant`, DocuSign's `consent_required`, ...) is
   `reauthorization_required`, with the `reconnect_url` (and the `consent_url` where the
   grant needs one); opening it also sends `integration.reauthorization_required`;
-- the client's own credentials refused at the token endpoint (`invalid_client`,
-  `unauthorized_client`) are `credentials_rejected`;
+- the client's own credentials refused at the token endpoint are `credentials_rejected`:
+  `invalid_client` for every grant, `unauthorized_client` for an OAuth refresh and the SAML
+  bearer grant (the JWT bearer grant makes it terminal: Google's domain-wide delegation not
+  granted, `integrations/grants/exchange.py`, so it is `reauthorization_required` above);
+- a token endpoint on a private or reserved address (refused at connect time) is
+  `config_invalid`; a 429 from it is `rate_limited` (with `retry_after` when it said);
 - any other failure (5xx, timeout, an unreadable answer, another refusal) is transient:
   `provider_unavailable`;
 - a token obtained (refreshed, minted, or a completed authorization) resolves
@@ -36,6 +40,12 @@ CLIENT_REJECTED_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
 #: scopes that are asked for but never listed in the granted scope: `offline_access` asks
 #: for a refresh token (Microsoft, Indeed, BambooHR), the refresh token shows it was granted
 UNLISTED_SCOPES = frozenset({"offline_access"})
+#: what to check when the token endpoint refuses the client, per auth type
+CLIENT_CHECK = {
+    providers.OAUTH2: "Check the client id and secret.",
+    providers.JWT: "Check the client id (or issuer) and that the key is the one registered at the provider.",
+    providers.SAML: "Check config.client_id and credentials.client_secret.",
+}
 
 
 def _name(integration: Integration) -> str:
@@ -77,11 +87,32 @@ def reauthorization_message(integration: Integration, reason: str = "") -> str:
 
 def token_failed(*, integration: Integration, error: ApplicationError, terminal: bool) -> None:
     """A refresh or mint failed (`terminal`: the grant is dead, re-authorization needed)."""
-    from .oauth.client import OAuthError  # the OAuth client imports the models this imports
+    from .oauth.client import (  # the OAuth client imports the models this imports
+        OAuthError,
+        TokenEndpointNotPublic,
+        TokenEndpointRateLimited,
+    )
 
     text = safe_error_text(integration, error.message)
     code = error.error if isinstance(error, OAuthError) else ""
-    if terminal:
+    if isinstance(error, TokenEndpointNotPublic):
+        issue_detected(
+            integration=integration,
+            kind=Kind.CONFIG_INVALID,
+            message=f"Could not get an access token from {_name(integration)}: {text}",
+            details={"error": code, "source": "token_endpoint"},
+        )
+    elif isinstance(error, TokenEndpointRateLimited):
+        details: dict[str, Any] = {"error": code, "source": "token_endpoint"}
+        if error.retry_after is not None:
+            details["retry_after"] = error.retry_after
+        issue_detected(
+            integration=integration,
+            kind=Kind.RATE_LIMITED,
+            message=f"{_name(integration)}'s token endpoint is rate limiting this integration: {text}",
+            details=details,
+        )
+    elif terminal:
         issue_detected(
             integration=integration,
             kind=Kind.REAUTHORIZATION_REQUIRED,
@@ -93,7 +124,7 @@ def token_failed(*, integration: Integration, error: ApplicationError, terminal:
             integration=integration,
             kind=Kind.CREDENTIALS_REJECTED,
             message=f"{_name(integration)} refused this integration's client credentials: {text} "
-            "Check the client id and secret.",
+            f"{CLIENT_CHECK.get(integration.auth_type, CLIENT_CHECK[providers.OAUTH2])}",
             details={"error": code, "source": "token_endpoint"},
         )
     else:
@@ -116,14 +147,20 @@ def token_obtained(*, integration: Integration, scope: str) -> None:
 
 
 def configured_scopes(integration: Integration) -> list[str]:
-    """The scopes this integration asks for: `config.scopes`, else (OAuth 2.0) the provider's defaults."""
+    """The scopes this integration asks for: `config.scopes`, else the provider's defaults
+    (OAuth 2.0), or the JWT grant's (`jwt.default_scopes`, else the provider's: what
+    integrations/grants/jwt_bearer.py puts in the assertion)."""
     config = integration.config if isinstance(integration.config, dict) else {}
     scopes = config.get("scopes")
     if isinstance(scopes, list) and scopes:
         return [scope for scope in scopes if isinstance(scope, str)]
     info = integration.provider_info
-    if integration.auth_type == providers.OAUTH2 and info is not None:
+    if info is None:
+        return []
+    if integration.auth_type == providers.OAUTH2:
         return list(info.default_scopes)
+    if integration.auth_type == providers.JWT and info.jwt is not None:
+        return list(info.jwt.default_scopes or info.default_scopes)
     return []
 
 

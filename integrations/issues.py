@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -202,13 +203,16 @@ def _announce(changes: list[tuple[str, ConnectionIssue, Integration]]) -> None:
             logger.warning("Integration %s: %s issue opened: %s", integration.pk, issue.kind, issue.message)
         else:
             logger.info("Integration %s: %s issue resolved", integration.pk, issue.kind)
-        trigger_event(organization=organization, event=event, payload=issue_payload(issue, integration))
+        announcements = [(event, issue_payload(issue, integration))]
         if event == EVENT_OPENED and issue.kind == Kind.REAUTHORIZATION_REQUIRED:
-            trigger_event(
-                organization=organization,
-                event=EVENT_REAUTHORIZATION_REQUIRED,
-                payload=reauthorization_payload(issue, integration),
-            )
+            announcements.append((EVENT_REAUTHORIZATION_REQUIRED, reauthorization_payload(issue, integration)))
+        for name, payload in announcements:
+            try:
+                trigger_event(organization=organization, event=name, payload=payload)
+            except ValidationError:
+                # A payload the events refuse (e.g. text no database can store): the issue
+                # it announces must still be written, with the caller's whole transaction.
+                logger.exception("Could not emit %s about integration %s.", name, integration.pk)
 
 
 # --- store: one integration, one kind ------------------------------------------------------
@@ -257,8 +261,9 @@ def issue_detected(
     issue = _detect(integration, kind, Seen(message, details or {}), now)
     if just_opened(issue, now):
         # Never `healthy` with an open issue: until the next check says more, `degraded`.
+        # A new health status is a change of state: it moves `updated_at` (as health/services.py).
         Integration.objects.filter(pk=integration.pk, health_status=Integration.HealthStatus.HEALTHY).update(
-            health_status=Integration.HealthStatus.DEGRADED
+            health_status=Integration.HealthStatus.DEGRADED, updated_at=now
         )
         if integration.health_status == Integration.HealthStatus.HEALTHY:
             integration.health_status = Integration.HealthStatus.DEGRADED

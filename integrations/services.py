@@ -12,7 +12,7 @@ from django.utils import timezone
 from common.exceptions import ApplicationError, ConflictError
 from common.redaction import redact
 from common.services import model_update
-from common.text import quoted
+from common.text import printable, quoted
 from organizations.models import Organization
 
 from . import app_settings, providers
@@ -210,9 +210,11 @@ def integration_secrets(integration: Integration) -> tuple[list[str], list[tuple
 
 
 def safe_error_text(integration: Integration, error: str) -> str:
-    """`error` fit for `last_error`: redacted (every form, see common/redaction.py), then cut."""
+    """`error` fit for `last_error`: redacted (every form, see common/redaction.py), then cut,
+    without control characters (`common.text.printable`: PostgreSQL and webhook payloads
+    refuse a NUL)."""
     secrets, pairs = integration_secrets(integration)
-    return redact(str(error), secrets, basic_pairs=pairs)[:MAX_ERROR_LENGTH]
+    return printable(redact(str(error), secrets, basic_pairs=pairs))[:MAX_ERROR_LENGTH]
 
 
 @transaction.atomic

@@ -18,11 +18,14 @@ from typing import Any
 import requests
 
 from common.exceptions import ApplicationError
+from common.text import printable
 from integrations.http import InvalidIPAddress, ResponseTooLarge, get_session
 from integrations.oauth.client import (
     TERMINAL_GRANT_ERRORS,
     OAuthError,
     OAuthUpstreamError,
+    TokenEndpointNotPublic,
+    TokenEndpointRateLimited,
     TokenSet,
 )
 from integrations.oauth.client import _checked as checked_token_answer
@@ -34,8 +37,11 @@ DEFAULT_EXPIRES_IN = 600
 MAX_HINT = 400
 
 #: token-endpoint errors after which minting again with the same key and claims cannot
-#: succeed: an admin must act (grant consent, delegation, replace the key or the config)
-TERMINAL_ASSERTION_ERRORS = TERMINAL_GRANT_ERRORS | {"consent_required", "unauthorized_client", "invalid_client"}
+#: succeed: an admin must grant something at the provider (DocuSign's consent, Google's
+#: domain-wide delegation: `unauthorized_client`), a `reauthorization_required` issue.
+#: `invalid_client` is not among them: the client itself is refused, as for every grant a
+#: `credentials_rejected` issue (integrations/detectors.py), retried with backoff.
+TERMINAL_ASSERTION_ERRORS = TERMINAL_GRANT_ERRORS | {"consent_required", "unauthorized_client"}
 
 
 class AssertionRefused(OAuthError):
@@ -71,9 +77,7 @@ def exchange_assertion(
             token_url, data=data, headers={"Accept": "application/json"}, allow_redirects=False
         )
     except InvalidIPAddress:
-        raise AssertionRefused(
-            f"The token endpoint is not on a public address ({token_url}); set ALLOW_PRIVATE_URLS for a private one."
-        ) from None
+        raise TokenEndpointNotPublic(token_url) from None
     except requests.Timeout:
         raise OAuthUpstreamError(f"The token endpoint timed out ({token_url}).") from None
     except ResponseTooLarge as error:
@@ -84,10 +88,12 @@ def exchange_assertion(
         raise OAuthUpstreamError(f"Could not reach the token endpoint ({type(error).__name__}, {token_url}).") from None
     try:
         checked_token_answer(response, hidden, [])
+    except TokenEndpointRateLimited:
+        raise  # not a refusal of the assertion
     except OAuthError as refused:
         hint = (hints or {}).get(refused.error, "")
         message = f"{refused.message} ({hint[:MAX_HINT]})" if hint else refused.message
-        raise AssertionRefused(message, error=refused.error) from None
+        raise AssertionRefused(printable(message), error=refused.error) from None
     return _token_set(response.json())
 
 

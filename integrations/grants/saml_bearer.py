@@ -22,8 +22,9 @@ is configured (`client_secret` from the credentials, posted or as Basic per
 The request goes through the hardened session (timeout, address pinning, no redirects,
 capped read). The answer is read by the OAuth client's rules (`integrations/oauth/client.py`):
 `OAuthError` with the provider's `error` (`invalid_grant` is terminal: the integration
-needs re-authorization) or `OAuthUpstreamError`; the assertion and secrets are redacted
-from every message. Tokens are then stored and renewed by `integrations/oauth/tokens.py`.
+needs re-authorization) or `OAuthUpstreamError`; the assertion (base64url, its XML text
+and the XML's `SignatureValue` and `DigestValue`) and secrets are redacted from every
+message. Tokens are then stored and renewed by `integrations/oauth/tokens.py`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,13 @@ from common.exceptions import ApplicationError
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress, ResponseTooLarge, get_session
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
-from integrations.oauth.client import OAuthError, OAuthUpstreamError, TokenSet, _checked, _token_set
+from integrations.oauth.client import (
+    OAuthUpstreamError,
+    TokenEndpointNotPublic,
+    TokenSet,
+    _checked,
+    _token_set,
+)
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:saml2-bearer"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -169,6 +176,18 @@ def signed_assertion(grant: BearerGrant, *, now: datetime | None = None) -> byte
     return etree.tostring(signed)
 
 
+def assertion_secrets(xml: bytes) -> list[str]:
+    """What an echoing token endpoint could show of a signed assertion, to redact: its XML
+    text (whose base64 forms `common.redaction` adds) and its SignatureValue and DigestValue,
+    as written (line breaks and all) and on one line."""
+    text = xml.decode()
+    values = [text]
+    for element in etree.fromstring(xml).iter(f"{{{DS}}}SignatureValue", f"{{{DS}}}DigestValue"):
+        value = element.text or ""
+        values += [value, value.strip(), "".join(value.split())]
+    return values
+
+
 def encode_assertion(xml: bytes) -> str:
     """base64url without padding and without line breaks (RFC 7522 §2.1)."""
     return base64.urlsafe_b64encode(xml).rstrip(b"=").decode()
@@ -179,7 +198,8 @@ def encode_assertion(xml: bytes) -> str:
 
 def mint(integration: Integration) -> TokenSet:
     grant = BearerGrant.of(integration)
-    assertion = encode_assertion(signed_assertion(grant))
+    xml = signed_assertion(grant)
+    assertion = encode_assertion(xml)
     data = {"grant_type": GRANT_TYPE, "assertion": assertion}
     if grant.scopes:
         data["scope"] = " ".join(grant.scopes)
@@ -193,7 +213,7 @@ def mint(integration: Integration) -> TokenSet:
             data["client_id"] = grant.client_id
             if grant.client_secret:
                 data["client_secret"] = grant.client_secret
-    hidden = [assertion, grant.client_secret, grant.private_key]
+    hidden = [assertion, *assertion_secrets(xml), grant.client_secret, grant.private_key]
     url = grant.token_url
     try:
         response = get_session(USER_AGENT).post(
@@ -205,9 +225,7 @@ def mint(integration: Integration) -> TokenSet:
             allow_redirects=False,
         )
     except InvalidIPAddress:
-        raise OAuthError(
-            f"The token endpoint is not on a public address ({url}); set ALLOW_PRIVATE_URLS for a private one."
-        ) from None
+        raise TokenEndpointNotPublic(url) from None
     except requests.Timeout:
         raise OAuthUpstreamError(f"The token endpoint timed out ({url}).") from None
     except ResponseTooLarge as error:

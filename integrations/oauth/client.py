@@ -19,7 +19,7 @@ from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
 from common.exceptions import ApplicationError, ConflictError, UpstreamError
 from common.redaction import redact
-from common.text import quoted
+from common.text import printable, quoted
 from integrations import app_settings, providers
 from integrations.http import InvalidIPAddress, ResponseTooLarge
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
@@ -47,6 +47,26 @@ class OAuthError(ApplicationError):
 
 class OAuthUpstreamError(UpstreamError):
     """The provider failed (5xx, timeout, unreadable answer): 502, worth retrying later."""
+
+
+class TokenEndpointNotPublic(OAuthError):
+    """The token endpoint resolves to a private or reserved address (refused at connect
+    time): a configuration to fix, issue `config_invalid` (integrations/detectors.py)."""
+
+    def __init__(self, url: str):
+        super().__init__(
+            f"The token endpoint is not on a public address ({url}); set ALLOW_PRIVATE_URLS for a private one.",
+            error="private_address",
+        )
+
+
+class TokenEndpointRateLimited(OAuthError):
+    """The token endpoint answered 429: issue `rate_limited`, no new attempt before
+    `retry_after` seconds when it said (`Retry-After`)."""
+
+    def __init__(self, message: str, *, error: str = "", retry_after: int | None = None):
+        super().__init__(message, error=error)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -147,10 +167,7 @@ class OAuthClient:
             token = send()
         except InvalidIPAddress:
             # SSRF protection at connect time: the endpoint resolves to a non-public address now.
-            raise OAuthError(
-                f"The provider's token endpoint is not on a public address ({url}); "
-                "set ALLOW_PRIVATE_URLS for a private one."
-            ) from None
+            raise TokenEndpointNotPublic(url) from None
         except requests.Timeout:
             raise OAuthUpstreamError(f"The provider's token endpoint timed out ({url}).") from None
         except ResponseTooLarge as error:  # read no further than the limit (decoded bytes)
@@ -172,12 +189,22 @@ def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[s
     Runs as requests-oauthlib's response hook, before oauthlib parses the body: a 5xx or an
     unreadable answer is the provider failing, an OAuth error body (or Slack's HTTP 200
     with `ok: false`) or another 4xx is the provider refusing. Messages carry only the HTTP
-    status and the provider's error code and description, redacted (with `base64(client_id:
+    status and the provider's error code and description, control characters replaced (see
+    `common.text.printable`), redacted (with `base64(client_id:
     client_secret)` as sent in a Basic header) before they are cut: never the raw body.
     """
     status = response.status_code
     if status >= 500:
         raise OAuthUpstreamError(f"The provider answered HTTP {status}.")
+    if status == 429:
+        header = response.headers.get("Retry-After", "").strip()
+        retry_after = int(header) if header.isdigit() else None
+        when = f"; retry after {retry_after} s" if retry_after is not None else ""
+        raise TokenEndpointRateLimited(
+            f"The provider's token endpoint is rate limiting requests (HTTP 429{when}).",
+            error="http_429",
+            retry_after=retry_after,
+        )
     try:
         payload: Any = response.json()
     except ValueError:
@@ -188,10 +215,12 @@ def _checked(response: requests.Response, hidden: list[str], pairs: list[tuple[s
         raise OAuthError(f"The provider refused the request (HTTP {status}).")
     error = payload.get("error")
     if not response.ok or error or payload.get("ok") is False:
-        error_code = redact(str(error or f"http_{status}"), hidden, basic_pairs=pairs)[:MAX_ERROR_CODE]
+        # The provider's words, redacted first (a secret echoed with its line breaks must
+        # still match), then without control characters (a NUL would abort the failure's record).
+        error_code = printable(redact(str(error or f"http_{status}"), hidden, basic_pairs=pairs))[:MAX_ERROR_CODE]
         description = payload.get("error_description")
         text = f"{error or f'http_{status}'}: {description}" if isinstance(description, str) else str(error_code)
-        message = redact(text.rstrip(": "), hidden, basic_pairs=pairs)[:MAX_PROVIDER_TEXT]
+        message = printable(redact(text.rstrip(": "), hidden, basic_pairs=pairs))[:MAX_PROVIDER_TEXT]
         raise OAuthError(f"The provider refused the request: {message}", error=error_code)
     access_token = payload.get("access_token")
     if not isinstance(access_token, str) or not access_token:

@@ -16,6 +16,9 @@ answer `invalid_grant` to the stale one).
 - Minting is terminal on more refusals (`consent_required`, `unauthorized_client`, ...:
   `integrations.grants.exchange`), and is re-authorized at the provider: a forced mint
   tries again despite `needs_reauthorization` and clears it on success.
+- A config the grant cannot use (`GrantConfigInvalid`, no OAuth client configured):
+  nothing is sent, but the attempt and its failure count and `last_error` says why.
+- A 429 backs off at least its `Retry-After`.
 - Every attempt's outcome is reported as connection issues in the same transaction
   (`integrations/detectors.py`): `reauthorization_required` for a dead grant (and the
   event `integration.reauthorization_required`), `provider_unavailable` for the rest; a
@@ -146,6 +149,12 @@ def oauth_refresh_token(
             failure = error
             _back_off(locked, error)
             detectors.token_failed(integration=locked, error=error, terminal=False)
+        except ApplicationError as error:
+            # Nothing was sent (e.g. `GrantConfigInvalid`: a config the grant cannot use, no
+            # OAuth client configured): the attempt and its failure still count, with why.
+            # No backoff and no issue here: retrying costs nothing, the health check reports it.
+            failure = error
+            _record_failure(locked, error)
         else:
             apply_tokens(locked, tokens)
             locked.last_token_refresh_at = timezone.now()
@@ -177,11 +186,23 @@ def _mark_reauthorization_required(integration: Integration, error: OAuthError) 
     logger.warning("Integration %s needs re-authorization: %s", integration.pk, integration.last_error)
 
 
+def _record_failure(integration: Integration, error: ApplicationError) -> None:
+    integration.token_refresh_failures += 1
+    integration.last_error = safe_error_text(integration, f"Token refresh failed: {error.message}")
+    integration.last_error_at = timezone.now()
+    integration.save(update_fields=["last_error", "last_error_at", "updated_at", *LIFECYCLE_FIELDS])
+    logger.warning("Token refresh of integration %s could not start: %s", integration.pk, integration.last_error)
+
+
 def _back_off(integration: Integration, error: ApplicationError) -> None:
     now = timezone.now()
     integration.token_refresh_failures += 1
     integration.refresh_failure_count += 1
-    integration.refresh_retry_at = now + app_settings.refresh_backoff(integration.refresh_failure_count)
+    delay = app_settings.refresh_backoff(integration.refresh_failure_count)
+    retry_after = getattr(error, "retry_after", None)  # a 429's Retry-After: no earlier attempt
+    if retry_after:
+        delay = max(delay, timedelta(seconds=retry_after))
+    integration.refresh_retry_at = now + delay
     integration.last_error = safe_error_text(integration, f"Token refresh failed: {error.message}")
     integration.last_error_at = now
     integration.save(
@@ -243,6 +264,9 @@ def oauth_refresh_expiring_tokens(*, within: timedelta | None = None) -> Refresh
         except ApplicationError as error:
             failed += 1
             logger.warning("Proactive refresh of integration %s failed: %s", integration.pk, error.message)
+        except Exception:  # a bug or a database refusal in one integration must not stop the others
+            failed += 1
+            logger.exception("Proactive refresh of integration %s failed unexpectedly", integration.pk)
     if refreshed or failed:
         logger.info("Proactive token refresh: %s refreshed, %s failed", refreshed, failed)
     return RefreshSummary(refreshed=refreshed, failed=failed)

@@ -79,3 +79,47 @@ def test_a_refused_mint_is_unhealthy_and_says_why_without_secrets(organization):
     assert "Could not mint an access token" in result.error
     assert "consent_required" in result.error
     assert not any(line in result.error for line in rsa_pem().splitlines()[1:-1])
+
+
+def without_check_url(integration: Integration) -> Integration:
+    config = {key: value for key, value in integration.config.items() if key != "health_check_url"}
+    Integration.objects.filter(pk=integration.pk).update(config=config)
+    integration.refresh_from_db()
+    return integration
+
+
+def test_custom_jwt_without_a_check_url_mints_and_is_healthy(organization):
+    """Without config.health_check_url there is no endpoint to call: the mint is the check
+    (it used to be degraded, "no check", with a config_invalid issue open for good)."""
+    from health.services import health_check_now
+    from integrations.models import ConnectionIssue
+
+    server = LocalAuthorizationServer().start()
+    try:
+        server.register("acme-hiring", public_pem(rsa_pem()))
+        integration = without_check_url(custom_jwt(organization, server))
+        Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.ACTIVE)
+        result = check_integration(integration)
+        record = health_check_now(integration=integration)
+    finally:
+        server.stop()
+    assert result.status == HEALTHY
+    assert "no endpoint was called" in result.error
+    assert len(server.issued) == 1  # minted once, reused by the second check
+    assert record.status == HEALTHY
+    integration.refresh_from_db()
+    assert integration.health_status == HEALTHY
+    assert integration.credentials["access_token"] == server.issued[0].access_token
+    assert not ConnectionIssue.objects.filter(integration=integration).exists()
+
+
+def test_custom_jwt_without_a_check_url_whose_mint_is_refused_is_unhealthy(organization):
+    server = LocalAuthorizationServer().start()
+    try:
+        server.register("acme-hiring", public_pem(rsa_pem("registered")))
+        integration = custom_jwt(organization, server, credentials={"private_key": rsa_pem("another")})
+        result = check_integration(without_check_url(integration))
+    finally:
+        server.stop()
+    assert result.status == UNHEALTHY
+    assert "Could not mint an access token" in result.error and "invalid_grant" in result.error

@@ -147,6 +147,19 @@ def test_opening_an_issue_makes_a_healthy_integration_degraded(integration):
     assert integration.health_status == "degraded"
 
 
+def test_turning_healthy_into_degraded_moves_updated_at(integration):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    before = timezone.now() - timedelta(hours=1)
+    Integration.objects.filter(pk=integration.pk).update(health_status="healthy", updated_at=before)
+    integration.refresh_from_db()
+    detect(integration, Kind.CREDENTIALS_REJECTED)
+    integration.refresh_from_db()
+    assert integration.health_status == "degraded" and integration.updated_at > before
+
+
 def test_events_carry_the_issue_and_no_secret(integration, organization):
     hook = webhook_create(
         organization=organization,

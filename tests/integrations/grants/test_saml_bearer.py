@@ -220,14 +220,18 @@ def test_a_server_failure_is_upstream_and_backs_off(organization, server, ours):
     assert integration.refresh_retry_at is not None and integration.refresh_failure_count == 1
 
 
-def test_another_oauth_error_is_not_terminal(organization, server, ours):
-    server.reply = (HTTPStatus.UNAUTHORIZED, {"error": "invalid_client", "error_description": "unknown client"})
+@pytest.mark.parametrize("error", ["invalid_client", "unauthorized_client"])
+def test_a_refused_client_is_not_terminal_and_is_credentials_rejected(organization, server, ours, error):
+    server.reply = (HTTPStatus.UNAUTHORIZED, {"error": error, "error_description": "unknown client"})
     integration = bearer(organization, server, ours)
     with pytest.raises(OAuthError) as caught:
         get_access_token(integration)
-    assert caught.value.error == "invalid_client" and not caught.value.is_terminal
+    assert caught.value.error == error and not caught.value.is_terminal
     integration.refresh_from_db()
     assert integration.needs_reauthorization is False and integration.refresh_retry_at is not None
+    issue = ConnectionIssue.objects.get(integration=integration)
+    assert (issue.kind, issue.status, issue.details["error"]) == ("credentials_rejected", "open", error)
+    assert "credentials.client_secret" in issue.message
 
 
 def test_the_assertion_and_secrets_never_reach_last_error(organization, server, ours):
@@ -243,6 +247,28 @@ def test_the_assertion_and_secrets_never_reach_last_error(organization, server, 
     for text in (caught.value.message, integration.last_error):
         assert assertion[:40] not in text and "CLIENT-SECRET-1" not in text
         assert "[redacted]" in text
+
+
+def test_the_assertion_xml_and_its_signature_never_reach_errors(organization, server, ours):
+    """An endpoint that echoes the decoded assertion (or just its SignatureValue) shows
+    neither in the error: only the base64url form used to be hidden."""
+
+    def echo(form):
+        padded = form["assertion"] + "=" * (-len(form["assertion"]) % 4)
+        xml = base64.urlsafe_b64decode(padded).decode()
+        signature = etree.fromstring(xml.encode()).findtext(".//{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+        echoed["xml"], echoed["signature"] = xml, "".join(signature.split())
+        return HTTPStatus.BAD_REQUEST, {"error": "invalid_request", "error_description": f"{signature} in {xml}"}
+
+    echoed: dict[str, str] = {}
+    server.reply = echo
+    integration = bearer(organization, server, ours)
+    with pytest.raises(OAuthError) as caught:
+        get_access_token(integration)
+    integration.refresh_from_db()
+    for text in (caught.value.message, integration.last_error):
+        assert echoed["signature"][:24] not in "".join(text.split())
+        assert "saml:Assertion" not in text and "[redacted] in [redacted]" in text
 
 
 @pytest.mark.django_db(transaction=True)
