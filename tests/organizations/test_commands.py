@@ -64,3 +64,27 @@ def test_commands_exit_non_zero_from_the_shell(tmp_path):
     assert result.returncode != 0
     assert "No organization with slug 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_add_member_makes_a_user_an_admin_then_changes_the_role(organization):
+    from django.contrib.auth import get_user_model
+
+    from organizations.models import Membership
+
+    user = get_user_model().objects.create_user(username="ada", password="x")
+    out = StringIO()
+    call_command("add_member", "acme", "ada", "--role", "admin", stdout=out)
+    assert Membership.objects.get(user=user, organization=organization).role == "admin"
+    assert out.getvalue().strip() == "ada is now admin of acme."
+    call_command("add_member", "acme", "ada", "--role", "viewer", stdout=StringIO())
+    assert list(Membership.objects.values_list("role", flat=True)) == ["viewer"]
+
+
+def test_add_member_fails_with_one_line_for_unknown_organization_or_user(organization):
+    from organizations.models import Membership
+
+    with pytest.raises(CommandError, match="No organization with slug 'nope'"):
+        call_command("add_member", "nope", "ada", stdout=StringIO())
+    with pytest.raises(CommandError, match="No user 'ada'"):
+        call_command("add_member", "acme", "ada", stdout=StringIO())
+    assert not Membership.objects.exists()

@@ -142,3 +142,34 @@ class ConcurrencyTracker:
     def _release(self, msg_id: str) -> None:
         with self._lock:
             self._in_flight[msg_id] -= 1
+
+
+def main() -> None:
+    """`python -m tests.webhooks.receiver --port 9000`: answer 200 to every request and print
+    each one as a JSON line (path, headers, body), e.g. to watch deliveries by hand
+    (README "First hour")."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=9000)
+    port = parser.parse_args().port
+
+    def show(received: Received) -> Reply:
+        line = {"path": received.path, "headers": received.headers, "body": received.body.decode(errors="replace")}
+        print(json.dumps(line), flush=True)
+        return Reply()
+
+    receiver = Receiver(port=port)
+    receiver.responder = show
+    print(f"Receiving on {receiver.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        receiver.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.server.server_close()
+
+
+if __name__ == "__main__":
+    main()
