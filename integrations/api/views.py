@@ -100,10 +100,14 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         return Response([provider.as_dict() for provider in providers.provider_list()])
 
     @extend_schema(
-        summary="Record the result of a sync job (extension of docs/API.md §3)",
+        summary="Deprecated: record the result of a sync job as the caller reports it (extension of docs/API.md §3)",
+        description="Deprecated: it records only what the caller reports. Call providers with the client "
+        "(`integrations.client`) or the proxy, and read `GET /api/integrations/{id}/usage/` for the calls "
+        "made. Its 200 answers carry `Deprecation: true` and a `Link` to the usage endpoint.",
         request=SyncResultSerializer,
-        responses=IntegrationSerializer,
+        responses={200: IntegrationSerializer, 400: VALIDATION_ERROR},
         examples=SYNC_RESULT,
+        deprecated=True,
     )
     @action(detail=True, methods=["post"])
     def sync(self, request, pk=None):
@@ -115,7 +119,8 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             success=serializer.validated_data["success"],
             error=serializer.validated_data.get("error", ""),
         )
-        return Response(IntegrationSerializer(integration).data, status=HTTPStatus.OK)
+        response = Response(IntegrationSerializer(integration).data, status=HTTPStatus.OK)
+        return _deprecated(response, successor=f"{request.path.rsplit('/sync/', 1)[0]}/usage/")
 
     @extend_schema(
         summary="Provider calls made through this integration: calls, errors, 429s, p50/p95 latency, "
@@ -194,3 +199,10 @@ class IntegrationViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     def oauth_refresh(self, request, pk=None):
         integration = oauth_refresh_token(integration=self.get_object(), force=True)
         return Response(IntegrationSerializer(integration).data)
+
+
+def _deprecated(response: Response, *, successor: str) -> Response:
+    """Marks an answer of a deprecated endpoint (RFC 9745 `Deprecation`, RFC 8288 `Link`)."""
+    response["Deprecation"] = "true"
+    response["Link"] = f'<{successor}>; rel="successor-version"'
+    return response

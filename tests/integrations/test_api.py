@@ -336,6 +336,33 @@ def test_sync_endpoint_records_failure_then_success(api_client, organization):
     assert api_client.post(f"{detail(integration)}sync/", {}, format="json").status_code == HTTPStatus.BAD_REQUEST
 
 
+def test_sync_answers_say_it_is_deprecated_and_name_the_usage_endpoint(api_client, organization):
+    integration = IntegrationFactory(organization=organization)
+    response = api_client.post(f"{detail(integration)}sync/", {"success": True}, format="json")
+    assert response.status_code == HTTPStatus.OK
+    assert response["Deprecation"] == "true"
+    assert response["Link"] == f'<{detail(integration)}usage/>; rel="successor-version"'
+
+
+def test_sync_bad_input_is_the_one_error_shape(api_client, organization):
+    integration = IntegrationFactory(organization=organization)
+    response = api_client.post(f"{detail(integration)}sync/", {"success": "maybe"}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert error_fields(response) == {"success"}
+
+
+def test_sync_is_deprecated_in_the_openapi_schema(anon_client):
+    response = anon_client.get("/api/schema/?format=json", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    paths = response.json()["paths"]
+    assert paths["/api/integrations/{id}/sync/"]["post"]["deprecated"] is True
+    assert not any(
+        operation.get("deprecated")
+        for path, methods in paths.items()
+        if not path.endswith("/sync/")
+        for operation in methods.values()
+    )
+
+
 # --- tenancy and permissions ----------------------------------------------------------
 
 
