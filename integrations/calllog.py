@@ -73,7 +73,9 @@ def endpoint_template(method: str, path: str) -> str:
     dropped and ids are collapsed, so calls to one endpoint group together in usage."""
     bare = path.split("?", 1)[0].split("#", 1)[0]
     segments = [ID if _is_id(segment) else segment for segment in bare.split("/")]
-    return f"{method.upper()} {'/'.join(segments) or '/'}"[:MAX_ENDPOINT]
+    joined = "/".join(segments)
+    # The client records paths relative to the API base ("employees/42"): shown from "/".
+    return f"{method.upper()} {joined if joined.startswith('/') else '/' + joined}"[:MAX_ENDPOINT]
 
 
 class CallLog:
