@@ -83,6 +83,12 @@ def max_response_bytes() -> int:
     return max(1, _int("INTEGRATIONS_MAX_RESPONSE_BYTES", 256 * 1024))
 
 
+def proxy_max_response_bytes() -> int:
+    """Decoded bytes the REST proxy streams of a provider's answer (`integrations/api/proxy.py`):
+    a Content-Length over it is a 502, a longer body without one is cut there."""
+    return max(1, _int("INTEGRATIONS_PROXY_MAX_RESPONSE_BYTES", 25 * 1024 * 1024))
+
+
 def issue_open_after() -> int:
     """Detections in a row that open a transient connection issue (provider unavailable, rate limited)."""
     return max(1, _int("INTEGRATION_ISSUE_OPEN_AFTER", 3))

@@ -10,12 +10,18 @@ the platform's own), to the provider's API base only:
   conditional requests, `Prefer`); the caller's `Authorization`, cookies, `Host`,
   hop-by-hop and `X-Forwarded-*` headers never are. The integration's credential is added.
 - The query and the body pass through as sent, with their content type.
-- The answer's status and body pass through (read capped at
-  `INTEGRATIONS_MAX_RESPONSE_BYTES` decoded bytes, else 502), with `SAFE_RESPONSE_HEADERS`
-  only: no `Set-Cookie`, no `Link`/`Location` (they name the provider's URLs, not ours),
-  no `Content-Encoding` (the body is decoded). A provider 5xx becomes a JSON 502 (with
-  `provider_status`), and so does a 401 after the refresh: passed through, it would read
-  as the caller's own key being refused.
+- The answer's status and body pass through, the body streamed in chunks as it arrives
+  (never held whole) and capped at `INTEGRATIONS_PROXY_MAX_RESPONSE_BYTES` decoded bytes:
+  a Content-Length over the cap is a JSON 502 before anything is sent; a body without
+  one (or compressed: gzip bombs count decoded) is cut at the cap, the upstream
+  connection closed and the stream ended with an error, so the server drops our
+  connection rather than finishing a truncated 200. A failed answer (4xx) is read whole,
+  capped at `INTEGRATIONS_MAX_RESPONSE_BYTES`, as the client reads it for its error code.
+  Headers: `SAFE_RESPONSE_HEADERS` only: no `Set-Cookie`, no `Link`/`Location` (they name
+  the provider's URLs, not ours), no `Content-Encoding` (the body is decoded); the
+  provider's `Content-Length` only when the body passes unmodified (not decoded). A
+  provider 5xx becomes a JSON 502 (with `provider_status`), and so does a 401 after the
+  refresh: passed through, it would read as the caller's own key being refused.
 - Errors of ours are JSON: 400 bad path or an integration that cannot call, 403 a
   read-only key or viewer writing, 404 another organization's integration, 409 the
   integration needs re-authorization, 413 a body over `DATA_UPLOAD_MAX_MEMORY_SIZE`,
@@ -24,11 +30,14 @@ the platform's own), to the provider's API base only:
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
 from http import HTTPStatus
 
+import requests
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.generics import GenericAPIView
@@ -37,10 +46,14 @@ from rest_framework.response import Response
 
 from common.api.exceptions import problem
 from common.api.schema import ERROR
+from common.http import READ_CHUNK, ResponseTooLarge, describe_size
+from integrations import app_settings
 from integrations.client import ProviderError, RateLimited, ReauthorizationRequired, integration_client
 from integrations.models import Integration
 from integrations.selectors import integration_list
 from organizations.tenancy import OrganizationScopedMixin
+
+logger = logging.getLogger(__name__)
 
 FORWARDED_HEADERS = (
     "Accept",
@@ -175,7 +188,13 @@ class IntegrationProxyView(OrganizationScopedMixin, GenericAPIView):
         client = integration_client(integration)
         try:
             answer = client.send(
-                method, path, params=params or None, data=body or None, headers=headers, raise_for_status=False
+                method,
+                path,
+                params=params or None,
+                data=body or None,
+                headers=headers,
+                raise_for_status=False,
+                stream=True,
             )
         except RateLimited as error:
             response = _error(HTTPStatus.TOO_MANY_REQUESTS, error.message, **error.extra)
@@ -186,6 +205,16 @@ class IntegrationProxyView(OrganizationScopedMixin, GenericAPIView):
             return _error(HTTPStatus.CONFLICT, error.message, error_kind="reauthorization_required")
         except ProviderError as error:
             return _error(HTTPStatus.BAD_GATEWAY, error.message, error_kind=error.kind, **error.extra)
+        try:
+            response = self._answer(client, answer)
+        except BaseException:
+            answer.close()
+            raise
+        if not isinstance(response, StreamingHttpResponse):  # else closed when the stream ends
+            answer.close()
+        return response
+
+    def _answer(self, client, answer: requests.Response):
         if answer.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:  # the gateway's failure, not ours
             return _error(
                 HTTPStatus.BAD_GATEWAY,
@@ -200,7 +229,25 @@ class IntegrationProxyView(OrganizationScopedMixin, GenericAPIView):
                 error_kind="credentials_rejected",
                 provider_status=answer.status_code,
             )
-        response = HttpResponse(answer.content, status=answer.status_code)
+        cap = app_settings.proxy_max_response_bytes()
+        length = _content_length(answer)
+        if length is not None and length > cap:  # known too large: say so before sending anything
+            return _error(
+                HTTPStatus.BAD_GATEWAY,
+                f"The answer from {client.provider.display_name} is larger than the proxy's limit "
+                f"({describe_size(cap)}).",
+                error_kind="too_large",
+                provider_status=answer.status_code,
+            )
+        response: HttpResponse | StreamingHttpResponse
+        if _read(answer):  # a failed answer, read (capped) by the client already
+            response = HttpResponse(answer.content, status=answer.status_code)
+        else:
+            chunks = _stream(answer, cap, client.provider.display_name)
+            response = StreamingHttpResponse(chunks, status=answer.status_code)
+            encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
+            if length is not None and encoding == "identity":  # passed on byte for byte
+                response["Content-Length"] = str(length)
         for name in SAFE_RESPONSE_HEADERS:
             value = answer.headers.get(name)
             if value and "\r" not in value and "\n" not in value:
@@ -208,3 +255,34 @@ class IntegrationProxyView(OrganizationScopedMixin, GenericAPIView):
         if "Content-Type" not in answer.headers:
             del response["Content-Type"]
         return response
+
+
+def _read(answer: requests.Response) -> bool:
+    return bool(getattr(answer, "_content_consumed", True)) or answer.raw is None
+
+
+def _content_length(answer: requests.Response) -> int | None:
+    """The provider's Content-Length (of the body as sent, before decoding), if valid."""
+    value = answer.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _stream(answer: requests.Response, cap: int, provider: str) -> Iterator[bytes]:
+    """The provider's body, decoded, in chunks of at most `READ_CHUNK`, up to `cap` bytes.
+
+    Past the cap the upstream connection is closed and `ResponseTooLarge` raised: the WSGI
+    server then drops the caller's connection without ending the body, so a cut answer is
+    seen as incomplete, never as a whole 200. The answer is closed however the stream ends
+    (the caller going away included: Django closes the iterator)."""
+    size = 0
+    try:
+        for chunk in answer.iter_content(READ_CHUNK):  # decoded, at most a chunk inflated at a time
+            size += len(chunk)
+            if size > cap:
+                if cap - (size - len(chunk)) > 0:
+                    yield chunk[: cap - (size - len(chunk))]
+                logger.warning("Proxy answer from %s cut at %d bytes (decoded)", provider, cap)
+                raise ResponseTooLarge(cap)
+            yield chunk
+    finally:
+        answer.close()

@@ -14,6 +14,9 @@ turned into a value or a typed error (`errors.py`) and fed to the connection iss
   the answer's Retry-After (at most `INTEGRATIONS_CLIENT_MAX_RETRY_WAIT_SECONDS`) or an
   exponential backoff with full jitter. POST and PATCH are never retried. Read timeouts
   are not retried (the provider may still be working on it).
+- `send(..., stream=True)` returns a successful answer with its body unread (the REST
+  proxy streams it on); failed answers (and every answer of a provider that reports
+  errors in its body, Slack) are still read capped, to find their error code.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from urllib.parse import urlsplit
 import requests
 
 from common.exceptions import ApplicationError
-from common.http import InvalidIPAddress, ResponseTooLarge
+from common.http import DEFAULT_MAX_RESPONSE_BYTES, InvalidIPAddress, ResponseTooLarge, read_capped
 from common.redaction import redact
 from integrations import app_settings, ratelimit
 from integrations.http import get_session
@@ -108,10 +111,17 @@ class IntegrationClient:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         raise_for_status: bool = True,
+        stream: bool = False,
     ) -> requests.Response:
         """The call's `requests.Response` (body read, capped). With `raise_for_status=False`
         a provider's failed answer is returned rather than raised (the proxy passes it on);
-        transport failures still raise ProviderError."""
+        transport failures still raise ProviderError.
+
+        With `stream=True` a successful answer's body is left unread: the caller reads it
+        with a cap (`common.http.read_capped`, or `iter_content` counting the decoded bytes)
+        and closes it. Its call-log `bytes` is then the answer's Content-Length (0 when it
+        has none), recorded when the headers arrive. A failed answer is read capped at
+        `INTEGRATIONS_MAX_RESPONSE_BYTES` as without streaming (`response.content` is set)."""
         url, log_path = self.url_for(path)
         return self._send(
             method.upper(),
@@ -122,6 +132,7 @@ class IntegrationClient:
             data=data,
             headers=headers,
             raise_for_status=raise_for_status,
+            stream=stream,
         )
 
     def paginate(
@@ -252,6 +263,7 @@ class IntegrationClient:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         raise_for_status: bool = True,
+        stream: bool = False,
     ) -> requests.Response:
         credential = self.credential()
         retries_left = app_settings.client_retries() if method in IDEMPOTENT else 0
@@ -280,7 +292,11 @@ class IntegrationClient:
                     headers={"Accept": "application/json", **(headers or {}), **credential.headers},
                     auth=credential.auth,
                     allow_redirects=False,
+                    stream=stream,
                 )
+                if stream and (not 200 <= response.status_code < 300 or self._errors_in_body):
+                    # its error code (or Slack's `ok`) is in the body: read it, capped as usual
+                    read_capped(response, getattr(self._session, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
             except requests.RequestException as error:
                 kind, message = self._transport_failure(error)
                 self._record(method, logged, None, started, 0, waited_ms, kind, attempt)
@@ -297,7 +313,7 @@ class IntegrationClient:
             code = _error_code(response) if not 200 <= status < 300 or self._errors_in_body else ""
             auth_refused = status == 401 or (code in AUTH_ERROR_CODES and self._errors_in_body)
             kind = _error_kind(status, code, self._errors_in_body, auth_refused)
-            self._record(method, logged, status, started, len(response.content or b""), waited_ms, kind, attempt)
+            self._record(method, logged, status, started, _size(response), waited_ms, kind, attempt)
             if auth_refused and credential.refreshable and not refreshed:
                 refreshed = True
                 try:
@@ -428,6 +444,16 @@ def _dig(body: Any, path: tuple[str, ...]) -> Any:
             return None
         body = body.get(key)
     return body
+
+
+def _size(response: requests.Response) -> int:
+    """The call log's bytes: the body read, else (streamed, still unread) its Content-Length."""
+    if getattr(response, "_content_consumed", True) or response.raw is None:
+        return len(response.content or b"")
+    try:
+        return max(0, int(response.headers.get("Content-Length", "")))
+    except ValueError:
+        return 0
 
 
 def _json(response: requests.Response) -> Any:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import json
+import logging
 from http import HTTPStatus
 
 import pytest
 import responses
 from responses import matchers
 
+from common.http import ResponseTooLarge
+from tests.api_errors import error_detail
 from tests.integrations.client.conftest import KEY, TOKEN, api_key, oauth
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +32,22 @@ def proxy(integration, path=""):
     return f"/api/integrations/{integration.pk}/proxy/{path}"
 
 
+@pytest.fixture
+def records():
+    """Every CallRecord the client reports through the after-call hook."""
+    from integrations.client import hooks
+
+    seen: list = []
+    hooks.register_after_call(seen.append)
+    yield seen
+    hooks.unregister(seen.append)
+
+
+def content(response) -> bytes:
+    """The answer's body: a provider's 2xx is streamed, our own errors and its 4xx are not."""
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
 def test_get_passes_query_status_body_and_safe_headers(api_client, organization):
     integration = oauth(organization)
     with responses.RequestsMock() as mock:
@@ -40,8 +61,8 @@ def test_get_passes_query_status_body_and_safe_headers(api_client, organization)
             ],
         )
         response = api_client.get(proxy(integration, "calendars/primary/events?maxResults=5&q=a+b"))
-    assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"items": [1]}
+    assert response.status_code == HTTPStatus.OK and response.streaming
+    assert json.loads(content(response)) == {"items": [1]}
     assert response["Content-Type"] == "application/json" and response["ETag"] == '"v1"'
     for dropped in ("Set-Cookie", "Link", "X-Internal"):
         assert dropped not in response
@@ -66,7 +87,7 @@ def test_post_body_and_content_type_pass_through(api_client, organization):
             '{"summary": "Interview"}',
             content_type="application/json; charset=utf-8",
         )
-    assert response.status_code == HTTPStatus.CREATED and response.json() == {"id": "e1"}
+    assert response.status_code == HTTPStatus.CREATED and json.loads(content(response)) == {"id": "e1"}
 
 
 def test_non_json_bodies_pass_through(api_client, organization):
@@ -81,7 +102,7 @@ def test_non_json_bodies_pass_through(api_client, organization):
         )
         response = api_client.generic("PUT", proxy(integration, "employees/4"), "<employee/>", content_type="text/xml")
     assert response.status_code == HTTPStatus.OK
-    assert response.content == b"<ok/>" and response["Content-Type"] == "text/xml"
+    assert content(response) == b"<ok/>" and response["Content-Type"] == "text/xml"
 
 
 def test_provider_4xx_passes_through(api_client, organization):
@@ -165,3 +186,92 @@ def test_provider_5xx_is_a_json_502_with_its_status(api_client, organization, se
         response = api_client.get(proxy(api_key(organization, "rippling"), "platform/api/me"))
     assert response.status_code == HTTPStatus.BAD_GATEWAY
     assert response.json()["error_kind"] == "provider_unavailable" and response.json()["provider_status"] == 503
+
+
+# --- streamed answers -------------------------------------------------------------------
+
+
+def test_a_large_body_streams_through_intact_with_its_content_length(api_client, organization, records):
+    body = bytes(range(256)) * 4096  # 1 MiB, four times INTEGRATIONS_MAX_RESPONSE_BYTES
+    integration = api_key(organization, "rippling")
+    with responses.RequestsMock() as mock:
+        mock.get(
+            "https://api.rippling.com/platform/api/export",
+            body=body,
+            content_type="application/octet-stream",
+            headers={"Content-Length": str(len(body)), "Set-Cookie": "a=b", "ETag": '"e"'},
+        )
+        response = api_client.get(proxy(integration, "platform/api/export"))
+        assert response.status_code == HTTPStatus.OK and response.streaming
+        chunks = list(response.streaming_content)
+    assert b"".join(chunks) == body and len(chunks) > 1  # in chunks, not one buffer
+    assert response["Content-Length"] == str(len(body)) and response["ETag"] == '"e"'
+    assert "Set-Cookie" not in response and not response.cookies
+    assert [record.bytes for record in records] == [len(body)]  # the Content-Length, logged on arrival
+
+
+def test_a_content_length_over_the_cap_is_a_json_502_before_anything_is_sent(api_client, organization, settings):
+    settings.INTEGRATIONS_PROXY_MAX_RESPONSE_BYTES = 1000
+    integration = api_key(organization, "rippling")
+    with responses.RequestsMock() as mock:
+        mock.get(
+            "https://api.rippling.com/platform/api/export",
+            body=b"x" * 1001,
+            headers={"Content-Length": "1001"},
+        )
+        response = api_client.get(proxy(integration, "platform/api/export"))
+    assert response.status_code == HTTPStatus.BAD_GATEWAY and not response.streaming
+    assert "larger than the proxy's limit" in error_detail(response)
+    assert response.json()["error_kind"] == "too_large"
+
+
+def test_a_gzip_bomb_is_cut_at_the_cap_counted_decoded(api_client, organization, settings, caplog):
+    settings.INTEGRATIONS_PROXY_MAX_RESPONSE_BYTES = 100_000
+    bomb = gzip.compress(b"\0" * 20_000_000)  # ~20 KB on the wire, 20 MB decoded
+    integration = api_key(organization, "rippling")
+    with responses.RequestsMock() as mock:
+        mock.get(
+            "https://api.rippling.com/platform/api/export",
+            body=bomb,
+            headers={"Content-Encoding": "gzip", "Content-Length": str(len(bomb))},
+        )
+        response = api_client.get(proxy(integration, "platform/api/export"))
+        assert response.status_code == HTTPStatus.OK and response.streaming
+        # decoded: neither its encoding nor its (encoded) length are passed on
+        assert "Content-Encoding" not in response and "Content-Length" not in response
+        received = b""
+        with caplog.at_level(logging.WARNING), pytest.raises(ResponseTooLarge):
+            for chunk in response.streaming_content:
+                received += chunk
+    assert received == b"\0" * 100_000  # exactly the cap, then the stream fails (connection dropped)
+    assert "cut at 100000 bytes" in caplog.text
+
+
+def test_a_body_without_length_under_the_cap_streams_whole(api_client, organization, settings):
+    settings.INTEGRATIONS_PROXY_MAX_RESPONSE_BYTES = 100_000
+    body = b"y" * 100_000
+    integration = api_key(organization, "rippling")
+    with responses.RequestsMock() as mock:
+        mock.get(
+            "https://api.rippling.com/platform/api/export",
+            body=gzip.compress(body),
+            headers={"Content-Encoding": "gzip"},
+        )
+        response = api_client.get(proxy(integration, "platform/api/export"))
+        assert content(response) == body and "Content-Length" not in response
+
+
+def test_the_upstream_answer_is_closed_when_the_caller_goes_away(api_client, organization, monkeypatch):
+    import requests
+
+    closed = []
+    close = requests.Response.close
+    monkeypatch.setattr(requests.Response, "close", lambda self: (closed.append(self.url), close(self)))
+    integration = api_key(organization, "rippling")
+    with responses.RequestsMock() as mock:
+        mock.get("https://api.rippling.com/platform/api/export", body=b"z" * 200_000)
+        response = api_client.get(proxy(integration, "platform/api/export"))
+        next(iter(response.streaming_content))
+        assert not closed
+        response.close()  # what the server does when the caller disconnects
+    assert closed == ["https://api.rippling.com/platform/api/export"]
