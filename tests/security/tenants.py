@@ -210,3 +210,10 @@ def api_routes_with_parameters() -> set[str]:
                 yield join(prefix, str(pattern.pattern))
 
     return {route for route in walk(get_resolver().url_patterns) if route.startswith("api/") and "(?P<" in route}
+
+
+def body_text(response) -> str:
+    """The answer's body as text, also for a streamed one (the REST proxy streams)."""
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode()
+    return response.content.decode()

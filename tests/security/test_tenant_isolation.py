@@ -28,6 +28,7 @@ from .tenants import (
     NON_OBJECT_PARAMETERS,
     PARAMETER,
     api_routes_with_parameters,
+    body_text,
     fill,
     make_tenant,
     mock_provider_apis,
@@ -113,7 +114,7 @@ def test_other_organizations_ids_are_404_on_every_route_and_method(tenants, acme
             response = acme_client.generic(
                 method, url, json.dumps(body) if body else "", content_type="application/json"
             )
-            assert response.status_code == HTTPStatus.NOT_FOUND, (method, url, response.content)
+            assert response.status_code == HTTPStatus.NOT_FOUND, (method, url, body_text(response))
             assert problem(response) == NOT_FOUND, (method, url)
             exercised.add(resolve(url).route)
         assert len(outbound.calls) == 0, "a request for another organization's object went out"
@@ -149,8 +150,8 @@ def test_nothing_of_another_organization_in_any_read(tenants, acme_client):
         if template.endswith("/oauth/authorize/"):
             assert response.status_code == HTTPStatus.OK
         else:
-            assert response.status_code == HTTPStatus.OK, (url, response.content)
-        text = response.content.decode()
+            assert response.status_code == HTTPStatus.OK, (url, body_text(response))
+        text = body_text(response)
         for identifier in globex.identifiers():
             assert identifier not in text, (url, identifier)
         reads += 1
