@@ -1,5 +1,4 @@
 import logging
-import threading
 import time
 from datetime import timedelta
 from http import HTTPStatus
@@ -9,7 +8,6 @@ import pytest
 import requests
 import responses
 from django.core.management import call_command
-from django.db import connections
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -17,6 +15,7 @@ from common.exceptions import ApplicationError, UpstreamError
 from integrations.models import Integration
 from integrations.oauth.tokens import ReauthorizationRequired, get_access_token, oauth_refresh_token
 from integrations.tasks import refresh_expiring_tokens
+from tests.concurrency import tokens_at_once
 from tests.integrations.factories import IntegrationFactory, OAuthIntegrationFactory
 from tests.integrations.oauth_helpers import GOOGLE_TOKEN_URL, form, token_body
 
@@ -287,27 +286,9 @@ def test_concurrent_callers_cause_exactly_one_refresh():
         time.sleep(0.5)  # hold the lock long enough for the other thread to queue behind it
         return (200, {"Content-Type": "application/json"}, token_body(f"refreshed-{len(calls)}", "rotated"))
 
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def worker():
-        try:
-            mine = Integration.objects.get(pk=integration.pk)  # each thread its own stale copy
-            barrier.wait()
-            results.append(get_access_token(mine))
-        except Exception as error:  # reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
     with responses.RequestsMock() as mock:
         mock.add_callback(responses.POST, GOOGLE_TOKEN_URL, callback=slow_token_endpoint)
-        threads = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
-    assert errors == []
+        results = tokens_at_once(integration.pk)
     assert calls == ["old-refresh"]
     assert results == ["refreshed-1", "refreshed-1"]
     integration.refresh_from_db()

@@ -4,7 +4,6 @@ authorization server for `custom`, against DocuSign's and Google's token endpoin
 
 import json
 import logging
-import threading
 import time
 from datetime import timedelta
 from http import HTTPStatus
@@ -13,7 +12,6 @@ from urllib.parse import parse_qs
 import jwt
 import pytest
 import responses
-from django.db import connections
 from django.utils import timezone
 
 from common.exceptions import UpstreamError
@@ -24,6 +22,7 @@ from integrations.models import Integration
 from integrations.oauth.tokens import ReauthorizationRequired, get_access_token, oauth_refresh_token
 from integrations.services import integration_update
 from tests.api_errors import field_errors
+from tests.concurrency import tokens_at_once
 from tests.integrations.grants.authorization_server import decoded_claims
 from tests.integrations.grants.conftest import (
     DOCUSIGN_DEMO,
@@ -197,25 +196,7 @@ def test_concurrent_callers_of_an_expiring_jwt_integration_mint_exactly_once(aut
     get_access_token(integration)
     Integration.objects.filter(pk=integration.pk).update(token_expires_at=timezone.now() + timedelta(seconds=30))
     auth_server.delay = 0.5  # hold the lock long enough for the other thread to queue behind it
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def worker():
-        try:
-            mine = Integration.objects.get(pk=integration.pk)  # each thread its own stale copy
-            barrier.wait()
-            results.append(get_access_token(mine))
-        except Exception as error:  # reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
+    results = tokens_at_once(integration.pk)
     assert len(auth_server.token_requests) == 2  # the first mint, and exactly one more
     assert results == [auth_server.issued[1].access_token] * 2
     integration.refresh_from_db()

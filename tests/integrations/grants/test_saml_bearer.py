@@ -8,7 +8,6 @@ it trusts, then its issuer, subject, bearer confirmation, recipient, audience an
 import base64
 import shlex
 import subprocess
-import threading
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from django.db import connections
 from django.utils import timezone
 from lxml import etree
 
@@ -28,6 +26,7 @@ from integrations.oauth.client import OAuthError
 from integrations.oauth.tokens import ReauthorizationRequired, get_access_token
 from integrations.services import integration_create
 from tests.api_errors import field_errors
+from tests.concurrency import tokens_at_once
 from tests.integrations.saml_helpers import KeyPair, TokenServer, key_pair, metadata_xml
 from tests.integrations.test_fields import raw_credentials
 from tests.webhooks.receiver import Receiver, Reply
@@ -276,25 +275,7 @@ def test_concurrent_callers_mint_exactly_once(organization, server, ours):
     """Two threads want a token at once: one mints under the row lock, the other re-reads it."""
     server.delay = 0.5  # hold the lock long enough for the other thread to queue behind it
     integration = bearer(organization, server, ours)
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def worker():
-        try:
-            mine = Integration.objects.get(pk=integration.pk)  # each thread its own stale copy
-            barrier.wait()
-            results.append(get_access_token(mine))
-        except Exception as error:  # reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
+    results = tokens_at_once(integration.pk)
     assert results == ["minted-1", "minted-1"]
     assert server.minted == 1
     integration.refresh_from_db()
