@@ -6,6 +6,7 @@ class CommonConfig(AppConfig):
     verbose_name = "Common"
 
     def ready(self) -> None:
+        from django.conf import settings
         from django.core.signals import setting_changed
 
         from . import checks  # noqa: F401  (registers the system checks)
@@ -16,3 +17,8 @@ class CommonConfig(AppConfig):
                 clear_fernet_caches()
 
         setting_changed.connect(_on_setting_changed, weak=False, dispatch_uid="common-fernet-keys")
+
+        if settings.OTEL_ENABLED:  # off: OpenTelemetry is not even imported (common/tracing.py)
+            from . import tracing
+
+            tracing.setup()

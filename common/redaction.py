@@ -65,3 +65,22 @@ def sensitive_values(mapping: Mapping[str, str] | None) -> list[str]:
 def mask_sensitive(mapping: Mapping[str, str] | None) -> dict[str, str]:
     """A copy of `mapping` whose sensitive-named values read `REDACTED`."""
     return {name: (REDACTED if is_sensitive_name(name) else value) for name, value in (mapping or {}).items()}
+
+
+# `name=value`, `name: value`, `"name": "value"` where the name looks secret; the value may
+# carry an auth scheme (`Authorization: Bearer …`). Used on log lines (common/logs.py).
+_SENSITIVE_ASSIGNMENT = re.compile(
+    r"""(?P<name>[\w.-]*(?:auth|token|key|secret|cookie|password|session|credential)[\w.-]*)"""
+    r"""(?P<sep>["']?\s*[:=]\s*["']?)"""
+    r"""(?!\[redacted\])(?P<value>(?:(?:Bearer|Basic|Token|Digest)\s+)?[^\s"'&,;)}\]]+)""",
+    re.IGNORECASE,
+)
+_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]{4,})")
+
+
+def redact_assignments(text: str) -> str:
+    """`text` with the values of sensitive-named assignments (`client_secret=…`,
+    `Authorization: Bearer …`, `"api_key": "…"`) and bearer/basic credentials replaced by
+    `REDACTED`: for text whose secrets are not known by value, such as a log line."""
+    text = _SENSITIVE_ASSIGNMENT.sub(lambda m: f"{m['name']}{m['sep']}{REDACTED}", text)
+    return _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {REDACTED}", text)

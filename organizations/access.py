@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rest_framework import exceptions
 
+from common.logs import bind_organization
 from common.text import quoted
 
 from .models import ApiKey, Organization
@@ -33,6 +34,7 @@ def resolve_access(request) -> OrganizationAccess:
         return cached
     access = _resolve(request)
     request._organization_access = access
+    bind_organization(access.organization.slug)  # log lines of the request name it
     return access
 
 

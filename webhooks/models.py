@@ -96,6 +96,9 @@ class Event(models.Model):
     # NULL, not "", when absent: the partial unique constraint only covers given keys.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # W3C traceparent of the span that triggered it, written only while tracing is on
+    # (OTEL_ENABLED): each delivery attempt's span is its child (common/tracing.py).
+    traceparent = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     # Set by `trigger_event` on the instance it returns (not stored).
     delivery_count: int = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -77,7 +78,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: under /api/ every answer is JSON (413 for large bodies, no HTML or DEBUG pages).
+    # Outermost: a request id for every log line of the request and the X-Request-ID answer.
+    "common.logs.RequestIdMiddleware",
+    # Then: under /api/ every answer is JSON (413 for large bodies, no HTML or DEBUG pages).
     "common.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -285,22 +288,51 @@ else:
 
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", LOG_LEVELS, default="INFO")
+# text (default) or json: one JSON object per line with request_id, organization, event_id
+# and delivery_id (common/logs.py; README.md "Operating", "Logs"). Both are redacted.
+LOG_FORMAT = env.choice("LOG_FORMAT", ("text", "json"), default="text").lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"context": {"()": "common.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"()": "common.logs.TextFormatter"},
+        "json": {"()": "common.logs.JsonFormatter"},
+    },
     # One-shot management commands print their results on stdout and log only warnings
     # and errors (unless -v 2): see config/environment.py, command_console_level.
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
             "level": command_console_level(sys.argv) or "NOTSET",
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django_q": {"level": Q_CLUSTER["log_level"]}},
 }
+
+# --- Traces (optional) ---------------------------------------------------------------------
+# OpenTelemetry, off by default: when off nothing of it is imported (common/tracing.py).
+# The exporter takes the standard OTEL_EXPORTER_OTLP_* variables from the environment.
+OTEL_ENABLED = env.bool("OTEL_ENABLED", default=False)
+OTEL_TRACES_EXPORTER = env.choice("OTEL_TRACES_EXPORTER", ("otlp", "console", "none"), default="otlp").lower()
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="") or "integration-framework"
+
+
+def otlp_exporter_installed() -> bool:
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http.trace_exporter") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+if OTEL_ENABLED and OTEL_TRACES_EXPORTER == "otlp" and not otlp_exporter_installed():
+    raise InvalidSetting(
+        "OTEL_TRACES_EXPORTER=otlp (the default) needs the opentelemetry-exporter-otlp-proto-http package: "
+        "install it, or set OTEL_TRACES_EXPORTER=console or none."
+    )
 
 # --- Outbound URLs ----------------------------------------------------------------------
 # Every URL this service fetches (webhook targets, integration token/health-check URLs,

@@ -7,6 +7,7 @@ batch: every failure becomes that delivery's outcome.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import time
@@ -21,7 +22,9 @@ from requests_hardened.ip_filter import InvalidIPAddress
 
 from common.fields import is_readable
 from common.http import read_capped, request_deadline
+from common.logs import log_context, log_secrets
 from common.redaction import mask_sensitive, redact, sensitive_values
+from common.tracing import attempt_span
 
 from .. import app_settings
 from ..http import get_session
@@ -76,6 +79,38 @@ def error_text(exc: Exception, timeout: float) -> str:
 
 
 def send_one(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
+    """One attempt. Its log lines carry the event and delivery ids (and never the
+    webhook's custom header values); with tracing on, its span is a child of the span
+    that triggered the event."""
+    custom = delivery.webhook.headers or {}
+    attributes = {
+        "webhooks.event.id": str(delivery.event_id),
+        "webhooks.event.type": delivery.event.type,
+        "webhooks.delivery.id": str(delivery.pk),
+        "webhooks.webhook.id": str(delivery.webhook_id),
+        "webhooks.attempt": delivery.attempts,  # counted when claimed
+    }
+    with (
+        log_context(event_id=delivery.event_id, delivery_id=delivery.pk),
+        log_secrets(sensitive_values(custom)),
+        attempt_span("webhooks.deliver", delivery.event.traceparent, attributes) as span,
+    ):
+        outcome = _attempt(delivery, body, keys)
+        if span is not None:
+            if outcome.status is not None:
+                span.set_attribute("http.response.status_code", outcome.status)
+            span.set_attribute("webhooks.attempt.success", outcome.success)
+        logger.debug(
+            "Attempt %d of delivery %s: %s in %.0f ms",
+            delivery.attempts,
+            delivery.message_id,
+            f"HTTP {outcome.status}" if outcome.status is not None else outcome.error,
+            outcome.duration_ms,
+        )
+    return outcome
+
+
+def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
     webhook = delivery.webhook
     timestamp = int(time.time())
     headers = {
@@ -155,4 +190,6 @@ def send_batch(
     if len(jobs) <= 1:
         return unreadable + [send_one(*job) for job in jobs]
     pool = _pool(max(app_settings.send_concurrency(), 1))
-    return unreadable + list(pool.map(lambda job: send_one(*job), jobs))
+    # Each send runs in the caller's context (log fields, the current span), copied per job.
+    contexts = [contextvars.copy_context() for _ in jobs]
+    return unreadable + list(pool.map(lambda ctx, job: ctx.run(send_one, *job), contexts, jobs))

@@ -23,7 +23,9 @@ from django.utils import timezone
 from common import app_settings as common_settings
 from common.exceptions import ConflictError
 from common.jsonvalues import contains_unstorable_text, nesting_exceeds
+from common.logs import log_context
 from common.text import quoted
+from common.tracing import trigger_span
 from organizations.models import Organization
 
 from .. import app_settings, scheduling
@@ -116,19 +118,38 @@ def trigger_event(
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
         raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
     excluded = list(exclude_webhook_ids)
-    if idempotency_key is None and connection.vendor == "postgresql":
-        record = _fan_out_postgres(organization, event, payload, serialized, excluded)
-    else:
-        # Stored as the JSON it is sent as (UUIDs, datetimes, decimals become strings).
-        record = _fan_out(organization, event, json.loads(serialized), idempotency_key, excluded)
-    if not record.is_repeat:
-        scheduling.drain_on_commit(record.delivery_count, coalesce=True)
+    attributes = {"webhooks.event.type": event, "organization": organization.slug}
+    with (
+        log_context(organization=organization.slug),
+        trigger_span("webhooks.trigger_event", attributes) as (
+            span,
+            traceparent,
+        ),
+    ):
+        if idempotency_key is None and connection.vendor == "postgresql":
+            record = _fan_out_postgres(organization, event, payload, serialized, excluded, traceparent)
+        else:
+            # Stored as the JSON it is sent as (UUIDs, datetimes, decimals become strings).
+            record = _fan_out(organization, event, json.loads(serialized), idempotency_key, excluded, traceparent)
+        if span is not None:
+            span.set_attributes({"webhooks.event.id": str(record.id), "webhooks.delivery_count": record.delivery_count})
+        with log_context(event_id=record.id):
+            if record.is_repeat:
+                logger.debug("Event %s repeated its idempotency key: no new deliveries", record.id)
+            else:
+                logger.debug("Event %s (%s) triggered: %d deliveries", record.id, event, record.delivery_count)
+                scheduling.drain_on_commit(record.delivery_count, coalesce=True)
     return record
 
 
 @transaction.atomic
 def _fan_out(
-    organization: Organization, event: str, payload: dict, idempotency_key: str | None, excluded: list[uuid.UUID]
+    organization: Organization,
+    event: str,
+    payload: dict,
+    idempotency_key: str | None,
+    excluded: list[uuid.UUID],
+    traceparent: str | None = None,
 ) -> Event:
     if idempotency_key is not None:
         existing = _event_by_key(organization, idempotency_key)
@@ -137,7 +158,11 @@ def _fan_out(
         try:
             with transaction.atomic():
                 record = Event.objects.create(
-                    organization=organization, type=event, payload=payload, idempotency_key=idempotency_key
+                    organization=organization,
+                    type=event,
+                    payload=payload,
+                    idempotency_key=idempotency_key,
+                    traceparent=traceparent,
                 )
         except IntegrityError:  # a concurrent trigger with the same key won
             existing = _event_by_key(organization, idempotency_key)
@@ -145,7 +170,7 @@ def _fan_out(
                 raise
             return _repeat_of(existing, event, payload)
     else:
-        record = Event.objects.create(organization=organization, type=event, payload=payload)
+        record = Event.objects.create(organization=organization, type=event, payload=payload, traceparent=traceparent)
     webhooks = [
         w
         for w in Webhook.objects.filter(organization=organization, is_active=True)
@@ -173,8 +198,8 @@ def _fan_out(
 # a single statement (one round trip, atomic by itself); same rows as `_fan_out`.
 _FAN_OUT_SQL = """
 WITH event AS (
-    INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at)
-    VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, NULL, %(now)s)
+    INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
+    VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, NULL, %(now)s, %(traceparent)s)
 )
 INSERT INTO webhook_deliveries
     (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error, created_at)
@@ -188,10 +213,17 @@ _EXCLUDING = "\n  AND w.id <> ALL(%(excluded)s::uuid[])\n"
 
 
 def _fan_out_postgres(
-    organization: Organization, event: str, payload: dict, serialized: str, excluded: list[uuid.UUID]
+    organization: Organization,
+    event: str,
+    payload: dict,
+    serialized: str,
+    excluded: list[uuid.UUID],
+    traceparent: str | None = None,
 ) -> Event:
     now = timezone.now()
-    record = Event(id=uuid.uuid4(), organization=organization, type=event, payload=payload, created_at=now)
+    record = Event(
+        id=uuid.uuid4(), organization=organization, type=event, payload=payload, created_at=now, traceparent=traceparent
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             _FAN_OUT_SQL.rstrip("\n") + _EXCLUDING if excluded else _FAN_OUT_SQL,
@@ -202,6 +234,7 @@ def _fan_out_postgres(
                 "payload": serialized,
                 "now": now,
                 "excluded": excluded,
+                "traceparent": traceparent,
             },
         )
         record.delivery_count = cursor.rowcount
