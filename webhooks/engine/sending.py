@@ -20,9 +20,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
 
+from common import tracing
 from common.fields import is_readable
 from common.http import read_capped, request_deadline
-from common.logs import log_context, log_secrets
+from common.logs import delivery_context
 from common.redaction import mask_sensitive, redact, sensitive_values
 from common.tracing import attempt_span
 
@@ -82,32 +83,35 @@ def send_one(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
     """One attempt. Its log lines carry the event and delivery ids (and never the
     webhook's custom header values); with tracing on, its span is a child of the span
     that triggered the event."""
-    custom = delivery.webhook.headers or {}
-    attributes = {
+    with delivery_context(delivery.event_id, delivery.pk, sensitive_values(delivery.webhook.headers)):
+        if tracing.enabled():
+            with attempt_span("webhooks.deliver", delivery.event.traceparent, _span_attributes(delivery)) as span:
+                outcome = _attempt(delivery, body, keys)
+                if span is not None:
+                    if outcome.status is not None:
+                        span.set_attribute("http.response.status_code", outcome.status)
+                    span.set_attribute("webhooks.attempt.success", outcome.success)
+        else:
+            outcome = _attempt(delivery, body, keys)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Attempt %d of delivery %s: %s in %.0f ms",
+                delivery.attempts,  # counted when claimed
+                delivery.message_id,
+                f"HTTP {outcome.status}" if outcome.status is not None else outcome.error,
+                outcome.duration_ms,
+            )
+    return outcome
+
+
+def _span_attributes(delivery: Delivery) -> dict[str, str | int]:
+    return {
         "webhooks.event.id": str(delivery.event_id),
         "webhooks.event.type": delivery.event.type,
         "webhooks.delivery.id": str(delivery.pk),
         "webhooks.webhook.id": str(delivery.webhook_id),
         "webhooks.attempt": delivery.attempts,  # counted when claimed
     }
-    with (
-        log_context(event_id=delivery.event_id, delivery_id=delivery.pk),
-        log_secrets(sensitive_values(custom)),
-        attempt_span("webhooks.deliver", delivery.event.traceparent, attributes) as span,
-    ):
-        outcome = _attempt(delivery, body, keys)
-        if span is not None:
-            if outcome.status is not None:
-                span.set_attribute("http.response.status_code", outcome.status)
-            span.set_attribute("webhooks.attempt.success", outcome.success)
-        logger.debug(
-            "Attempt %d of delivery %s: %s in %.0f ms",
-            delivery.attempts,
-            delivery.message_id,
-            f"HTTP {outcome.status}" if outcome.status is not None else outcome.error,
-            outcome.duration_ms,
-        )
-    return outcome
 
 
 def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
