@@ -51,6 +51,14 @@ def listed_metrics() -> dict[str, str]:
     return dict(rows)
 
 
+def listed_labels() -> dict[str, set[str]]:
+    """name -> its label names, from the same table (`outcome` (succeeded, …), `status_class`)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Operating\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \| (?:counter|histogram|gauge)[^|]*\| ([^|]*)\|", section, re.MULTILINE)
+    return {name: set(re.findall(r"`([a-z_]+)`", labels)) for name, labels in rows}
+
+
 def metric_names(expr: str) -> set[str]:
     """The metric names an expression reads (label matchers, groupings, ranges, strings and
     legend templates removed; a histogram's _bucket/_count/_sum series name the histogram)."""
@@ -146,6 +154,19 @@ def test_alerts_use_only_listed_metric_names():
         assert name in used
     assert {"schedule_next_run_timestamp_seconds", "health_status_changes_total"} <= used
     assert "integration_token_refreshes_total" in used
+
+
+def test_alerts_and_panels_match_only_listed_labels():
+    labels = listed_labels()
+    exprs = [rule["expr"] for rule in alert_rules()] + dashboard_exprs()
+    checked = 0
+    for expr in exprs:
+        for metric, matchers in re.findall(r"([a-z_]+)\{([^}]*)\}", expr):
+            metric = metric.removesuffix("_bucket")
+            for label in re.findall(r"([a-z_]+)\s*[!=]~?", matchers):
+                assert label in labels[metric], (expr, metric, label)
+                checked += 1
+    assert checked >= 8
 
 
 def test_schedule_alerts_name_registered_schedules():
