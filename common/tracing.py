@@ -111,7 +111,8 @@ def trigger_span(name: str, attributes: Mapping[str, Any]) -> Iterator[tuple[Spa
 @contextmanager
 def attempt_span(name: str, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[Span | None]:
     """The current span for one delivery attempt, a child of the event's `traceparent`
-    (a new trace when the event has none); None when tracing is off."""
+    (of the current span when the event has none, e.g. a test send during a request);
+    None when tracing is off."""
     if _provider is None:
         yield None
         return
