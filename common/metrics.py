@@ -24,6 +24,9 @@ worker and django-q2 cluster process of the machine. ``METRICS_ENABLED=false`` m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 from .app_settings import metrics_enabled
@@ -104,16 +107,30 @@ def status_class(status: int | None) -> str:
 # --- webhooks -------------------------------------------------------------------------------
 
 
-def record_delivery(*, outcome: str, status: int | None, duration: float | None, latency: float | None) -> None:
-    """One recorded attempt: `duration` None when no request was sent, `latency` only for a 2xx."""
+#: (outcome, status, attempt seconds or None when no request was sent, latency seconds or None)
+Attempt = tuple[str, int | None, float | None, float | None]
+_delivery_children: dict[tuple[str, str], Any] = {}
+_duration_children: dict[str, Any] = {}
+
+
+def record_deliveries(attempts: Iterable[Attempt]) -> None:
+    """A batch's recorded attempts (the engine calls this once per batch). The labelled
+    children are cached: a batch costs a few mmap writes per attempt and no lookups."""
     if not metrics_enabled():
         return
-    klass = status_class(status)
-    WEBHOOK_DELIVERIES.labels(outcome, klass).inc()
-    if duration is not None:
-        WEBHOOK_ATTEMPT_DURATION.labels(klass).observe(duration)
-    if latency is not None:
-        WEBHOOK_END_TO_END_LATENCY.observe(max(latency, 0.0))
+    for outcome, status, duration, latency in attempts:
+        klass = status_class(status)
+        counter = _delivery_children.get((outcome, klass))
+        if counter is None:
+            counter = _delivery_children[(outcome, klass)] = WEBHOOK_DELIVERIES.labels(outcome, klass)
+        counter.inc()
+        if duration is not None:
+            histogram = _duration_children.get(klass)
+            if histogram is None:
+                histogram = _duration_children[klass] = WEBHOOK_ATTEMPT_DURATION.labels(klass)
+            histogram.observe(duration)
+        if latency is not None:
+            WEBHOOK_END_TO_END_LATENCY.observe(max(latency, 0.0))
 
 
 # --- health -----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def observe(plan: BatchPlan, recorded: set) -> None:
     what it led to; deliveries claimed but not sent are `failed` with no status."""
     if not recorded or not metrics_enabled():
         return
+    attempts: list[metrics.Attempt] = []
     sent = set()
     for outcome in plan.outcomes:
         delivery = outcome.delivery
@@ -62,18 +63,13 @@ def observe(plan: BatchPlan, recorded: set) -> None:
             continue
         seconds = outcome.duration_ms / 1000
         latency = None
-        if outcome.success:
-            # the 2xx came at the end of this attempt
+        if outcome.success:  # the 2xx came at the end of this attempt
             latency = (outcome.started_at - delivery.event.created_at).total_seconds() + seconds
-        metrics.record_delivery(
-            outcome="succeeded" if outcome.success else "failed" if outcome.final else "retrying",
-            status=outcome.status,
-            duration=seconds if outcome.request_headers else None,  # no headers: no request was made
-            latency=latency,
-        )
-    for pk in plan.delivery_ids():
-        if pk in recorded and pk not in sent:
-            metrics.record_delivery(outcome="failed", status=None, duration=None, latency=None)
+        state = "succeeded" if outcome.success else "failed" if outcome.final else "retrying"
+        # no request headers: no request was made (a secret that cannot be decrypted)
+        attempts.append((state, outcome.status, seconds if outcome.request_headers else None, latency))
+    attempts.extend(("failed", None, None, None) for pk in plan.delivery_ids() if pk in recorded and pk not in sent)
+    metrics.record_deliveries(attempts)
 
 
 def deliver_due(*, time_budget: float | None = None) -> int:
