@@ -64,7 +64,7 @@ def child(name: str, deliveries: int, rounds: int) -> int:
     from django.conf import settings
     from django.utils import timezone
 
-    from common.metrics import WEBHOOK_DELIVERIES
+    from common.metrics import WEBHOOK_DELIVERIES, record_deliveries
     from organizations.services import organization_create
     from webhooks import app_settings as webhook_settings
     from webhooks import tasks
@@ -112,15 +112,23 @@ def child(name: str, deliveries: int, rounds: int) -> int:
             ]
         )
         receiver.reset()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         sent = 0
         while sent < deliveries:
             sent += tasks.deliver_due()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         got = len({r[1] for r in receiver.wait(deliveries, 30)})
         if got != deliveries:
             raise RuntimeError(f"received {got} of {deliveries}")
-        return deliveries / elapsed
+        return deliveries / elapsed, cpu / deliveries * 1e6
+
+    def recording_cost() -> float:
+        """Microseconds the recording itself takes per delivery (a batch of 50 2xx attempts)."""
+        batch = [("succeeded", 200, 0.004, 0.012)] * 50
+        started = time.perf_counter()
+        for _ in range(400):
+            record_deliveries(batch)
+        return (time.perf_counter() - started) / (400 * 50) * 1e6
 
     failed = 0
     try:
@@ -128,20 +136,22 @@ def child(name: str, deliveries: int, rounds: int) -> int:
         one_round(10_000_000)  # warm up: connections, thread pool, metric files
         pattern = ["on", "off", "off", "on"]
         rates: dict[str, list[float]] = {"on": [], "off": []}
+        cpus: dict[str, list[float]] = {"on": [], "off": []}
         seq = 0
         for index in range(rounds):
             mode = pattern[index % 4]
             settings.METRICS_ENABLED = mode == "on"
             before = recorded()
-            rate = one_round(seq)
+            rate, cpu_us = one_round(seq)
             seq += deliveries
             counted = recorded() - before
             expected = deliveries if mode == "on" else 0
             ok = counted == expected
             failed += not ok
             rates[mode].append(rate)
+            cpus[mode].append(cpu_us)
             print(
-                f"round {index + 1}: metrics {mode:3}: {rate:,.0f} deliveries/s; "
+                f"round {index + 1}: metrics {mode:3}: {rate:,.0f} deliveries/s, {cpu_us:,.0f} us CPU per delivery; "
                 f"webhook_deliveries_total +{counted:,.0f} (expected +{expected:,})" + ("" if ok else "  WRONG"),
                 flush=True,
             )
@@ -150,6 +160,19 @@ def child(name: str, deliveries: int, rounds: int) -> int:
         print(
             f"metrics on: {on:,.0f} deliveries/s, off: {off:,.0f} deliveries/s (medians of {len(rates['on'])}); "
             f"difference {off - on:+,.0f}/s = {cost:+.1%} of throughput (goal <= {MAX_COST:.0%})",
+            flush=True,
+        )
+        cpu_on, cpu_off = statistics.median(cpus["on"]), statistics.median(cpus["off"])
+        print(
+            f"this process's CPU per delivery: on {cpu_on:,.0f} us, off {cpu_off:,.0f} us "
+            f"({(cpu_on - cpu_off) / cpu_off:+.1%})",
+            flush=True,
+        )
+        settings.METRICS_ENABLED = True
+        own = recording_cost()
+        print(
+            f"the recording itself: {own:.1f} us per delivery = {own / (1e6 / off):.2%} of a delivery's time "
+            f"at {off:,.0f}/s",
             flush=True,
         )
         failed += cost > MAX_COST
