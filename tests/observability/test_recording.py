@@ -14,9 +14,12 @@ from django.utils import timezone
 from health.services import health_run
 from integrations.client import RateLimited, integration_client
 from integrations.models import Integration
-from integrations.oauth.tokens import oauth_refresh_token
+from integrations.oauth.tokens import ReauthorizationRequired, oauth_refresh_token
 from tests.health.conftest import custom
 from tests.integrations.factories import OAuthIntegrationFactory
+from tests.integrations.grants.authorization_server import LocalAuthorizationServer
+from tests.integrations.grants.conftest import custom_jwt
+from tests.integrations.grants.keys import public_pem, rsa_pem
 from tests.integrations.oauth_helpers import GOOGLE_TOKEN_URL, token_body
 from tests.webhooks.receiver import Received, Reply
 from webhooks import tasks
@@ -195,3 +198,21 @@ def test_api_requests_count_by_url_pattern_method_and_status(organization, api_c
     assert changes.value("http_requests_total", route="api/{path}", method="GET", status="404") == 1
     # the raw paths (ids) never become labels
     assert not [key for key in changes if any(str(webhook.pk) in v for _, v in key[1])]
+
+
+def test_jwt_mints_count_as_the_jwt_grant(organization, client):
+    server = LocalAuthorizationServer().start()
+    try:
+        server.register("acme-hiring", public_pem(rsa_pem()))
+        minting = custom_jwt(organization, server, name="mints")
+        refused = custom_jwt(organization, server, name="refused", credentials={"private_key": rsa_pem("another")})
+        measured = Delta(client)
+        oauth_refresh_token(integration=minting, force=True)
+        with pytest.raises(ReauthorizationRequired):
+            oauth_refresh_token(integration=refused, force=True)
+        changes = measured()
+    finally:
+        server.stop()
+    assert changes.value("integration_token_refreshes_total", grant="jwt", outcome="success") == 1
+    assert changes.value("integration_token_refreshes_total", grant="jwt", outcome="failure") == 1
+    assert changes.total("integration_token_refreshes_total", grant="refresh") == 0
