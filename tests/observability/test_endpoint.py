@@ -172,3 +172,13 @@ def test_the_text_is_prometheus_format_with_help_and_type(client):
     assert "# TYPE webhook_due_backlog gauge" in text
     assert "# HELP webhook_lag_seconds " in text
     parse(text)  # parses
+
+
+def test_the_workers_signal_notes_a_schedules_success():
+    from django_q.signals import post_execute_in_worker
+
+    stopped = timezone.now()
+    post_execute_in_worker.send(
+        sender="django_q", func=None, task={"success": True, "group": "health.heartbeat", "stopped": stopped}
+    )
+    assert ScheduleRun.objects.get(name="health.heartbeat").last_success_at == stopped
