@@ -81,3 +81,9 @@ def warn_deprecated(old: str, new: str) -> None:
     logger.warning(
         "The setting %s is deprecated; set %s instead (while %s is set, it overrides %s).", old, new, old, new
     )
+
+
+def metrics_enabled() -> bool:
+    """`METRICS_ENABLED` (default true): record the Prometheus counters and histograms
+    (common/metrics.py); false turns recording off (the benchmark's baseline)."""
+    return bool(setting("METRICS_ENABLED", True))

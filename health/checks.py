@@ -42,6 +42,7 @@ import requests
 from django.utils import timezone
 from requests_hardened.ip_filter import InvalidIPAddress
 
+from common import metrics
 from common.exceptions import ApplicationError, UpstreamError
 from common.http import ResponseTooLarge, describe_size
 from common.redaction import redact
@@ -239,11 +240,15 @@ def _host(url: str) -> str:
 
 def check_integration(integration: Integration) -> CheckResult:
     """Check one integration now; never raises (an unexpected failure is `unhealthy`)."""
-    if integration.auth_type == providers.SAML:  # IdP metadata and certificates first: health/saml.py
-        from .saml import check_saml
+    started = time.perf_counter()
+    try:
+        if integration.auth_type == providers.SAML:  # IdP metadata and certificates first: health/saml.py
+            from .saml import check_saml
 
-        return check_saml(integration, endpoint_check=_check_endpoint)
-    return _check_endpoint(integration)
+            return check_saml(integration, endpoint_check=_check_endpoint)
+        return _check_endpoint(integration)
+    finally:
+        metrics.observe_health_check_duration(provider=integration.provider, seconds=time.perf_counter() - started)
 
 
 def _check_endpoint(integration: Integration) -> CheckResult:

@@ -33,6 +33,7 @@ from django.db.models import Case, CharField, DateTimeField, Exists, F, OuterRef
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from common import metrics
 from common.exceptions import ConflictError
 from integrations.detectors import reauthorization_details, reauthorization_message
 from integrations.issues import ACTIVE, Kind, Observation, Seen, issues_observe
@@ -187,7 +188,9 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
         for i in Integration.objects.select_for_update(of=("self",))
         .filter(pk__in=ids)
         .order_by("pk")
-        .only("id", "organization_id", "name", "provider", "auth_type", "status", "needs_reauthorization")
+        .only(
+            "id", "organization_id", "name", "provider", "auth_type", "status", "needs_reauthorization", "health_status"
+        )
         .annotate(has_active_issues=Exists(active_issues.filter(integration_id=OuterRef("pk"))))
     }
     observations = [
@@ -200,6 +203,7 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
         observations=[o for o in observations if o.detected or o.integration.has_active_issues]  # type: ignore[attr-defined]
     )
     new_states, records, transitions = [], [], []
+    observed: list[tuple[str, str, bool]] = []  # (provider, result, status changed), counted after commit
     for result in results:
         integration = integrations.get(result.integration_id)
         if integration is None:  # deleted while being checked
@@ -240,12 +244,15 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
             checked_at=result.checked_at,
         )
         records.append(record)
+        # The row is locked: its health_status is the one this UPDATE replaces.
+        observed.append((integration.provider, status, integration.health_status != status))
         integration.health_status = status
         integration.last_health_check_at = result.checked_at
         if transition:
             transitions.append((integration, record))
     HealthCheck.objects.bulk_create(records, batch_size=500)
     _write_health(records, now)
+    transaction.on_commit(lambda: _count_checks(observed))
     if new_states:
         HealthState.objects.bulk_create(new_states, ignore_conflicts=True)
     existing = [s for s in states.values() if s.integration_id in integrations]
@@ -272,6 +279,11 @@ def health_record_results(*, results: Iterable[CheckResult]) -> list[HealthCheck
                 # A payload the events refuse: the batch it announces must still be recorded.
                 logger.exception("Could not emit %s about integration %s.", event, integration.pk)
     return records
+
+
+def _count_checks(observed: list[tuple[str, str, bool]]) -> None:
+    for provider, result, changed in observed:
+        metrics.record_health_check(provider=provider, result=result, status_changed=changed)
 
 
 # --- runs -------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ supervisor. On shutdown the cluster gets SIGTERM on its main process only (a sig
 its whole process group can deadlock it, docs/QUEUE.md); the web server is stopped
 with its process group (runserver's autoreloader has a child). Both children get the same
 DJANGO_SETTINGS_MODULE: the one set, else manage.py's default (development only when DEBUG
-is true in the environment or `.env`, as `make run` arranges).
+is true in the environment or `.env`, as `make run` arranges). Both also get the same
+PROMETHEUS_MULTIPROC_DIR, cleared at start, so `/metrics` counts both (docs/METRICS.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,11 +26,23 @@ sys.path.insert(0, str(ROOT))
 STOP_TIMEOUT = 20
 
 
+def metrics_dir() -> str:
+    """The prometheus-client multiprocess directory both children write into, so that
+    `/metrics` sums the web server's and the cluster's workers (docs/METRICS.md): the one
+    set in PROMETHEUS_MULTIPROC_DIR, else a fresh one; a previous run's values are removed."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="prometheus-multiproc-")
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return directory
+
+
 def children_env() -> dict[str, str]:
     from config.environment import default_settings_module
 
     module = os.environ.get("DJANGO_SETTINGS_MODULE") or default_settings_module()
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": module}
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": module, "PROMETHEUS_MULTIPROC_DIR": metrics_dir()}
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:

@@ -75,11 +75,14 @@ INSTALLED_APPS = [
     "webhooks",
     "integrations",
     "health",
+    "observability",
 ]
 
 MIDDLEWARE = [
     # Outermost: a request id for every log line of the request and the X-Request-ID answer.
     "common.logs.RequestIdMiddleware",
+    # Then: times and counts every request by its URL pattern (observability/middleware.py).
+    "observability.middleware.HttpMetricsMiddleware",
     # Then: under /api/ every answer is JSON (413 for large bodies, no HTML or DEBUG pages).
     "common.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -409,3 +412,12 @@ HEALTH_HISTORY_RETENTION_DAYS = env.int("HEALTH_HISTORY_RETENTION_DAYS", default
 HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS = env.float("HEALTHZ_HEARTBEAT_MAX_AGE_SECONDS", default=None, positive=True)
 HEALTH_USER_AGENT = env.str("HEALTH_USER_AGENT", default=None)
 SAML_CERT_EXPIRY_WARNING_DAYS = env.int("SAML_CERT_EXPIRY_WARNING_DAYS", default=None, minimum=0)
+
+# --- Metrics (/metrics, docs/METRICS.md) ----------------------------------------------------
+# When set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default=None)
+# false: no counter or histogram is recorded (the DB gauges are still served).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=None)
+# prometheus-client's own variable (read from the environment before it is imported): the
+# directory where every process writes its values; /metrics sums them (docs/METRICS.md).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=None)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from common import metrics
 from common.exceptions import ApplicationError
 from common.http import DEFAULT_MAX_RESPONSE_BYTES, InvalidIPAddress, ResponseTooLarge, read_capped
 from common.redaction import redact
@@ -276,6 +277,7 @@ class IntegrationClient:
             try:
                 waited_ms = hooks.before_call(self.integration, method, plain_path)
             except ratelimit.RateLimitExceeded as refused:  # our own shared limit: nothing was sent
+                metrics.record_rate_limited(provider=self.integration.provider)
                 raise RateLimited(
                     f"This integration's rate limit is reached: retry in {refused.retry_after:.1f} s.",
                     retry_after=refused.retry_after,
@@ -356,6 +358,7 @@ class IntegrationClient:
                 self.integration, Kind.RATE_LIMITED, f"{name} is rate limiting.", {"retry_after": retry_after}
             )
             if raise_for_status:
+                metrics.record_rate_limited(provider=self.integration.provider)
                 raise RateLimited(message, retry_after=retry_after, status=status, code=code)
         elif kind == "provider_unavailable":
             feedback.detected(self.integration, Kind.PROVIDER_UNAVAILABLE, f"{name} answered HTTP {status}.")
@@ -394,6 +397,7 @@ class IntegrationClient:
         error_kind: str,
         attempt: int,
     ) -> None:
+        metrics.record_provider_call(provider=self.integration.provider, status=status, waited_seconds=waited_ms / 1000)
         hooks.after_call(
             hooks.CallRecord(
                 integration_id=self.integration.pk,

@@ -35,6 +35,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common import metrics
 from common.exceptions import ApplicationError, UpstreamError
 from integrations import app_settings, detectors, providers
 from integrations.models import UNREADABLE_CREDENTIALS, Integration
@@ -131,6 +132,7 @@ def oauth_refresh_token(
                 "This integration has no refresh token: authorize it (again) to get a new access token."
             )
         locked.token_refresh_attempts += 1
+        grant = locked.auth_type if minted else "refresh"  # jwt, saml or refresh
         try:
             if minted:
                 from integrations.grants import mint_token  # the grants import this module's errors
@@ -161,6 +163,8 @@ def oauth_refresh_token(
             locked.save(update_fields=[*TOKEN_STATE_FIELDS, *LIFECYCLE_FIELDS])
             logger.info("Token %s for integration %s", "minted" if minted else "refreshed", locked.pk)
             detectors.token_obtained(integration=locked, scope=tokens.scope)
+    # Only attempts reach here (a token served from the row, or refused before asking, returned or raised above).
+    metrics.record_token_refresh(grant=grant, success=failure is None)
     _copy(integration, locked)
     if failure is not None:
         if isinstance(failure, OAuthError) and failure.is_terminal:

@@ -12,10 +12,13 @@ import time
 
 from django.utils import timezone
 
+from common import metrics
+from common.app_settings import metrics_enabled
+
 from .. import app_settings, scheduling
 from ..models import Delivery
 from . import sending, store
-from .policy import Outcome, plan_batch, skip_reason
+from .policy import BatchPlan, Outcome, plan_batch, skip_reason
 
 
 def process(deliveries: list[Delivery]) -> list[Outcome]:
@@ -39,10 +42,34 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
         outcomes = sending.send_batch(sendable, keys, now=now)
     recorded_at = timezone.now()
     plan = plan_batch(outcomes, skipped, recorded_at)
-    store.record_batch(token, plan, now=recorded_at, lease_expires_at=lease_expires_at)
+    recorded = store.record_batch(token, plan, now=recorded_at, lease_expires_at=lease_expires_at)
+    observe(plan, recorded)
     if plan.earliest_retry is not None:
         scheduling.wake_at(plan.earliest_retry)
     return outcomes
+
+
+def observe(plan: BatchPlan, recorded: set) -> None:
+    """Count the attempts the store recorded (a lease taken over records none): each by
+    what it led to; deliveries claimed but not sent are `failed` with no status."""
+    if not recorded or not metrics_enabled():
+        return
+    attempts: list[metrics.Attempt] = []
+    sent = set()
+    for outcome in plan.outcomes:
+        delivery = outcome.delivery
+        sent.add(delivery.pk)
+        if delivery.pk not in recorded:
+            continue
+        seconds = outcome.duration_ms / 1000
+        latency = None
+        if outcome.success:  # the 2xx came at the end of this attempt
+            latency = (outcome.started_at - delivery.event.created_at).total_seconds() + seconds
+        state = "succeeded" if outcome.success else "failed" if outcome.final else "retrying"
+        # no request headers: no request was made (a secret that cannot be decrypted)
+        attempts.append((state, outcome.status, seconds if outcome.request_headers else None, latency))
+    attempts.extend(("failed", None, None, None) for pk in plan.delivery_ids() if pk in recorded and pk not in sent)
+    metrics.record_deliveries(attempts)
 
 
 def deliver_due(*, time_budget: float | None = None) -> int:

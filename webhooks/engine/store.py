@@ -141,7 +141,7 @@ def _log_row(outcome: Outcome) -> WebhookLog:
     )
 
 
-def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> None:
+def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Results need not wait for the WAL flush: if the server crashed before flushing
@@ -183,6 +183,7 @@ def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> None:
         exhausted = [e for pk, e in plan.exhausted.items() if pk in owned]
         if exhausted or disabled:
             _announce(exhausted, disabled)
+    return owned
 
 
 def _announce(exhausted: list, disabled: list[uuid.UUID]) -> None:
@@ -194,14 +195,13 @@ def _announce(exhausted: list, disabled: list[uuid.UUID]) -> None:
         emit_webhook_disabled(webhook_id=webhook_id, disabled_by="engine")
 
 
-def _write_while_leased(token: uuid.UUID, plan: BatchPlan, now: datetime, lease_expires_at: datetime) -> None:
+def _write_while_leased(token: uuid.UUID, plan: BatchPlan, now: datetime, lease_expires_at: datetime) -> set:
     """Keep trying (reconnecting) while the lease holds: a database restart in the middle
     of a batch must not turn into a resend of everything the batch already delivered."""
     pause = 0.1
     while True:
         try:
-            _write(token, plan, now)
-            return
+            return _write(token, plan, now)
         except (OperationalError, InterfaceError):
             if timezone.now() + timedelta(seconds=pause + 1) >= lease_expires_at:
                 raise
@@ -211,21 +211,24 @@ def _write_while_leased(token: uuid.UUID, plan: BatchPlan, now: datetime, lease_
             pause = min(pause * 2, 2.0)
 
 
-def record_batch(token: uuid.UUID, plan: BatchPlan, *, now: datetime, lease_expires_at: datetime) -> None:
+def record_batch(token: uuid.UUID, plan: BatchPlan, *, now: datetime, lease_expires_at: datetime) -> set:
     """Write a planned batch: deliveries with the same next state are updated by one
     UPDATE each, guarded by the lease token. If the batch cannot be written for a reason
     other than the connection, each delivery is written on its own, so that one bad row
-    cannot make the whole batch be sent again."""
+    cannot make the whole batch be sent again. Returns the ids of the deliveries recorded
+    (those whose lease this worker still held)."""
     try:
-        _write_while_leased(token, plan, now, lease_expires_at)
+        return _write_while_leased(token, plan, now, lease_expires_at)
     except (IntegrityError, DataError):
         logger.exception("Recording a delivery batch failed; recording its deliveries one by one.")
+        recorded: set = set()
         for single in _one_by_one(plan):
             try:
-                _write_while_leased(token, single, now, lease_expires_at)
+                recorded |= _write_while_leased(token, single, now, lease_expires_at)
             except (IntegrityError, DataError):
                 # Left leased: claimed again (and resent, same webhook-id) when the lease expires.
                 logger.exception("Could not record delivery %s.", single.delivery_ids())
+        return recorded
 
 
 def _one_by_one(plan: BatchPlan) -> list[BatchPlan]:
