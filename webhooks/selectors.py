@@ -12,11 +12,15 @@ from django.utils import timezone
 
 from organizations.models import Organization
 
-from .models import Delivery, Webhook, WebhookLog
+from .models import Delivery, EventType, Webhook, WebhookLog
 
 
 def webhook_list(*, organization: Organization) -> QuerySet[Webhook]:
     return Webhook.objects.filter(organization=organization)
+
+
+def event_type_list(*, organization: Organization) -> QuerySet[EventType]:
+    return EventType.objects.filter(organization=organization).order_by("name")
 
 
 def webhook_log_list(

@@ -2,9 +2,10 @@ from django.urls import re_path
 
 from common.api.routers import OptionalSlashRouter
 
-from .views import EventCatalogueView, EventTriggerView, WebhookViewSet
+from .views import EventCatalogueView, EventTriggerView, EventTypeViewSet, WebhookViewSet
 
 router = OptionalSlashRouter()
+router.register("integrations/webhooks/event-types", EventTypeViewSet, basename="webhook-event-type")
 router.register("integrations/webhooks", WebhookViewSet, basename="webhook")
 
 urlpatterns = [
