@@ -242,8 +242,8 @@ class SubjectErasure(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    subject_hash = models.CharField(max_length=64, db_index=True)
-    subject_kinds = models.JSONField(default=list)
+    #: {"candidate_id": sha256, "email": sha256} of what was given, salted with the organization
+    subject_hashes = models.JSONField(default=dict)
     counts = models.JSONField(default=dict)
     erased_by = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -253,4 +253,4 @@ class SubjectErasure(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"erasure {self.subject_hash[:12]} by {self.erased_by}"
+        return f"erasure of {', '.join(sorted(self.subject_hashes))} by {self.erased_by}"
