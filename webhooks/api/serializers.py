@@ -7,6 +7,7 @@ from common.fields import is_readable
 from common.redaction import REDACTED, mask_sensitive
 from integrations.models import Integration
 from organizations.tenancy import OrganizationScopedRelatedField
+from webhooks.masking import MaskedResponseBodyField
 from webhooks.models import EventType, Webhook, WebhookLog
 
 
@@ -79,6 +80,7 @@ class WebhookLogSerializer(api.ModelSerializer):
     webhook_id = serializers.UUIDField(read_only=True)
     event = serializers.CharField(source="event_type", read_only=True)
     status = serializers.IntegerField(source="response_status", read_only=True, allow_null=True)
+    response_body = MaskedResponseBodyField(help_text="As received; values the event's schema marks sensitive masked.")
 
     class Meta:
         model = WebhookLog
