@@ -50,7 +50,8 @@ def retention_overrides() -> Overrides:
     for organization_id, name, days in EventType.objects.filter(retention_days__isnull=False).values_list(
         "organization_id", "name", "retention_days"
     ):
-        overrides[(organization_id, name)] = days
+        if days is not None:
+            overrides[(organization_id, name)] = days
     return overrides
 
 
