@@ -9,6 +9,9 @@ other apps register later under these prefixes are covered without a list to kee
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 TEST_EVENT = "webhook.test"
 ALL_EVENTS = "*"
 
@@ -18,7 +21,27 @@ SYSTEM_NAMESPACES = ("integration.", WEBHOOK_NAMESPACE)
 WEBHOOK_DISABLED = "webhook.disabled"
 WEBHOOK_DELIVERY_EXHAUSTED = "webhook.delivery.exhausted"
 
-_catalogue: dict[str, str] = {
+#: Custom event types (an organization's own, `webhooks.models.EventType`) live here, so
+#: their names never collide with catalogue or system ones.
+CUSTOM_NAMESPACE = "custom."
+
+
+@dataclass(frozen=True)
+class EventDefinition:
+    """One catalogue event: its JSON Schema (draft 2020-12), version and example payload
+    (see webhooks/schemas.py), and optionally how long its logs and payloads are kept."""
+
+    name: str
+    description: str
+    schema: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+    example: dict[str, Any] = field(default_factory=dict)
+    deprecated: bool = False
+    #: Days its attempt logs, finished deliveries and events are kept (None: WEBHOOKS_LOG_RETENTION_DAYS).
+    retention_days: int | None = None
+
+
+_descriptions: dict[str, str] = {
     "application.created": "A candidate applied to a job.",
     "application.stage_changed": "An application moved to another pipeline stage.",
     "application.rejected": "An application was rejected.",
@@ -43,16 +66,66 @@ _catalogue: dict[str, str] = {
 }
 
 
-def register_event(name: str, description: str) -> None:
-    _catalogue[name] = description
+def _definition(name: str, description: str, **contract: Any) -> EventDefinition:
+    from .schemas import CATALOGUE_EXAMPLES, CATALOGUE_SCHEMAS, GENERIC_SCHEMA
+
+    contract.setdefault("schema", CATALOGUE_SCHEMAS.get(name, GENERIC_SCHEMA))
+    contract.setdefault("example", CATALOGUE_EXAMPLES.get(name, {}))
+    return EventDefinition(name=name, description=description, **contract)
+
+
+_catalogue: dict[str, EventDefinition] = {name: _definition(name, text) for name, text in _descriptions.items()}
+
+
+def register_event(
+    name: str,
+    description: str,
+    *,
+    schema: dict[str, Any] | None = None,
+    version: int = 1,
+    example: dict[str, Any] | None = None,
+    deprecated: bool = False,
+    retention_days: int | None = None,
+) -> None:
+    """Add an event to the catalogue. Without a `schema` any JSON object is valid; a given
+    schema is checked against the draft 2020-12 metaschema and the example against it."""
+    from .schemas import GENERIC_SCHEMA, check_schema, validate_payload
+
+    if name.startswith(CUSTOM_NAMESPACE):
+        raise ValueError(f"{CUSTOM_NAMESPACE}* names are organizations' own event types.")
+    checked = GENERIC_SCHEMA if schema is None else check_schema(schema)
+    if example is not None:
+        validate_payload(checked, example, root="example")
+    _catalogue[name] = EventDefinition(
+        name=name,
+        description=description,
+        schema=checked,
+        version=version,
+        example=example or {},
+        deprecated=deprecated,
+        retention_days=retention_days,
+    )
 
 
 def event_catalogue() -> dict[str, str]:
+    """name -> description of every catalogue event."""
+    return {name: definition.description for name, definition in _catalogue.items()}
+
+
+def event_definitions() -> dict[str, EventDefinition]:
     return dict(_catalogue)
+
+
+def event_definition(name: str) -> EventDefinition | None:
+    return _catalogue.get(name)
 
 
 def is_known_event(name: str) -> bool:
     return name in _catalogue
+
+
+def is_custom_event(name: str) -> bool:
+    return name.startswith(CUSTOM_NAMESPACE)
 
 
 def is_system_event(name: str) -> bool:

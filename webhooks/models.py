@@ -210,3 +210,50 @@ class DispatchMarker(models.Model):
 
     def __str__(self) -> str:
         return f"delivery task pending until {self.pending_until}"
+
+
+class EventType(models.Model):
+    """An organization's own event type (`custom.*`): subscribed to and triggered by that
+    organization only, its payloads validated against its JSON Schema (draft 2020-12)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="event_types")
+    name = models.CharField(max_length=100, help_text="custom.<name>, e.g. custom.assessment.completed")
+    description = models.CharField(max_length=500, blank=True)
+    schema = models.JSONField(default=dict)
+    version = models.PositiveIntegerField(default=1)
+    example = models.JSONField(default=dict, blank=True)
+    deprecated = models.BooleanField(default=False)
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days its logs and payloads are kept (empty: WEBHOOKS_LOG_RETENTION_DAYS)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "webhook_event_types"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="event_type_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SubjectErasure(models.Model):
+    """The tombstone of one erasure of a data subject's data: what was erased (rows per
+    table), when and by whom. It keeps a hash of the subject, never the id or email."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    #: {"candidate_id": sha256, "email": sha256} of what was given, salted with the organization
+    subject_hashes = models.JSONField(default=dict)
+    counts = models.JSONField(default=dict)
+    erased_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "webhook_subject_erasures"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"erasure of {', '.join(sorted(self.subject_hashes))} by {self.erased_by}"

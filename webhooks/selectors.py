@@ -12,11 +12,15 @@ from django.utils import timezone
 
 from organizations.models import Organization
 
-from .models import Delivery, Webhook, WebhookLog
+from .models import Delivery, EventType, Webhook, WebhookLog
 
 
 def webhook_list(*, organization: Organization) -> QuerySet[Webhook]:
     return Webhook.objects.filter(organization=organization)
+
+
+def event_type_list(*, organization: Organization) -> QuerySet[EventType]:
+    return EventType.objects.filter(organization=organization).order_by("name")
 
 
 def webhook_log_list(
@@ -27,7 +31,10 @@ def webhook_log_list(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[WebhookLog]:
-    logs = WebhookLog.objects.filter(webhook=webhook, organization_id=webhook.organization_id)
+    # With the event: log views mask the payload values its schema marks sensitive.
+    logs = WebhookLog.objects.filter(webhook=webhook, organization_id=webhook.organization_id).select_related(
+        "delivery__event__organization"
+    )
     if success is not None:
         logs = logs.filter(success=success)
     if event:
@@ -76,7 +83,10 @@ def _window_stats(logs: QuerySet[WebhookLog]) -> dict:
 
 def webhook_stats(*, webhook: Webhook) -> dict:
     now = timezone.now()
-    logs = WebhookLog.objects.filter(webhook=webhook, organization_id=webhook.organization_id)
+    # With the event: log views mask the payload values its schema marks sensitive.
+    logs = WebhookLog.objects.filter(webhook=webhook, organization_id=webhook.organization_id).select_related(
+        "delivery__event__organization"
+    )
     all_time = _window_stats(logs)
     last_24h = _window_stats(logs.filter(created_at__gte=now - timedelta(hours=24)))
     deliveries = Delivery.objects.filter(webhook=webhook).aggregate(

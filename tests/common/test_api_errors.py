@@ -117,7 +117,7 @@ def test_an_exception_in_a_view_is_a_json_500_logged_with_its_traceback(api_clie
     def broken():
         raise RuntimeError("internal detail that must not reach the client")
 
-    monkeypatch.setattr("webhooks.api.views.event_catalogue", broken)
+    monkeypatch.setattr("webhooks.api.views.event_definitions", broken)
     client = APIClient(raise_request_exception=False)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_client.raw_key}")
     with caplog.at_level(logging.ERROR, logger="django.request"):
@@ -141,7 +141,7 @@ def test_the_test_client_still_raises_a_views_exception(api_client, monkeypatch)
     def broken():
         raise RuntimeError("seen by the test client")
 
-    monkeypatch.setattr("webhooks.api.views.event_catalogue", broken)
+    monkeypatch.setattr("webhooks.api.views.event_definitions", broken)
     with pytest.raises(RuntimeError, match="seen by the test client"):
         api_client.get("/api/integrations/webhooks/events/")
 

@@ -23,7 +23,7 @@ def operations(schema):
 
 
 def expected_tag(path: str) -> str:
-    if path in {"/api/events/", "/api/integrations/webhooks/events/"}:
+    if path in {"/api/events/", "/api/integrations/webhooks/events/", "/api/data-subjects/erase/"}:
         return "events"
     if path.startswith("/api/integrations/webhooks/"):
         return "webhooks"

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from integrations.services import integration_create
 from webhooks.events import ALL_EVENTS, TEST_EVENT, is_known_event
-from webhooks.services import webhook_create
+from webhooks.services import event_type_create, webhook_create
 
 pytestmark = pytest.mark.django_db
 
@@ -52,12 +52,15 @@ def objects(organization):
     webhook = webhook_create(
         organization=organization, name="example hook", url="https://hooks.example.com/in", events=["*"]
     )
-    return {"integrations": integration, "webhooks": webhook}
+    event_type = event_type_create(organization=organization, name="custom.example.target", schema={"type": "object"})
+    return {"integrations": integration, "webhooks": webhook, "event_type": event_type}
 
 
 def fill(path: str, objects) -> str:
     if "{" not in path:
         return path
+    if path.startswith("/api/integrations/webhooks/event-types/"):
+        return path.replace("{name}", objects["event_type"].name)
     kind = "webhooks" if path.startswith("/api/integrations/webhooks/") else "integrations"
     assert path.count("{") == 1 and "{id}" in path, f"{path}: teach fill() its parameters"
     return path.replace("{id}", str(objects[kind].pk))

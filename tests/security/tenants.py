@@ -23,8 +23,8 @@ from organizations.services import api_key_create
 from tests.factories import OrganizationFactory
 from webhooks.engine.loop import process
 from webhooks.engine.store import claim_due
-from webhooks.models import Delivery, Event, WebhookLog
-from webhooks.services import webhook_create
+from webhooks.models import Delivery, Event, EventType, WebhookLog
+from webhooks.services import event_type_create, webhook_create
 
 PARAMETER = re.compile(r"\{(\w+)\}")
 SENTINEL = "SENTINEL-7f3a9c"  # every secret the fixtures store contains this
@@ -41,6 +41,7 @@ class Tenant:
     webhook: object = None
     log: WebhookLog | None = None
     issue: ConnectionIssue | None = None
+    event_type: EventType | None = None
     secrets: list[str] = field(default_factory=list)
 
     def identifiers(self) -> list[str]:
@@ -117,6 +118,12 @@ def make_tenant(slug: str) -> Tenant:
     )
     tenant.secrets += [tenant.webhook.secret]
     tenant.log = _deliver_once(tenant)
+    tenant.event_type = event_type_create(
+        organization=tenant.organization,
+        name=f"custom.{slug.replace('-', '_')}_type",
+        description=f"{slug} custom event",
+        schema={"type": "object", "properties": {"team": {"type": "string", "const": slug}}},
+    )
     now = timezone.now()
     tenant.issue = ConnectionIssue.objects.create(
         organization=tenant.organization,
@@ -180,6 +187,8 @@ def parameter_value(path: str, name: str, tenant: Tenant) -> str:
         ("logs", "log_id"): tenant.log,
         ("integration-issues", "id"): tenant.issue,
     }
+    if (collection, name) == ("event-types", "name"):
+        return tenant.event_type.name
     if (collection, name) == ("provider", "provider"):
         return tenant.integration.provider
     if (collection, name) == ("proxy", "path"):  # a provider API path, not an object

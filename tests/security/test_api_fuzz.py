@@ -57,7 +57,7 @@ from tests.factories import OrganizationFactory
 from webhooks.engine.loop import process
 from webhooks.engine.store import claim_due
 from webhooks.models import Delivery, Event, WebhookLog
-from webhooks.services import webhook_create, webhook_disable
+from webhooks.services import event_type_create, webhook_create, webhook_disable
 
 pytestmark = pytest.mark.django_db
 
@@ -125,6 +125,9 @@ class World:
         self.webhooks = [active, disabled]
         self.logs = {webhook.pk: self._log_for(webhook) for webhook in self.webhooks}
         webhook_disable(webhook=disabled, reason="fuzz")
+        self.event_type = event_type_create(
+            organization=self.organization, name="custom.fuzz", schema={"type": "object"}
+        )
 
     def _log_for(self, webhook) -> WebhookLog:
         event = Event.objects.create(organization=self.organization, type="job.created", payload={"a": 1})
@@ -137,6 +140,8 @@ class World:
     def ids_for(self, path: str, pick: int) -> dict[str, str]:
         if path.startswith("/api/api-keys/"):
             return {"id": str(self.target_key.pk)}
+        if path.startswith("/api/integrations/webhooks/event-types/"):
+            return {"name": self.event_type.name}
         if path.startswith("/api/integrations/webhooks/"):
             webhook = self.webhooks[pick % len(self.webhooks)]
             return {"id": str(webhook.pk), "log_id": str(self.logs[webhook.pk].pk)}

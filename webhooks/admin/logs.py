@@ -20,6 +20,7 @@ from common.text import count_of
 from organizations.admin_scoping import OrganizationScopedAdmin
 
 from ..engine.sending import event_body
+from ..masking import masked_payload, masked_response_body
 from ..models import Delivery, Event, Webhook, WebhookLog
 from ..services import log_replay
 from .webhooks import admin_time
@@ -127,7 +128,7 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.resolver_match and request.resolver_match.url_name == "webhooks_webhooklog_change":
-            queryset = queryset.select_related("webhook", "delivery__event")
+            queryset = queryset.select_related("webhook", "delivery__event__organization")
         return queryset
 
     @admin.display(description=f"Time ({timezone.get_current_timezone_name()})", ordering="created_at")
@@ -168,20 +169,24 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     @admin.display(description="Request body")
     def request_body(self, obj: WebhookLog):
         """The bytes every attempt of this event sends (the event's body), indented for reading."""
-        body = event_body(obj.delivery.event)
+        event = obj.delivery.event
+        body = event_body(event)
         try:
-            return _pre(_pretty_json(json.loads(body)))
+            sent = json.loads(body)
         except ValueError:
             return _pre(body.decode(errors="replace"))
+        # Values the event type's schema marks sensitive are masked (webhooks/masking.py).
+        return _pre(_pretty_json({**sent, "data": masked_payload(event)}))
 
     @admin.display(description="Response body")
     def response_body_pretty(self, obj: WebhookLog):
         if not obj.response_body:
             return "—" if obj.response_status is None else "(empty)"
+        body = masked_response_body(obj)
         try:
-            text = _pretty_json(json.loads(obj.response_body))
+            text = _pretty_json(json.loads(body))
         except ValueError:
-            text = obj.response_body
+            text = body
         return _pre(text)
 
     def has_replay_permission(self, request) -> bool:
@@ -285,3 +290,10 @@ class EventAdmin(ReadOnlyAdmin):
     list_select_related = ["organization"]
     search_fields = ["id", "idempotency_key"]
     date_hierarchy = "created_at"
+    exclude = ["payload"]
+    readonly_fields = ["payload_masked"]
+
+    @admin.display(description="Payload")
+    def payload_masked(self, obj: Event):
+        """The payload with the values its schema marks sensitive masked."""
+        return _pre(_pretty_json(masked_payload(obj)))

@@ -6,12 +6,14 @@ event examples use types of the catalogue (webhooks/events.py).
 
 from drf_spectacular.utils import OpenApiExample
 
+from webhooks.schemas import CATALOGUE_EXAMPLES
+
 EVENT_TRIGGER = [
     OpenApiExample(
         "A new application",
         value={
             "event": "application.created",
-            "payload": {"application_id": "app_1042", "candidate_id": "cand_311", "job_id": "job_77"},
+            "payload": CATALOGUE_EXAMPLES["application.created"],
             "idempotency_key": "application.created/app_1042",
         },
         description="A repeated `idempotency_key` returns the first event and sends nothing new.",
@@ -21,7 +23,7 @@ EVENT_TRIGGER = [
         "An accepted offer",
         value={
             "event": "offer.accepted",
-            "payload": {"offer_id": "off_9", "application_id": "app_1042", "accepted_at": "2026-03-02T10:15:00Z"},
+            "payload": CATALOGUE_EXAMPLES["offer.accepted"],
         },
         request_only=True,
     ),
@@ -76,4 +78,51 @@ RECOVER = [
         value={"since": "2026-03-01T00:00:00Z", "until": "2026-03-02T00:00:00Z"},
         request_only=True,
     ),
+]
+
+ASSESSMENT_SCHEMA = {
+    "type": "object",
+    "required": ["candidate", "score"],
+    "properties": {
+        "candidate": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {
+                "id": {"type": "string", "x-subject": "candidate_id"},
+                "email": {"type": "string", "format": "email", "x-subject": "email", "x-sensitive": True},
+            },
+        },
+        "score": {"type": "integer", "minimum": 0, "maximum": 100, "x-sensitive": True},
+        "completed_at": {"type": "string", "format": "date-time"},
+    },
+}
+EVENT_TYPE_CREATE = [
+    OpenApiExample(
+        "An assessment result",
+        value={
+            "name": "custom.assessment.completed",
+            "description": "A candidate finished a coding assessment.",
+            "schema": ASSESSMENT_SCHEMA,
+            "version": 1,
+            "example": {"candidate": {"id": "cand_311"}, "score": 87, "completed_at": "2026-03-04T16:00:00Z"},
+            "retention_days": 30,
+        },
+        request_only=True,
+    )
+]
+EVENT_TYPE_PATCH = [
+    OpenApiExample(
+        "Deprecate",
+        value={"deprecated": True},
+        description="Still delivered; flagged in the catalogue.",
+        request_only=True,
+    )
+]
+SUBJECT_ERASE = [
+    OpenApiExample(
+        "By candidate id and email",
+        value={"candidate_id": "cand_311", "email": "ada.lovelace@example.com"},
+        description="Removes every stored payload, log excerpt and request copy about the candidate.",
+        request_only=True,
+    )
 ]

@@ -7,7 +7,8 @@ from common.fields import is_readable
 from common.redaction import REDACTED, mask_sensitive
 from integrations.models import Integration
 from organizations.tenancy import OrganizationScopedRelatedField
-from webhooks.models import Webhook, WebhookLog
+from webhooks.masking import MaskedResponseBodyField
+from webhooks.models import EventType, Webhook, WebhookLog
 
 
 class MaskedHeadersField(serializers.DictField):
@@ -79,6 +80,7 @@ class WebhookLogSerializer(api.ModelSerializer):
     webhook_id = serializers.UUIDField(read_only=True)
     event = serializers.CharField(source="event_type", read_only=True)
     status = serializers.IntegerField(source="response_status", read_only=True, allow_null=True)
+    response_body = MaskedResponseBodyField(help_text="As received; values the event's schema marks sensitive masked.")
 
     class Meta:
         model = WebhookLog
@@ -142,6 +144,17 @@ class EventCatalogueEntrySerializer(api.Serializer):
         help_text="Emitted by the platform only (the integration.* and webhook.* namespaces): "
         "POST /api/events/ refuses it, so a receiver can trust it. Subscribable like any event."
     )
+    version = serializers.IntegerField(help_text="The version of the payload schema.")
+    schema = serializers.JSONField(
+        help_text="The payload's JSON Schema (draft 2020-12); `x-sensitive` and "
+        "`x-subject` annotate sensitive values and data-subject identifiers."
+    )
+    example = serializers.JSONField(help_text="An example payload (valid against the schema).")
+    deprecated = serializers.BooleanField(help_text="Deprecated: still delivered, but move to its replacement.")
+    custom = serializers.BooleanField(help_text="This organization's own event type (custom.*).")
+    retention_days = serializers.IntegerField(
+        allow_null=True, help_text="Days its logs and payloads are kept; null: WEBHOOKS_LOG_RETENTION_DAYS."
+    )
 
 
 class EventTriggerSerializer(api.Serializer):
@@ -154,3 +167,28 @@ class EventAcceptedSerializer(api.Serializer):
     id = serializers.UUIDField()
     event = serializers.CharField()
     deliveries = serializers.IntegerField(help_text="How many webhooks the event is delivered to.")
+
+
+class EventTypeSerializer(api.ModelSerializer):
+    """An organization's own event type. `name` is set once (webhooks subscribe by name)."""
+
+    schema = serializers.JSONField(help_text="The payload's JSON Schema (draft 2020-12), at most 64 KiB.")
+    example = serializers.JSONField(required=False, help_text="An example payload; must validate against the schema.")
+    version = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    retention_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=3650)
+
+    class Meta:
+        model = EventType
+        fields = [
+            "id",
+            "name",
+            "description",
+            "schema",
+            "version",
+            "example",
+            "deprecated",
+            "retention_days",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]

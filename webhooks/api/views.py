@@ -12,14 +12,23 @@ from common.api.schema import ERROR, VALIDATION_ERROR
 from organizations.access import request_organization
 from organizations.tenancy import OrganizationScopedMixin
 from webhooks import selectors, services
-from webhooks.events import event_catalogue, is_system_event
-from webhooks.models import Webhook, WebhookLog
+from webhooks.events import event_definitions, is_system_event
+from webhooks.models import EventType, Webhook, WebhookLog
 
-from .examples import EVENT_TRIGGER, RECOVER, WEBHOOK_CREATE, WEBHOOK_PATCH, WEBHOOK_UPDATE
+from .examples import (
+    EVENT_TRIGGER,
+    EVENT_TYPE_CREATE,
+    EVENT_TYPE_PATCH,
+    RECOVER,
+    WEBHOOK_CREATE,
+    WEBHOOK_PATCH,
+    WEBHOOK_UPDATE,
+)
 from .serializers import (
     EventAcceptedSerializer,
     EventCatalogueEntrySerializer,
     EventTriggerSerializer,
+    EventTypeSerializer,
     RecoverResultSerializer,
     RecoverSerializer,
     WebhookCreateSerializer,
@@ -138,11 +147,73 @@ class EventCatalogueView(APIView):
         summary="The event catalogue (system_only: emitted by the platform only, not through POST /api/events/)",
     )
     def get(self, request):
-        entries = [
-            {"event": name, "description": text, "system_only": is_system_event(name)}
-            for name, text in sorted(event_catalogue().items())
-        ]
-        return Response(EventCatalogueEntrySerializer(entries, many=True).data)
+        return Response(EventCatalogueEntrySerializer(catalogue_entries(request), many=True).data)
+
+
+def catalogue_entries(request) -> list[dict]:
+    """The catalogue, then the organization's own event types (one query)."""
+    entries = [
+        {
+            "event": name,
+            "description": d.description,
+            "system_only": is_system_event(name),
+            "version": d.version,
+            "schema": d.schema,
+            "example": d.example,
+            "deprecated": d.deprecated,
+            "custom": False,
+            "retention_days": d.retention_days,
+        }
+        for name, d in sorted(event_definitions().items())
+    ]
+    for row in selectors.event_type_list(organization=request_organization(request)):
+        entries.append(
+            {
+                "event": row.name,
+                "description": row.description,
+                "system_only": False,
+                "version": row.version,
+                "schema": row.schema,
+                "example": row.example,
+                "deprecated": row.deprecated,
+                "custom": True,
+                "retention_days": row.retention_days,
+            }
+        )
+    return entries
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The organization's own event types (custom.*)"),
+    retrieve=extend_schema(summary="One custom event type"),
+    create=extend_schema(
+        summary="Register a custom event type with its JSON Schema",
+        responses={201: EventTypeSerializer, 409: ERROR},
+        examples=EVENT_TYPE_CREATE,
+    ),
+    partial_update=extend_schema(summary="Change a custom event type (e.g. deprecate it)", examples=EVENT_TYPE_PATCH),
+    destroy=extend_schema(summary="Delete a custom event type"),
+)
+class EventTypeViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
+    """An organization's own event types: only it sees, subscribes to and triggers them."""
+
+    queryset = EventType.objects.all()
+    serializer_class = EventTypeSerializer
+    lookup_field = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]  # the name never changes: no PUT
+    lookup_value_regex = r"custom\.[a-z0-9_.]+"
+
+    def scoped_queryset(self, organization):
+        return selectors.event_type_list(organization=organization)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.event_type_create(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.event_type_update(event_type=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.event_type_delete(event_type=instance)
 
 
 @extend_schema(tags=["events"])

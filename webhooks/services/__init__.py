@@ -4,6 +4,7 @@ Callers import from here (`from webhooks.services import trigger_event`); each m
 holds one concern.
 """
 
+from .event_types import event_contract, event_type_create, event_type_delete, event_type_update
 from .events import trigger_client_event, trigger_event, validate_client_event
 from .operational import emit_deliveries_exhausted, emit_webhook_disabled
 from .replay import RecoverResult, deliveries_recover, log_replay, webhook_send_test
@@ -32,6 +33,10 @@ __all__ = [
     "deliveries_recover",
     "emit_deliveries_exhausted",
     "emit_webhook_disabled",
+    "event_contract",
+    "event_type_create",
+    "event_type_delete",
+    "event_type_update",
     "headers_for_update",
     "lock_webhook",
     "log_replay",

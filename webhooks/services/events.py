@@ -29,7 +29,7 @@ from common.tracing import trigger_span
 from organizations.models import Organization
 
 from .. import app_settings, scheduling
-from ..events import ALL_EVENTS, SYSTEM_NAMESPACES, TEST_EVENT, is_known_event, is_system_event
+from ..events import ALL_EVENTS, SYSTEM_NAMESPACES, TEST_EVENT, is_system_event
 from ..models import Delivery, Event, Webhook
 
 logger = logging.getLogger(__name__)
@@ -38,9 +38,14 @@ logger = logging.getLogger(__name__)
 # --- events -----------------------------------------------------------------------------
 
 
-def _validate_event(event: str, payload: Any) -> str:
-    """Validate; returns the payload serialized as JSON."""
-    if not isinstance(event, str) or not is_known_event(event) or event in {TEST_EVENT, ALL_EVENTS}:
+def _validate_event(event: str, payload: Any, organization: Organization | None = None) -> str:
+    """Validate (the event is a catalogue one or `organization`'s custom type; the payload is
+    bounded JSON that its JSON Schema accepts); returns the payload serialized as JSON."""
+    from ..schemas import GENERIC_SCHEMA, validate_payload
+    from .event_types import event_contract
+
+    contract = None if event in {TEST_EVENT, ALL_EVENTS} else event_contract(event, organization=organization)
+    if contract is None:
         raise ValidationError({"event": f"Unknown event type {quoted(event)}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
         raise ValidationError({"payload": "The payload must be a JSON object."})
@@ -63,6 +68,9 @@ def _validate_event(event: str, payload: Any) -> str:
         raise ValidationError({"payload": "The payload must not contain NUL characters."})
     if size > app_settings.max_payload_bytes():
         raise ValidationError({"payload": f"The payload exceeds {app_settings.max_payload_bytes()} bytes."})
+    if contract.schema != GENERIC_SCHEMA:
+        # As stored and sent: UUIDs, datetimes and decimals are strings by now.
+        validate_payload(contract.schema, json.loads(serialized))
     return serialized
 
 
@@ -114,7 +122,7 @@ def trigger_event(
     (409) naming what differs: the key identifies one event, not a slot to overwrite.
     """
     payload = {} if payload is None else payload
-    serialized = _validate_event(event, payload)
+    serialized = _validate_event(event, payload, organization)
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
         raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
     excluded = list(exclude_webhook_ids)

@@ -32,6 +32,7 @@ from ..events import ALL_EVENTS, is_known_event
 from ..models import Webhook
 from ..signing import generate_secret, secret_key_bytes
 from ..targets import validate_headers, validate_target_url
+from .event_types import custom_event_names
 from .operational import DisabledBy, emit_webhook_disabled
 
 logger = logging.getLogger(__name__)
@@ -43,10 +44,12 @@ WEBHOOK_FIELDS = {"name", "url", "events", "headers", "retry_attempts", "is_acti
 # --- validation -------------------------------------------------------------------------
 
 
-def validate_events(events: Any) -> list[str]:
+def validate_events(events: Any, organization: Organization | None = None) -> list[str]:
+    """Catalogue events, `["*"]`, and the organization's own custom event types."""
     if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
         raise ValidationError({"events": 'A non-empty list of event types (or ["*"]).'})
-    unknown = [e for e in events if e != ALL_EVENTS and not is_known_event(e)]
+    custom = custom_event_names(organization=organization) if organization is not None else set()
+    unknown = [e for e in events if e != ALL_EVENTS and not is_known_event(e) and e not in custom]
     if unknown:
         raise ValidationError({"events": f"Unknown event types: {', '.join(sorted(set(unknown)))}."})
     return list(dict.fromkeys(events))
@@ -86,7 +89,7 @@ def validate_webhook_fields(
     for name, check in (
         ("url", validate_target_url),
         ("headers", lambda value: cleaned.__setitem__("headers", validate_headers(value))),
-        ("events", lambda value: cleaned.__setitem__("events", validate_events(value))),
+        ("events", lambda value: cleaned.__setitem__("events", validate_events(value, organization))),
     ):
         if name in fields:
             try:

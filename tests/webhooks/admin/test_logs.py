@@ -37,7 +37,9 @@ def hooks(organization, receiver):
     crm = webhook_create(
         organization=organization, name="CRM", url=receiver.url + "crm", events=["*"], retry_attempts=0
     )
-    trigger_event(organization=organization, event="application.created", payload={"candidate": {"name": "Ada"}})
+    trigger_event(
+        organization=organization, event="application.created", payload={"candidate": {"id": "cand_1", "name": "Ada"}}
+    )
     tasks.deliver_due()
     return ats, crm
 

@@ -30,6 +30,9 @@ class Command(BaseCommand):
         try:
             record = trigger_event(organization=org, event=event, payload=data, idempotency_key=idempotency_key)
         except ValidationError as exc:
+            # Keyed errors name the field or the payload's failing path (payload.candidate.id).
+            if hasattr(exc, "error_dict"):
+                raise CommandError(" ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
             raise CommandError(" ".join(exc.messages)) from None
         if record.is_repeat:
             self.stdout.write(

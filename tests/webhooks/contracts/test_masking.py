@@ -1,0 +1,65 @@
+"""Log views never show payload values a schema marks sensitive (API and admin)."""
+
+from __future__ import annotations
+
+import copy
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+
+from tests.webhooks.receiver import Reply
+from webhooks import tasks
+from webhooks.models import Event, WebhookLog
+from webhooks.schemas import CATALOGUE_EXAMPLES, MASK
+from webhooks.services import event_type_create, trigger_event, webhook_create
+
+pytestmark = pytest.mark.django_db
+EMAIL = "ada.private@example.net"
+SALARY = 123456
+
+
+@pytest.fixture
+def delivered(organization, receiver):
+    receiver.responder = lambda received: Reply(200, received.body)  # echoes the payload back
+    hook = webhook_create(organization=organization, name="ATS", url=receiver.url, events=["*"], retry_attempts=0)
+    payload = copy.deepcopy(CATALOGUE_EXAMPLES["offer.sent"])
+    payload["candidate"].update(email=EMAIL, first_name="Augusta")
+    payload["offer"]["salary"] = SALARY
+    trigger_event(organization=organization, event="offer.sent", payload=payload)
+    event_type_create(
+        organization=organization,
+        name="custom.assessment",
+        schema={"type": "object", "properties": {"score_note": {"type": "string", "x-sensitive": True}}},
+    )
+    trigger_event(organization=organization, event="custom.assessment", payload={"score_note": "weak at sql"})
+    tasks.deliver_due()
+    assert WebhookLog.objects.count() == 2 and EMAIL in WebhookLog.objects.get(event_type="offer.sent").response_body
+    return hook
+
+
+def test_the_api_logs_mask_sensitive_values(api_client, delivered, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        response = api_client.get(f"/api/integrations/webhooks/{delivered.pk}/logs/")
+    assert response.status_code == HTTPStatus.OK
+    text = response.content.decode()
+    for secret in (EMAIL, "Augusta", str(SALARY), "weak at sql"):
+        assert secret not in text, secret
+    assert MASK in text
+    assert CATALOGUE_EXAMPLES["offer.sent"]["candidate"]["id"] in text  # ids are not sensitive
+
+
+def test_the_admin_log_and_event_pages_mask_sensitive_values(admin_client, delivered):
+    for log in WebhookLog.objects.all():
+        response = admin_client.get(reverse("admin:webhooks_webhooklog_change", args=[log.pk]))
+        assert response.status_code == HTTPStatus.OK
+        text = response.content.decode()
+        for secret in (EMAIL, "Augusta", str(SALARY), "weak at sql"):
+            assert secret not in text, secret
+        assert MASK in text
+    for event in Event.objects.all():
+        response = admin_client.get(reverse("admin:webhooks_event_change", args=[event.pk]))
+        assert response.status_code == HTTPStatus.OK
+        text = response.content.decode()
+        assert EMAIL not in text and "weak at sql" not in text and MASK in text
+    assert admin_client.get(reverse("admin:webhooks_event_changelist")).status_code == HTTPStatus.OK
