@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('organizations', '0001_initial'),
-        ('webhooks', '0005_webhook_name_unique_url_length'),
+        ('webhooks', '0006_obs_ops'),
     ]
 
     operations = [
