@@ -7,7 +7,7 @@ client's `POST /api/events/` goes through: it refuses system-only events
 (`POST /api/events/batch/`): one transaction, per-item results.
 
 On PostgreSQL every trigger, single or batch, with or without idempotency keys, is one
-statement (`_FAN_OUT_SQL`): the events are inserted with `ON CONFLICT DO NOTHING` on the
+statement (`_FAN_OUT_SQL` and its keyed and batch shapes): the events are inserted with `ON CONFLICT DO NOTHING` on the
 partial unique index of idempotency keys, their deliveries are inserted from the events
 actually inserted, and the earlier events of repeated keys are read back (with their
 delivery counts and whether type and payload match) in the same round trip. Other
@@ -416,18 +416,72 @@ def _fan_out_once(organization: Organization, items: list[_Item]) -> list[Trigge
     return results
 
 
-# The hot path on PostgreSQL, for one event or a thousand, with or without idempotency keys:
-# one statement (one round trip, atomic by itself), the same rows as `_fan_out`.
+# The PostgreSQL path: one statement per call (one round trip, atomic by itself), the same
+# rows as `_fan_out`. Three shapes of it, each the cheapest for its case (planning a bigger
+# statement costs more than its execution here). They name the columns of webhook_events
+# and webhook_deliveries: a column added to a table is added to the three.
+#
+# One event without an idempotency key (the hot path): the event, and a delivery per
+# subscribed active webhook; the row count is the number of deliveries.
+_FAN_OUT_SQL = """
+WITH event AS (
+    INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at)
+    VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, NULL, %(now)s)
+)
+INSERT INTO webhook_deliveries
+    (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error, created_at)
+SELECT gen_random_uuid(), %(organization_id)s, %(event_id)s, w.id, 'pending', 0, 1 + w.retry_attempts,
+       statement_timestamp(), '', %(now)s
+FROM webhooks w
+WHERE w.organization_id = %(organization_id)s AND w.is_active
+  AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
+"""
+_EXCLUDING = "\n  AND w.id <> ALL(%(excluded)s::uuid[])\n"
+
+# One event with an idempotency key: the event is inserted unless the key is held already
+# (ON CONFLICT on the partial unique index), its deliveries only if it was; the answer is
+# the new event with its delivery count, or the event holding the key with its delivery
+# count and whether the type and the payload (as jsonb: key order does not matter) are the
+# same. Neither means a concurrent trigger with the key committed meanwhile (ON CONFLICT
+# waited for it): the event is read back after. Columns of the answer as in the batch one.
+_FAN_OUT_KEYED_SQL = """
+WITH event AS (
+    INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at)
+    VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, %(key)s, %(now)s)
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id
+),
+delivery AS (
+    INSERT INTO webhook_deliveries
+        (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error,
+         created_at)
+    SELECT gen_random_uuid(), %(organization_id)s, event.id, w.id, 'pending', 0, 1 + w.retry_attempts,
+           statement_timestamp(), '', %(now)s
+    FROM event, webhooks w
+    WHERE w.organization_id = %(organization_id)s AND w.is_active
+      AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
+      AND w.id <> ALL(%(excluded)s::uuid[])
+    RETURNING 1
+)
+SELECT event.id, NULL::text, (SELECT count(*) FROM delivery), NULL::text, NULL::text, NULL::timestamptz,
+       NULL::bool, NULL::bool
+FROM event
+UNION ALL
+SELECT held.id, held.idempotency_key, (SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = held.id),
+       held.type, held.payload::text, held.created_at, held.type = %(type)s, held.payload = %(payload)s::jsonb
+FROM webhook_events held
+WHERE held.organization_id = %(organization_id)s AND held.idempotency_key = %(key)s
+"""
+
+# Many events (trigger_events), with or without keys, the same in bulk:
 # - `item`: the events, zipped from arrays (payloads as one JSON array: parsed once);
 # - `excluded`: (event, webhook) pairs that get no delivery;
-# - `event`: inserted unless their key is already held (the partial unique index);
+# - `event`: inserted unless their key is held already;
 # - `delivery`: one per subscribed active webhook of each event actually inserted;
 # - the answer: the inserted events with their delivery counts, then the events that held
-#   a key before this statement, with their delivery counts and whether the type and the
-#   payload (as jsonb: key order does not matter) are the same as the item's.
-# An item with a key that is neither inserted nor answered lost a race to a concurrent
-# trigger that committed meanwhile (ON CONFLICT waited for it): it is read back after.
-_FAN_OUT_SQL = """
+#   a key before this statement, with their delivery counts and whether type and payload
+#   are the same as the item's.
+_FAN_OUT_MANY_SQL = """
 WITH item (id, type, payload, idempotency_key) AS (
     SELECT * FROM ROWS FROM (
         unnest(%(ids)s::uuid[]), unnest(%(types)s::text[]), jsonb_array_elements(%(payloads)s::jsonb),
@@ -462,29 +516,47 @@ UNION ALL
 SELECT held.id, held.idempotency_key,
        (SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = held.id),
        held.type, held.payload::text, held.created_at, held.type = item.type, held.payload = item.payload
-FROM item JOIN webhook_events held
-  ON held.organization_id = %(organization_id)s AND held.idempotency_key = item.idempotency_key
+FROM webhook_events held JOIN item ON item.idempotency_key = held.idempotency_key
+WHERE held.organization_id = %(organization_id)s AND held.idempotency_key = ANY(%(keys)s::text[])
 """
 
 
 def _fan_out_postgres(organization: Organization, items: list[_Item]) -> list[TriggerResult]:
     now = timezone.now()
-    excluded = [(item.id, webhook_id) for item in items for webhook_id in item.excluded]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _FAN_OUT_SQL,
-            {
-                "ids": [item.id for item in items],
-                "types": [item.type for item in items],
-                "payloads": "[" + ",".join(item.serialized for item in items) + "]",
-                "keys": [item.idempotency_key for item in items],
-                "excluded_events": [event_id for event_id, _ in excluded],
-                "excluded_webhooks": [webhook_id for _, webhook_id in excluded],
+        if len(items) == 1:
+            (item,) = items
+            params: dict[str, Any] = {
+                "event_id": item.id,
                 "organization_id": organization.pk,
+                "type": item.type,
+                "payload": item.serialized,
+                "key": item.idempotency_key,
                 "now": now,
-            },
-        )
-        rows = cursor.fetchall()
+                "excluded": item.excluded,
+            }
+            if item.idempotency_key is None:
+                cursor.execute(_FAN_OUT_SQL.rstrip("\n") + _EXCLUDING if item.excluded else _FAN_OUT_SQL, params)
+                rows = [(item.id, None, cursor.rowcount, None, None, None, None, None)]
+            else:
+                cursor.execute(_FAN_OUT_KEYED_SQL, params)
+                rows = cursor.fetchall()
+        else:
+            excluded = [(item.id, webhook_id) for item in items for webhook_id in item.excluded]
+            cursor.execute(
+                _FAN_OUT_MANY_SQL,
+                {
+                    "ids": [item.id for item in items],
+                    "types": [item.type for item in items],
+                    "payloads": "[" + ",".join(item.serialized for item in items) + "]",
+                    "keys": [item.idempotency_key for item in items],
+                    "excluded_events": [event_id for event_id, _ in excluded],
+                    "excluded_webhooks": [webhook_id for _, webhook_id in excluded],
+                    "organization_id": organization.pk,
+                    "now": now,
+                },
+            )
+            rows = cursor.fetchall()
     inserted: dict[uuid.UUID, int] = {}
     held: dict[str, tuple[Event, bool, bool]] = {}
     for event_id, key, count, type_, payload, created_at, same_type, same_payload in rows:
