@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from common.api.routers import OptionalSlashRouter
 
-from .views import EventCatalogueView, EventTriggerView, WebhookViewSet
+from .views import EventBatchView, EventCatalogueView, EventTriggerView, WebhookViewSet
 
 router = OptionalSlashRouter()
 router.register("integrations/webhooks", WebhookViewSet, basename="webhook")
@@ -10,5 +10,6 @@ router.register("integrations/webhooks", WebhookViewSet, basename="webhook")
 urlpatterns = [
     re_path(r"^integrations/webhooks/events/?$", EventCatalogueView.as_view(), name="webhook-event-catalogue"),
     re_path(r"^events/?$", EventTriggerView.as_view(), name="event-trigger"),
+    re_path(r"^events/batch/?$", EventBatchView.as_view(), name="event-batch"),
     *router.urls,
 ]
