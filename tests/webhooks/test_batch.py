@@ -59,16 +59,20 @@ def test_invalid_items_are_their_own_errors_and_the_valid_ones_are_stored(organi
             {"event": "application.created", "payload": {"big": "x" * 200}},
             {"event": "webhook.test"},
             {"event": "application.created", "payload": {"ok": 2}},
+            {"event": "application.created", "payload": {"t": "a\x00b"}},
+            {"event": "application.created", "payload": {"ok": 3, "t": "\\u0000 is only text"}},
         ],
     )
-    assert [r.status for r in results] == ["created"] + ["error"] * 8 + ["created"]
+    assert [r.status for r in results] == ["created"] + ["error"] * 8 + ["created", "error", "created"]
+    assert "NUL" in results[10].errors["payload"][0]  # type: ignore[index]
     errors = [r.errors for r in results]
     assert "event" in errors[1] and "non_field_errors" in errors[2] and "payload" in errors[3]
     assert errors[4] == {"colour": ["Unknown field (accepted: event, idempotency_key, payload)."]}
     assert errors[5] == {"event": ["This field is required."]} and "idempotency_key" in errors[6]
     assert "exceeds 100 bytes" in errors[7]["payload"][0] and "event" in errors[8]
-    assert sorted(e.payload["ok"] for e in Event.objects.all()) == [1, 2]
-    assert Delivery.objects.count() == 2
+    assert sorted(e.payload["ok"] for e in Event.objects.all()) == [1, 2, 3]
+    assert Event.objects.get(payload__ok=3).payload["t"] == "\\u0000 is only text"
+    assert Delivery.objects.count() == 3
 
 
 def test_system_events_come_from_the_platform_only(organization, webhook):

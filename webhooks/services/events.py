@@ -67,7 +67,9 @@ def _validate_event(event: str, payload: Any) -> str:
         raise ValidationError(
             {"payload": "The payload must be JSON (no NaN or Infinity, no lone surrogates)."}
         ) from None
-    if contains_unstorable_text(payload):  # PostgreSQL text and jsonb cannot hold NUL
+    # PostgreSQL text and jsonb cannot hold NUL. The encoder writes one as \u0000 (lone
+    # surrogates failed above), so only a payload whose JSON has that text is walked.
+    if "\\u0000" in serialized and contains_unstorable_text(payload):
         raise ValidationError({"payload": "The payload must not contain NUL characters."})
     limit = app_settings.max_payload_bytes()
     if size > limit:
@@ -474,7 +476,7 @@ WHERE held.organization_id = %(organization_id)s AND held.idempotency_key = %(ke
 """
 
 # Many events (trigger_events), with or without keys, the same in bulk:
-# - `item`: the events, zipped from arrays (payloads as one JSON array: parsed once);
+# - `item`: the events, zipped from JSON arrays (one literal each, parsed once);
 # - `excluded`: (event, webhook) pairs that get no delivery;
 # - `event`: inserted unless their key is held already;
 # - `delivery`: one per subscribed active webhook of each event actually inserted;
@@ -483,13 +485,15 @@ WHERE held.organization_id = %(organization_id)s AND held.idempotency_key = %(ke
 #   are the same as the item's.
 _FAN_OUT_MANY_SQL = """
 WITH item (id, type, payload, idempotency_key) AS (
-    SELECT * FROM ROWS FROM (
-        unnest(%(ids)s::uuid[]), unnest(%(types)s::text[]), jsonb_array_elements(%(payloads)s::jsonb),
-        unnest(%(keys)s::text[])
-    )
+    SELECT id::uuid, type, payload, idempotency_key FROM ROWS FROM (
+        jsonb_array_elements_text(%(ids)s::jsonb), jsonb_array_elements_text(%(types)s::jsonb),
+        jsonb_array_elements(%(payloads)s::jsonb), jsonb_array_elements_text(%(keys)s::jsonb)
+    ) AS zipped (id, type, payload, idempotency_key)
 ),
 excluded (event_id, webhook_id) AS (
-    SELECT * FROM ROWS FROM (unnest(%(excluded_events)s::uuid[]), unnest(%(excluded_webhooks)s::uuid[]))
+    SELECT event_id::uuid, webhook_id::uuid FROM ROWS FROM (
+        jsonb_array_elements_text(%(excluded_events)s::jsonb), jsonb_array_elements_text(%(excluded_webhooks)s::jsonb)
+    ) AS zipped (event_id, webhook_id)
 ),
 event AS (
     INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at)
@@ -517,7 +521,8 @@ SELECT held.id, held.idempotency_key,
        (SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = held.id),
        held.type, held.payload::text, held.created_at, held.type = item.type, held.payload = item.payload
 FROM webhook_events held JOIN item ON item.idempotency_key = held.idempotency_key
-WHERE held.organization_id = %(organization_id)s AND held.idempotency_key = ANY(%(keys)s::text[])
+WHERE held.organization_id = %(organization_id)s
+  AND held.idempotency_key = ANY(ARRAY(SELECT idempotency_key FROM item WHERE idempotency_key IS NOT NULL))
 """
 
 
@@ -546,12 +551,13 @@ def _fan_out_postgres(organization: Organization, items: list[_Item]) -> list[Tr
             cursor.execute(
                 _FAN_OUT_MANY_SQL,
                 {
-                    "ids": [item.id for item in items],
-                    "types": [item.type for item in items],
+                    # Each column as one JSON array: one literal to quote, parsed once.
+                    "ids": json.dumps([str(item.id) for item in items]),
+                    "types": json.dumps([item.type for item in items]),
                     "payloads": "[" + ",".join(item.serialized for item in items) + "]",
-                    "keys": [item.idempotency_key for item in items],
-                    "excluded_events": [event_id for event_id, _ in excluded],
-                    "excluded_webhooks": [webhook_id for _, webhook_id in excluded],
+                    "keys": json.dumps([item.idempotency_key for item in items]),
+                    "excluded_events": json.dumps([str(event_id) for event_id, _ in excluded]),
+                    "excluded_webhooks": json.dumps([str(webhook_id) for _, webhook_id in excluded]),
                     "organization_id": organization.pk,
                     "now": now,
                 },
@@ -584,13 +590,14 @@ def _fan_out_postgres(organization: Organization, items: list[_Item]) -> list[Tr
             record = _loaded(
                 Event(
                     id=item.id,
-                    organization=organization,
+                    organization_id=organization.pk,
                     type=item.type,
                     payload=item.payload,
                     idempotency_key=item.idempotency_key,
                     created_at=now,
                 )
             )
+            record._state.fields_cache["organization"] = organization
             record.delivery_count = inserted[item.id]
             results.append(TriggerResult(item.index, "created", item.type, record))
         elif item.idempotency_key in held:
