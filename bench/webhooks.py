@@ -4,10 +4,15 @@
 For each configuration (SQLite + ORM broker; PostgreSQL + Redis broker) it creates a fresh
 database, starts a local receiver (bench/receiver.py) and a real django-q2 cluster with 2
 workers, then in this one process:
-- throughput: triggers N events (one webhook) and measures first trigger -> N-th receipt;
+- throughput: triggers N events (one webhook) and measures first trigger -> N-th receipt,
+  once with single triggers (`trigger_event`) and once with batch triggers of 100
+  (`trigger_events`), the batch figure printed beside the single one (the previous method);
 - latency: triggers events at 10/s and measures trigger (commit) -> receipt, p50/p95/p99;
 - fan-out: one event to 1,000 subscribed webhooks, time until all are received;
-and counts lost (never received) and duplicated (received twice) deliveries.
+and counts lost (never received) and duplicated (received twice) deliveries. Then, with the
+cluster stopped, the trigger path alone: events/s of `trigger_event` (with and without an
+idempotency key) and of `trigger_events` in batches of 100 and 1,000 (the batch endpoint's
+service), each event with its delivery.
 
 Options: --events N (default 3000), --only sqlite|postgres, --latency-events N.
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_webhooks; the
@@ -116,7 +121,7 @@ def child(name: str, events: int, latency_events: int) -> int:
     from organizations.services import organization_create
     from webhooks import app_settings as webhook_settings
     from webhooks.models import Webhook
-    from webhooks.services import trigger_event, webhook_create
+    from webhooks.services import trigger_event, trigger_events, webhook_create
 
     label = "SQLite + ORM broker" if name == "sqlite" else "PostgreSQL + Redis broker"
     print(f"\n--- {label}: 2 workers, batch {webhook_settings.batch_size()} ---", flush=True)
@@ -147,6 +152,33 @@ def child(name: str, events: int, latency_events: int) -> int:
         print(
             f"throughput: {events} events -> {len(set(ids))} received in {last - started:.2f} s = "
             f"{rate:,.0f} deliveries/s (trigger loop {events / (triggered - started):,.0f} events/s); "
+            f"lost {lost}, duplicated {duplicated}",
+            flush=True,
+        )
+        failed += lost > 0 or duplicated > 0
+        single_rate = rate
+
+        # 1b. Throughput with batch triggers of 100.
+        receiver.reset()
+        base = 2_000_000
+        started = time.time()
+        for first in range(0, events, 100):
+            batch = [
+                {"event": "application.created", "payload": {"seq": base + seq}}
+                for seq in range(first, min(first + 100, events))
+            ]
+            trigger_events(organization=organization, events=batch)
+        triggered = time.time()
+        records = receiver.wait(events, timeout=max(120, events / 20))
+        ids = [r[1] for r in records]
+        last = max((r[0] for r in records), default=time.time())
+        lost = events - len(set(ids))
+        duplicated = len(ids) - len(set(ids))
+        rate = len(set(ids)) / (last - started)
+        print(
+            f"throughput, batch triggers of 100: {events} events -> {len(set(ids))} received in "
+            f"{last - started:.2f} s = {rate:,.0f} deliveries/s (single triggers: {single_rate:,.0f}/s, "
+            f"x{rate / single_rate:.1f}; trigger loop {events / (triggered - started):,.0f} events/s); "
             f"lost {lost}, duplicated {duplicated}",
             flush=True,
         )
@@ -202,7 +234,55 @@ def child(name: str, events: int, latency_events: int) -> int:
         except subprocess.TimeoutExpired:
             os.killpg(cluster.pid, signal.SIGKILL)
         receiver.stop()
+    trigger_path(organization, receiver.url, events)
     return 1 if failed else 0
+
+
+def trigger_path(organization, url: str, events: int) -> None:
+    """Events/s of the trigger path alone (the cluster is stopped): each event gets its delivery."""
+    from webhooks.models import Webhook
+    from webhooks.services import trigger_event, trigger_events, webhook_create
+
+    Webhook.objects.filter(organization=organization).update(is_active=False)
+    webhook_create(organization=organization, name="trigger-path", url=url, events=["offer.accepted"])
+    count = max(events, 1000)
+
+    def timed(label: str, run) -> float:
+        started = time.perf_counter()
+        run()
+        rate = count / (time.perf_counter() - started)
+        print(f"trigger path, {label}: {count} events in {count / rate:.2f} s = {rate:,.0f} events/s", flush=True)
+        return rate
+
+    def payload(seq: int) -> dict:
+        return {"offer_id": f"off_{seq}", "application_id": f"app_{seq}", "accepted_at": "2026-03-02T10:15:00Z"}
+
+    def single(keyed: bool, offset: int):
+        def run():
+            for seq in range(offset, offset + count):
+                key = f"bench/{seq}" if keyed else None
+                trigger_event(
+                    organization=organization, event="offer.accepted", payload=payload(seq), idempotency_key=key
+                )
+
+        return run
+
+    def batches(size: int, offset: int):
+        def run():
+            for first in range(offset, offset + count, size):
+                batch = [
+                    {"event": "offer.accepted", "payload": payload(seq), "idempotency_key": f"bench/{seq}"}
+                    for seq in range(first, min(first + size, offset + count))
+                ]
+                trigger_events(organization=organization, events=batch)
+
+        return run
+
+    one = timed("trigger_event", single(False, 10_000_000))
+    timed("trigger_event with an idempotency key", single(True, 11_000_000))
+    timed("trigger_events, batches of 100 with keys", batches(100, 12_000_000))
+    many = timed("trigger_events, batches of 1,000 with keys", batches(1000, 13_000_000))
+    print(f"trigger path: batches of 1,000 x{many / one:.1f} single triggers (goal >= 10,000 events/s)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,6 +78,18 @@ def drain_pending() -> bool:
     return DispatchMarker.objects.filter(pk=1, pending_until__gt=timezone.now()).exists()
 
 
+def claim_drain_pending() -> bool:
+    """Set the marker unless it is set already, in one step (one Redis round trip): True
+    when this caller set it (no delivery task is queued and unstarted, so it must enqueue
+    one), False when a queued task that has not started claiming will take new work."""
+    if _uses_redis():
+        return bool(broker().connection.set(_redis_key(), 1, px=int(PENDING_TTL.total_seconds() * 1000), nx=True))
+    if drain_pending():
+        return False
+    mark_drain_pending()
+    return True
+
+
 def mark_drain_pending() -> None:
     if _uses_redis():
         broker().connection.set(_redis_key(), 1, px=int(PENDING_TTL.total_seconds() * 1000))
@@ -112,11 +124,13 @@ def enqueue_drains(delivery_count: int, *, coalesce: bool = False) -> int:
     try:
         queue = broker()
         if coalesce:
-            if drain_pending():
+            # Before the enqueue: the task clears the marker when it starts.
+            if not claim_drain_pending():
                 wanted -= 1
             if wanted <= 0:
                 return 0
-        mark_drain_pending()  # before the enqueue: the task clears it when it starts
+        else:
+            mark_drain_pending()
         for _ in range(wanted):
             async_task(DELIVER_TASK, broker=queue)
     except Exception:  # broker down: the sweeper will pick the work up
@@ -125,10 +139,35 @@ def enqueue_drains(delivery_count: int, *, coalesce: bool = False) -> int:
     return wanted
 
 
+class _Drain:
+    """The on-commit request of one transaction (savepoint level): later triggers in the same
+    level add to its count instead of queueing a callback each."""
+
+    def __init__(self, delivery_count: int, coalesce: bool):
+        self.delivery_count = delivery_count
+        self.coalesce = coalesce
+
+    def __call__(self) -> None:
+        enqueue_drains(self.delivery_count, coalesce=self.coalesce)
+
+
 def drain_on_commit(delivery_count: int, *, coalesce: bool = False) -> None:
-    """Request drains for `delivery_count` new due deliveries once the transaction commits."""
-    if delivery_count > 0:
-        transaction.on_commit(lambda: enqueue_drains(delivery_count, coalesce=coalesce))
+    """Request drains for `delivery_count` new due deliveries once the transaction commits.
+
+    Coalesced: N triggers in one transaction make one request for their total, not N.
+    A count is only added to the last callback when it was registered at the current
+    savepoint level, so a rolled-back savepoint discards exactly its own requests (Django
+    drops the callbacks registered inside it). Outside a transaction it runs now.
+    """
+    if delivery_count <= 0:
+        return
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and connection.run_on_commit:
+        savepoints, last, _robust = connection.run_on_commit[-1]
+        if isinstance(last, _Drain) and last.coalesce == coalesce and savepoints == set(connection.savepoint_ids):
+            last.delivery_count += delivery_count
+            return
+    transaction.on_commit(_Drain(delivery_count, coalesce))
 
 
 def hand_over() -> None:

@@ -73,10 +73,11 @@ def test_every_operation_with_a_body_has_an_example(schema):
 
 def test_event_examples_use_types_of_the_catalogue(schema):
     events = [
-        example["value"]["event"]
+        item["event"]
         for path, _, examples in request_examples(schema)
         if path.startswith("/api/events/")
         for example in examples.values()
+        for item in example["value"].get("events", [example["value"]])  # the batch endpoint: each item
     ]
     assert events
     for event in events:

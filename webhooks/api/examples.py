@@ -28,6 +28,29 @@ EVENT_TRIGGER = [
         request_only=True,
     ),
 ]
+EVENT_BATCH = [
+    OpenApiExample(
+        "Three events, two with idempotency keys",
+        value={
+            "events": [
+                {
+                    "event": "application.created",
+                    "payload": {"application_id": "app_1043", "candidate_id": "cand_312", "job_id": "job_77"},
+                    "idempotency_key": "application.created/app_1043",
+                },
+                {
+                    "event": "application.created",
+                    "payload": {"application_id": "app_1044", "candidate_id": "cand_313", "job_id": "job_77"},
+                    "idempotency_key": "application.created/app_1044",
+                },
+                {"event": "job.closed", "payload": {"job_id": "job_12"}},
+            ]
+        },
+        description="Each item gets its own result (created, repeat or error) at its index; "
+        "invalid items are reported and the valid ones stored, in one transaction.",
+        request_only=True,
+    ),
+]
 WEBHOOK_CREATE = [
     OpenApiExample(
         "Two events",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.api import serializers as api
@@ -9,6 +10,7 @@ from integrations.models import Integration
 from organizations.tenancy import OrganizationScopedRelatedField
 from webhooks.masking import MaskedResponseBodyField
 from webhooks.models import EventType, Webhook, WebhookLog
+from webhooks.services import MAX_BATCH_EVENTS
 
 
 class MaskedHeadersField(serializers.DictField):
@@ -192,3 +194,47 @@ class EventTypeSerializer(api.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+@extend_schema_field(EventTriggerSerializer)
+class BatchItemField(serializers.Field):
+    """One item of a batch, passed on as given: `trigger_client_events` validates each item
+    (an invalid one is that item's error, not the request's) and encodes its payload once."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class EventBatchSerializer(api.Serializer):
+    events = serializers.ListField(
+        child=BatchItemField(),
+        min_length=1,
+        max_length=MAX_BATCH_EVENTS,
+        help_text=f"1 to {MAX_BATCH_EVENTS} events, each as POST /api/events/ takes one "
+        "(event, payload, idempotency_key). An invalid item is reported in its result; the others are stored.",
+    )
+
+
+class EventBatchResultSerializer(api.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in `events`.")
+    id = serializers.UUIDField(
+        allow_null=True, help_text="The event (for a repeat: the first event of the key); null for an error."
+    )
+    event = serializers.CharField(allow_null=True, help_text="The item's event type, as given.")
+    deliveries = serializers.IntegerField(help_text="How many webhooks the event is delivered to (0 for an error).")
+    status = serializers.ChoiceField(
+        choices=["created", "repeat", "error"],
+        help_text="created: a new event; repeat: its idempotency key named an earlier event with the same "
+        "type and payload (nothing new is sent); error: nothing stored for this item, see `errors`.",
+    )
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For an error: messages by field, as POST /api/events/ answers them in a 400 or 409.",
+    )
+
+
+class EventBatchAcceptedSerializer(api.Serializer):
+    results = EventBatchResultSerializer(many=True, help_text="One per item, in the order of `events`.")

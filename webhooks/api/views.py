@@ -16,6 +16,7 @@ from webhooks.events import event_definitions, is_system_event
 from webhooks.models import EventType, Webhook, WebhookLog
 
 from .examples import (
+    EVENT_BATCH,
     EVENT_TRIGGER,
     EVENT_TYPE_CREATE,
     EVENT_TYPE_PATCH,
@@ -26,6 +27,8 @@ from .examples import (
 )
 from .serializers import (
     EventAcceptedSerializer,
+    EventBatchAcceptedSerializer,
+    EventBatchSerializer,
     EventCatalogueEntrySerializer,
     EventTriggerSerializer,
     EventTypeSerializer,
@@ -230,3 +233,47 @@ class EventTriggerView(APIView):
         event = services.trigger_client_event(organization=request_organization(request), **serializer.validated_data)
         body = {"id": event.id, "event": event.type, "deliveries": event.delivery_count}
         return Response(EventAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["events"])
+class EventBatchView(APIView):
+    @extend_schema(
+        request=EventBatchSerializer,
+        responses={202: EventBatchAcceptedSerializer},
+        summary="Trigger up to 1,000 events at once, each with its own idempotency key and result",
+        description="One transaction for the whole batch. Each item is validated like a POST /api/events/ body "
+        "(system-only events refused): an invalid item, or an idempotency key already used with another type "
+        "or payload, is that item's `error` and the valid items are stored. A key repeated in the batch or from "
+        "an earlier request returns the first event as `repeat`. A body that is not a list of 1 to 1,000 items "
+        "is a 400 and nothing is stored.",
+        examples=EVENT_BATCH,
+    )
+    def post(self, request):
+        serializer = EventBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        results = services.trigger_client_events(
+            organization=request_organization(request), events=serializer.validated_data["events"]
+        )
+        # Built directly (the schema is EventBatchAcceptedSerializer): up to 1,000 items.
+        body = [_batch_result(result) for result in results]
+        return Response({"results": body}, status=status.HTTP_202_ACCEPTED)
+
+
+def _batch_result(result: services.TriggerResult) -> dict:
+    event_type = result.event_type if isinstance(result.event_type, str) else None
+    if result.event is None:
+        return {
+            "index": result.index,
+            "id": None,
+            "event": event_type,
+            "deliveries": 0,
+            "status": result.status,
+            "errors": result.errors,
+        }
+    return {
+        "index": result.index,
+        "id": str(result.event.pk),
+        "event": event_type,
+        "deliveries": result.event.delivery_count,
+        "status": result.status,
+    }

@@ -5,7 +5,15 @@ holds one concern.
 """
 
 from .event_types import event_contract, event_type_create, event_type_delete, event_type_update
-from .events import trigger_client_event, trigger_event, validate_client_event
+from .events import (
+    MAX_BATCH_EVENTS,
+    TriggerResult,
+    trigger_client_event,
+    trigger_client_events,
+    trigger_event,
+    trigger_events,
+    validate_client_event,
+)
 from .operational import emit_deliveries_exhausted, emit_webhook_disabled
 from .replay import RecoverResult, deliveries_recover, log_replay, webhook_send_test
 from .retention import PruneResult, logs_prune
@@ -26,10 +34,12 @@ from .webhooks import (
 )
 
 __all__ = [
+    "MAX_BATCH_EVENTS",
     "MAX_RETRY_ATTEMPTS",
     "WEBHOOK_FIELDS",
     "PruneResult",
     "RecoverResult",
+    "TriggerResult",
     "deliveries_recover",
     "emit_deliveries_exhausted",
     "emit_webhook_disabled",
@@ -42,7 +52,9 @@ __all__ = [
     "log_replay",
     "logs_prune",
     "trigger_client_event",
+    "trigger_client_events",
     "trigger_event",
+    "trigger_events",
     "validate_client_event",
     "validate_events",
     "validate_secret",

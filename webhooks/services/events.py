@@ -3,7 +3,15 @@
 `trigger_event` is how the platform emits any event; `trigger_client_event` is what a
 client's `POST /api/events/` goes through: it refuses system-only events
 (`webhooks.events.is_system_event`), so a receiver can trust `integration.*` and
-`webhook.*` events.
+`webhook.*` events. `trigger_events` / `trigger_client_events` record many events at once
+(`POST /api/events/batch/`): one transaction, per-item results.
+
+On PostgreSQL every trigger, single or batch, with or without idempotency keys, is one
+statement (`_FAN_OUT_SQL` and its keyed and batch shapes): the events are inserted with `ON CONFLICT DO NOTHING` on the
+partial unique index of idempotency keys, their deliveries are inserted from the events
+actually inserted, and the earlier events of repeated keys are read back (with their
+delivery counts and whether type and payload match) in the same round trip. Other
+databases take the ORM path (`_fan_out`): a constant number of queries per call.
 """
 
 from __future__ import annotations
@@ -11,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -64,10 +74,13 @@ def _validate_event(event: str, payload: Any, organization: Organization | None 
         raise ValidationError(
             {"payload": "The payload must be JSON (no NaN or Infinity, no lone surrogates)."}
         ) from None
-    if contains_unstorable_text(payload):  # PostgreSQL text and jsonb cannot hold NUL
+    # PostgreSQL text and jsonb cannot hold NUL. The encoder writes one as \u0000 (lone
+    # surrogates failed above), so only a payload whose JSON has that text is walked.
+    if "\\u0000" in serialized and contains_unstorable_text(payload):
         raise ValidationError({"payload": "The payload must not contain NUL characters."})
-    if size > app_settings.max_payload_bytes():
-        raise ValidationError({"payload": f"The payload exceeds {app_settings.max_payload_bytes()} bytes."})
+    limit = app_settings.max_payload_bytes()
+    if size > limit:
+        raise ValidationError({"payload": f"The payload exceeds {limit} bytes."})
     if contract.schema != GENERIC_SCHEMA:
         # As stored and sent: UUIDs, datetimes and decimals are strings by now.
         validate_payload(contract.schema, json.loads(serialized))
@@ -112,33 +125,26 @@ def trigger_event(
     those in `exclude_webhook_ids` (an event about a webhook is never sent to it).
 
     May be called inside the caller's transaction: delivery tasks are enqueued only when
-    it commits, so nothing is sent for a rolled-back transaction. A repeated
-    `idempotency_key` returns the first event and creates no deliveries. The returned
-    event has `delivery_count`. Any event of the catalogue but `webhook.test` (sent only
-    by the test endpoint): this is the system's own way in; clients go through
-    `trigger_client_event`.
+    it commits, so nothing is sent for a rolled-back transaction (and many triggers in one
+    transaction make one enqueue request). A repeated `idempotency_key` returns the first
+    event and creates no deliveries. The returned event has `delivery_count`. Any event of
+    the catalogue but `webhook.test` (sent only by the test endpoint): this is the
+    system's own way in; clients go through `trigger_client_event`.
 
     A repeated `idempotency_key` with another event type or payload is a `ConflictError`
     (409) naming what differs: the key identifies one event, not a slot to overwrite.
     """
-    payload = {} if payload is None else payload
-    serialized = _validate_event(event, payload, organization)
-    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
-        raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
-    excluded = list(exclude_webhook_ids)
+    item = _prepare(0, event, {} if payload is None else payload, idempotency_key, exclude_webhook_ids, organization)
     attributes = {"webhooks.event.type": event, "organization": organization.slug}
     with (
         log_context(organization=organization.slug),
-        trigger_span("webhooks.trigger_event", attributes) as (
-            span,
-            traceparent,
-        ),
+        trigger_span("webhooks.trigger_event", attributes) as (span, traceparent),
     ):
-        if idempotency_key is None and connection.vendor == "postgresql":
-            record = _fan_out_postgres(organization, event, payload, serialized, excluded, traceparent)
-        else:
-            # Stored as the JSON it is sent as (UUIDs, datetimes, decimals become strings).
-            record = _fan_out(organization, event, json.loads(serialized), idempotency_key, excluded, traceparent)
+        (result,) = _record(organization, [item], traceparent)
+        if result.conflict is not None:
+            raise result.conflict
+        record = result.event
+        assert record is not None
         if span is not None:
             span.set_attributes({"webhooks.event.id": str(record.id), "webhooks.delivery_count": record.delivery_count})
         with log_context(event_id=record.id):
@@ -150,44 +156,290 @@ def trigger_event(
     return record
 
 
-@transaction.atomic
-def _fan_out(
+# --- many events at once -------------------------------------------------------------------
+
+#: The most events `trigger_events` (and `POST /api/events/batch/`) takes in one call.
+MAX_BATCH_EVENTS = 1000
+_ITEM_KEYS = frozenset({"event", "payload", "idempotency_key"})
+
+
+@dataclass
+class TriggerResult:
+    """The outcome of one item of `trigger_events`, at its `index` in the request.
+
+    `status` is "created" (a new event, `event.delivery_count` deliveries), "repeat" (its
+    idempotency key named an earlier event with the same type and payload: `event` is that
+    one, nothing new is sent) or "error" (`errors`, by field, as a 400 would name them;
+    nothing was stored for this item)."""
+
+    index: int
+    status: Literal["created", "repeat", "error"]
+    event_type: Any = None
+    event: Event | None = None
+    errors: dict[str, list[str]] | None = None
+    #: for an idempotency conflict: the error `trigger_event` raises, and the event holding the key
+    conflict: ConflictError | None = field(default=None, repr=False)
+    conflict_with: Event | None = field(default=None, repr=False)
+
+
+def trigger_client_events(*, organization: Organization, events: Sequence[Any]) -> list[TriggerResult]:
+    """`trigger_events` for a client's batch (`POST /api/events/batch/`): a system-only event
+    is that item's error, like POST /api/events/ refuses it."""
+    return _trigger_many(organization, events, client=True, exclude_webhook_ids=())
+
+
+def trigger_events(
+    *,
     organization: Organization,
+    events: Sequence[Any],
+    exclude_webhook_ids: Collection[uuid.UUID] = (),
+) -> list[TriggerResult]:
+    """Trigger many events, each `{"event", "payload"?, "idempotency_key"?}`, in one
+    transaction with a constant number of statements (one on PostgreSQL). Returns one
+    `TriggerResult` per item, in order.
+
+    An invalid item (not an object, an unknown key, an unknown event type, a payload that
+    is not a JSON object or too large, a bad key) and a key already used with another type
+    or payload are that item's error only: the valid items are stored and the errors
+    reported. Items repeating a key (an earlier event's, or an earlier item's in the same
+    call) return that event as "repeat". `events` itself must be a list of 1 to
+    `MAX_BATCH_EVENTS` items, else a ValidationError and nothing is stored.
+    """
+    return _trigger_many(organization, events, client=False, exclude_webhook_ids=exclude_webhook_ids)
+
+
+def _trigger_many(
+    organization: Organization, events: Sequence[Any], *, client: bool, exclude_webhook_ids: Collection[uuid.UUID]
+) -> list[TriggerResult]:
+    if not isinstance(events, list | tuple) or not 0 < len(events) <= MAX_BATCH_EVENTS:
+        raise ValidationError({"events": f"A list of 1 to {MAX_BATCH_EVENTS} events."})
+    results: dict[int, TriggerResult] = {}
+    items: list[_Item] = []
+    for index, raw in enumerate(events):
+        try:
+            items.append(_prepare_raw(index, raw, client, exclude_webhook_ids, organization))
+        except ValidationError as error:
+            results[index] = TriggerResult(
+                index=index,
+                status="error",
+                event_type=raw.get("event") if isinstance(raw, Mapping) else None,
+                errors=_field_errors(error),
+            )
+    if items:
+        attributes = {"webhooks.event_count": len(items), "organization": organization.slug}
+        with (
+            log_context(organization=organization.slug),
+            trigger_span("webhooks.trigger_events", attributes) as (_span, traceparent),
+        ):
+            # One transaction: one statement on PostgreSQL, an atomic block on the ORM path.
+            for result in _record(organization, items, traceparent):
+                results[result.index] = result
+            created = sum(r.event.delivery_count for r in results.values() if r.status == "created" and r.event)
+            logger.debug("%d events triggered in one batch: %d deliveries", len(items), created)
+            scheduling.drain_on_commit(created, coalesce=True)
+    return [results[index] for index in range(len(events))]
+
+
+def _prepare_raw(
+    index: int, raw: Any, client: bool, exclude_webhook_ids: Collection[uuid.UUID], organization: Organization
+) -> _Item:
+    if not isinstance(raw, Mapping):
+        raise ValidationError({"non_field_errors": "Each event must be an object (event, payload, idempotency_key)."})
+    unknown = sorted(str(key) for key in raw if key not in _ITEM_KEYS)
+    if unknown:
+        raise ValidationError({key: "Unknown field (accepted: event, idempotency_key, payload)." for key in unknown})
+    if "event" not in raw:
+        raise ValidationError({"event": "This field is required."})
+    event = raw["event"]
+    if client:
+        validate_client_event(event)
+    payload = raw.get("payload")
+    key = raw.get("idempotency_key")
+    return _prepare(index, event, {} if payload is None else payload, key, exclude_webhook_ids, organization)
+
+
+def _field_errors(error: ValidationError) -> dict[str, list[str]]:
+    if hasattr(error, "error_dict"):
+        return {name: [str(m) for m in messages] for name, messages in error.message_dict.items()}
+    return {"non_field_errors": [str(m) for m in error.messages]}
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    """One validated event about to be recorded."""
+
+    index: int
+    id: uuid.UUID
+    type: str
+    payload: dict
+    serialized: str  # the payload as the JSON stored and sent
+    idempotency_key: str | None
+    # Webhooks this event must not be delivered to: given by the caller (an event about a
+    # webhook is never sent to it); filters that reject the event add theirs here.
+    excluded: list[uuid.UUID]
+
+
+def _prepare(
+    index: int,
     event: str,
-    payload: dict,
-    idempotency_key: str | None,
-    excluded: list[uuid.UUID],
-    traceparent: str | None = None,
-) -> Event:
-    if idempotency_key is not None:
-        existing = _event_by_key(organization, idempotency_key)
-        if existing is not None:
-            return _repeat_of(existing, event, payload)
+    payload: Any,
+    idempotency_key: Any,
+    exclude_webhook_ids: Collection[uuid.UUID],
+    organization: Organization,
+) -> _Item:
+    serialized = _validate_event(event, payload, organization)  # the one validation of an event
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+        raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
+    excluded = list(exclude_webhook_ids)
+    return _Item(index, uuid.uuid4(), event, payload, serialized, idempotency_key, excluded)
+
+
+def _record(organization: Organization, items: list[_Item], traceparent: str | None = None) -> list[TriggerResult]:
+    """Store `items` (valid, in order) and their deliveries; one result per item. Items
+    repeating an earlier item's key are answered from that item."""
+    first_by_key: dict[str, _Item] = {}
+    stored: list[_Item] = []
+    followers: list[_Item] = []
+    for item in items:
+        if item.idempotency_key is None or item.idempotency_key not in first_by_key:
+            stored.append(item)
+            if item.idempotency_key is not None:
+                first_by_key[item.idempotency_key] = item
+        else:
+            followers.append(item)
+    if connection.vendor == "postgresql":
+        results = _fan_out_postgres(organization, stored, traceparent)
+    else:
+        results = _fan_out(organization, stored, traceparent)
+    by_index = {r.index: r for r in results}
+    for item in followers:
+        leader = by_index[first_by_key[item.idempotency_key].index]  # type: ignore[index]
+        first = leader.event or leader.conflict_with
+        assert first is not None
+        differs = _differs(first.type, first.payload, item)
+        if differs:
+            by_index[item.index] = _conflict_result(item, first, differs)
+        else:
+            by_index[item.index] = TriggerResult(item.index, "repeat", item.type, _as_repeat(first))
+    return [by_index[item.index] for item in items]
+
+
+def _as_repeat(event: Event) -> Event:
+    repeat = Event(
+        id=event.id,
+        organization_id=event.organization_id,
+        type=event.type,
+        payload=event.payload,
+        idempotency_key=event.idempotency_key,
+        created_at=event.created_at,
+    )
+    repeat._state.adding = False
+    repeat._state.db = event._state.db
+    repeat.delivery_count = event.delivery_count
+    repeat.is_repeat = True
+    return repeat
+
+
+def _differs(first_type: str, first_payload: Any, item: _Item) -> list[str]:
+    return [
+        name
+        for name, same in (
+            ("event", first_type == item.type),
+            ("payload", _canonical(first_payload) == _canonical(item.payload)),
+        )
+        if not same
+    ]
+
+
+def _conflict_result(item: _Item, first: Event, differs: list[str]) -> TriggerResult:
+    what = " and ".join(differs)
+    error = ConflictError(
+        f"The idempotency key {quoted(item.idempotency_key)} was already used for event {first.pk} "
+        f"with a different {what}: use a new key for a new event.",
+        errors={"idempotency_key": [f"Already used with a different {what}."]},
+        extra={"event_id": str(first.pk), "conflicting_fields": differs},
+    )
+    return TriggerResult(
+        item.index,
+        "error",
+        item.type,
+        errors={"idempotency_key": [f"Already used for event {first.pk} with a different {what}."]},
+        conflict=error,
+        conflict_with=first,
+    )
+
+
+def _repeat_or_conflict(item: _Item, first: Event) -> TriggerResult:
+    """`first` holds the item's key (stored before this call)."""
+    differs = _differs(first.type, first.payload, item)
+    if differs:
+        return _conflict_result(item, first, differs)
+    return TriggerResult(item.index, "repeat", item.type, first)
+
+
+def _canonical(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder)
+
+
+def _events_by_key(organization: Organization, keys: Collection[str]) -> dict[str, Event]:
+    """The stored events holding `keys`, each with its `delivery_count`, marked as repeats."""
+    found: dict[str, Event] = {}
+    if keys:
+        rows = Event.objects.filter(organization=organization, idempotency_key__in=list(keys)).annotate(
+            _deliveries=Count("deliveries")
+        )
+        for event in rows:
+            event.delivery_count = event._deliveries
+            event.is_repeat = True
+            found[event.idempotency_key] = event  # type: ignore[index]
+    return found
+
+
+def _fan_out(organization: Organization, items: list[_Item], traceparent: str | None = None) -> list[TriggerResult]:
+    """The ORM path (SQLite): a constant number of queries whatever the number of items."""
+    for attempt in range(3):
         try:
             with transaction.atomic():
-                record = Event.objects.create(
-                    organization=organization,
-                    type=event,
-                    payload=payload,
-                    idempotency_key=idempotency_key,
-                    traceparent=traceparent,
-                )
-        except IntegrityError:  # a concurrent trigger with the same key won
-            existing = _event_by_key(organization, idempotency_key)
-            if existing is None:
+                return _fan_out_once(organization, items, traceparent)
+        except IntegrityError:  # a concurrent trigger stored one of the keys first: read it now
+            if attempt == 2 or all(item.idempotency_key is None for item in items):
                 raise
-            return _repeat_of(existing, event, payload)
-    else:
-        record = Event.objects.create(organization=organization, type=event, payload=payload, traceparent=traceparent)
-    webhooks = [
-        w
-        for w in Webhook.objects.filter(organization=organization, is_active=True)
-        .exclude(pk__in=excluded)
-        .only("id", "events", "retry_attempts")
-        if w.subscribes_to(event)
-    ]
-    Delivery.objects.bulk_create(
-        [
+    raise AssertionError("unreachable")
+
+
+def _fan_out_once(organization: Organization, items: list[_Item], traceparent: str | None) -> list[TriggerResult]:
+    existing = _events_by_key(organization, {i.idempotency_key for i in items if i.idempotency_key is not None})
+    results: list[TriggerResult] = []
+    new: list[tuple[_Item, Event]] = []
+    for item in items:
+        first = existing.get(item.idempotency_key) if item.idempotency_key is not None else None
+        if first is not None:
+            results.append(_repeat_or_conflict(item, first))
+            continue
+        # Stored as the JSON it is sent as (UUIDs, datetimes, decimals become strings).
+        record = Event(
+            id=item.id,
+            organization=organization,
+            type=item.type,
+            payload=json.loads(item.serialized),
+            idempotency_key=item.idempotency_key,
+            traceparent=traceparent,
+        )
+        new.append((item, record))
+    if not new:
+        return results
+    Event.objects.bulk_create([record for _, record in new])
+    webhooks = list(
+        Webhook.objects.filter(organization=organization, is_active=True).only("id", "events", "retry_attempts")
+    )
+    deliveries: list[Delivery] = []
+    for item, record in new:
+        excluded = set(item.excluded)
+        targets = [w for w in webhooks if w.pk not in excluded and w.subscribes_to(item.type)]
+        deliveries.extend(
             Delivery(
                 organization=organization,
                 event=record,
@@ -195,15 +447,21 @@ def _fan_out(
                 max_attempts=1 + w.retry_attempts,
                 next_attempt_at=Now(),  # the database's clock, which workers compare with
             )
-            for w in webhooks
-        ]
-    )
-    record.delivery_count = len(webhooks)
-    return record
+            for w in targets
+        )
+        record.delivery_count = len(targets)
+        results.append(TriggerResult(item.index, "created", item.type, record))
+    Delivery.objects.bulk_create(deliveries)
+    return results
 
 
-# The hot path on PostgreSQL: the event and one delivery per subscribed active webhook in
-# a single statement (one round trip, atomic by itself); same rows as `_fan_out`.
+# The PostgreSQL path: one statement per call (one round trip, atomic by itself), the same
+# rows as `_fan_out`. Three shapes of it, each the cheapest for its case (planning a bigger
+# statement costs more than its execution here). They name the columns of webhook_events
+# and webhook_deliveries: a column added to a table is added to the three.
+#
+# One event without an idempotency key (the hot path): the event, and a delivery per
+# subscribed active webhook; the row count is the number of deliveries.
 _FAN_OUT_SQL = """
 WITH event AS (
     INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
@@ -219,66 +477,189 @@ WHERE w.organization_id = %(organization_id)s AND w.is_active
 """
 _EXCLUDING = "\n  AND w.id <> ALL(%(excluded)s::uuid[])\n"
 
+# One event with an idempotency key: the event is inserted unless the key is held already
+# (ON CONFLICT on the partial unique index), its deliveries only if it was; the answer is
+# the new event with its delivery count, or the event holding the key with its delivery
+# count and whether the type and the payload (as jsonb: key order does not matter) are the
+# same. Neither means a concurrent trigger with the key committed meanwhile (ON CONFLICT
+# waited for it): the event is read back after. Columns of the answer as in the batch one.
+_FAN_OUT_KEYED_SQL = """
+WITH event AS (
+    INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
+    VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, %(key)s, %(now)s, %(traceparent)s)
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id
+),
+delivery AS (
+    INSERT INTO webhook_deliveries
+        (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error,
+         created_at)
+    SELECT gen_random_uuid(), %(organization_id)s, event.id, w.id, 'pending', 0, 1 + w.retry_attempts,
+           statement_timestamp(), '', %(now)s
+    FROM event, webhooks w
+    WHERE w.organization_id = %(organization_id)s AND w.is_active
+      AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
+      AND w.id <> ALL(%(excluded)s::uuid[])
+    RETURNING 1
+)
+SELECT event.id, NULL::text, (SELECT count(*) FROM delivery), NULL::text, NULL::text, NULL::timestamptz,
+       NULL::bool, NULL::bool
+FROM event
+UNION ALL
+SELECT held.id, held.idempotency_key, (SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = held.id),
+       held.type, held.payload::text, held.created_at, held.type = %(type)s, held.payload = %(payload)s::jsonb
+FROM webhook_events held
+WHERE held.organization_id = %(organization_id)s AND held.idempotency_key = %(key)s
+"""
+
+# Many events (trigger_events), with or without keys, the same in bulk:
+# - `item`: the events, zipped from JSON arrays (one literal each, parsed once);
+# - `excluded`: (event, webhook) pairs that get no delivery;
+# - `event`: inserted unless their key is held already;
+# - `delivery`: one per subscribed active webhook of each event actually inserted;
+# - the answer: the inserted events with their delivery counts, then the events that held
+#   a key before this statement, with their delivery counts and whether type and payload
+#   are the same as the item's.
+_FAN_OUT_MANY_SQL = """
+WITH item (id, type, payload, idempotency_key) AS (
+    SELECT id::uuid, type, payload, idempotency_key FROM ROWS FROM (
+        jsonb_array_elements_text(%(ids)s::jsonb), jsonb_array_elements_text(%(types)s::jsonb),
+        jsonb_array_elements(%(payloads)s::jsonb), jsonb_array_elements_text(%(keys)s::jsonb)
+    ) AS zipped (id, type, payload, idempotency_key)
+),
+excluded (event_id, webhook_id) AS (
+    SELECT event_id::uuid, webhook_id::uuid FROM ROWS FROM (
+        jsonb_array_elements_text(%(excluded_events)s::jsonb), jsonb_array_elements_text(%(excluded_webhooks)s::jsonb)
+    ) AS zipped (event_id, webhook_id)
+),
+event AS (
+    INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
+    SELECT item.id, %(organization_id)s, item.type, item.payload, item.idempotency_key, %(now)s, %(traceparent)s
+    FROM item
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, type
+),
+delivery AS (
+    INSERT INTO webhook_deliveries
+        (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error,
+         created_at)
+    SELECT gen_random_uuid(), %(organization_id)s, event.id, w.id, 'pending', 0, 1 + w.retry_attempts,
+           statement_timestamp(), '', %(now)s
+    FROM event JOIN webhooks w
+      ON w.organization_id = %(organization_id)s AND w.is_active
+     AND (w.events @> to_jsonb(event.type::text) OR w.events @> '"*"'::jsonb)
+    WHERE NOT EXISTS (SELECT 1 FROM excluded x WHERE x.event_id = event.id AND x.webhook_id = w.id)
+    RETURNING event_id
+)
+SELECT event.id, NULL::text, count(delivery.event_id), NULL::text, NULL::text, NULL::timestamptz, NULL::bool,
+       NULL::bool
+FROM event LEFT JOIN delivery ON delivery.event_id = event.id GROUP BY event.id
+UNION ALL
+SELECT held.id, held.idempotency_key,
+       (SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = held.id),
+       held.type, held.payload::text, held.created_at, held.type = item.type, held.payload = item.payload
+FROM webhook_events held JOIN item ON item.idempotency_key = held.idempotency_key
+WHERE held.organization_id = %(organization_id)s
+  AND held.idempotency_key = ANY(ARRAY(SELECT idempotency_key FROM item WHERE idempotency_key IS NOT NULL))
+"""
+
 
 def _fan_out_postgres(
-    organization: Organization,
-    event: str,
-    payload: dict,
-    serialized: str,
-    excluded: list[uuid.UUID],
-    traceparent: str | None = None,
-) -> Event:
+    organization: Organization, items: list[_Item], traceparent: str | None = None
+) -> list[TriggerResult]:
     now = timezone.now()
-    record = Event(
-        id=uuid.uuid4(), organization=organization, type=event, payload=payload, created_at=now, traceparent=traceparent
-    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _FAN_OUT_SQL.rstrip("\n") + _EXCLUDING if excluded else _FAN_OUT_SQL,
-            {
-                "event_id": record.id,
+        if len(items) == 1:
+            (item,) = items
+            params: dict[str, Any] = {
+                "event_id": item.id,
                 "organization_id": organization.pk,
-                "type": event,
-                "payload": serialized,
+                "type": item.type,
+                "payload": item.serialized,
+                "key": item.idempotency_key,
                 "now": now,
-                "excluded": excluded,
+                "excluded": item.excluded,
                 "traceparent": traceparent,
-            },
+            }
+            if item.idempotency_key is None:
+                cursor.execute(_FAN_OUT_SQL.rstrip("\n") + _EXCLUDING if item.excluded else _FAN_OUT_SQL, params)
+                rows = [(item.id, None, cursor.rowcount, None, None, None, None, None)]
+            else:
+                cursor.execute(_FAN_OUT_KEYED_SQL, params)
+                rows = cursor.fetchall()
+        else:
+            excluded = [(item.id, webhook_id) for item in items for webhook_id in item.excluded]
+            cursor.execute(
+                _FAN_OUT_MANY_SQL,
+                {
+                    # Each column as one JSON array: one literal to quote, parsed once.
+                    "ids": json.dumps([str(item.id) for item in items]),
+                    "types": json.dumps([item.type for item in items]),
+                    "payloads": "[" + ",".join(item.serialized for item in items) + "]",
+                    "keys": json.dumps([item.idempotency_key for item in items]),
+                    "excluded_events": json.dumps([str(event_id) for event_id, _ in excluded]),
+                    "excluded_webhooks": json.dumps([str(webhook_id) for _, webhook_id in excluded]),
+                    "organization_id": organization.pk,
+                    "now": now,
+                    "traceparent": traceparent,
+                },
+            )
+            rows = cursor.fetchall()
+    inserted: dict[uuid.UUID, int] = {}
+    held: dict[str, tuple[Event, bool, bool]] = {}
+    for event_id, key, count, type_, payload, created_at, same_type, same_payload in rows:
+        if key is None:
+            inserted[event_id] = count
+            continue
+        first = _loaded(
+            Event(
+                id=event_id,
+                organization=organization,
+                type=type_,
+                payload=json.loads(payload),
+                idempotency_key=key,
+                created_at=created_at,
+            )
         )
-        record.delivery_count = cursor.rowcount
+        first.delivery_count = count
+        first.is_repeat = True
+        held[key] = (first, same_type, same_payload)
+    lost = [i.idempotency_key for i in items if i.id not in inserted and i.idempotency_key not in held]
+    late = _events_by_key(organization, lost) if lost else {}  # type: ignore[arg-type]
+    results: list[TriggerResult] = []
+    for item in items:
+        if item.id in inserted:
+            record = _loaded(
+                Event(
+                    id=item.id,
+                    organization_id=organization.pk,
+                    type=item.type,
+                    payload=item.payload,
+                    idempotency_key=item.idempotency_key,
+                    created_at=now,
+                    traceparent=traceparent,
+                )
+            )
+            record._state.fields_cache["organization"] = organization
+            record.delivery_count = inserted[item.id]
+            results.append(TriggerResult(item.index, "created", item.type, record))
+        elif item.idempotency_key in held:
+            first, same_type, same_payload = held[item.idempotency_key]
+            differs = [name for name, same in (("event", same_type), ("payload", same_payload)) if not same]
+            if differs:
+                results.append(_conflict_result(item, first, differs))
+            else:
+                results.append(TriggerResult(item.index, "repeat", item.type, first))
+        else:
+            late_first = late.get(item.idempotency_key)  # type: ignore[arg-type]
+            if late_first is None:
+                raise IntegrityError(f"The event of idempotency key {quoted(item.idempotency_key)} vanished.")
+            results.append(_repeat_or_conflict(item, late_first))
+    return results
+
+
+def _loaded(record: Event) -> Event:
+    """Mark an instance built from a row as stored (saving it again updates, never inserts)."""
     record._state.adding = False
     record._state.db = connection.alias
     return record
-
-
-def _canonical(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder)
-
-
-def _repeat_of(existing: Event, event: str, payload: dict) -> Event:
-    """The first event of an idempotency key, when this one is the same event (same type,
-    same payload compared as canonical JSON); a different one is a 409 naming what differs."""
-    differs = [
-        name
-        for name, same in (
-            ("event", existing.type == event),
-            ("payload", _canonical(existing.payload) == _canonical(payload)),
-        )
-        if not same
-    ]
-    if differs:
-        raise ConflictError(
-            f"The idempotency key {quoted(existing.idempotency_key)} was already used for event {existing.id} "
-            f"with a different {' and '.join(differs)}: use a new key for a new event.",
-            errors={"idempotency_key": [f"Already used with a different {' and '.join(differs)}."]},
-            extra={"event_id": str(existing.id), "conflicting_fields": differs},
-        )
-    return existing
-
-
-def _event_by_key(organization: Organization, key: str) -> Event | None:
-    event = Event.objects.filter(organization=organization, idempotency_key=key).first()
-    if event is not None:
-        event.delivery_count = event.deliveries.count()
-        event.is_repeat = True
-    return event
