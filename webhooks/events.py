@@ -4,7 +4,10 @@ Events in the `SYSTEM_NAMESPACES` (`integration.`, `webhook.`; `webhook.test` is
 them) are system-only: the platform emits them itself (health checks, the delivery engine,
 services calling `trigger_event`), and a client cannot (`POST /api/events/` answers 400),
 so a receiver can trust that such an event is real. The rule goes by namespace, so events
-other apps register later under these prefixes are covered without a list to keep.
+other apps register later under these prefixes are covered without a list to keep. An app
+may also register a single event as system-only outside those namespaces
+(`register_event(..., system=True)`: `interview.rsvp_changed` and
+`interview.updated_externally` come from calendars, never from a client).
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ _catalogue: dict[str, str] = {
 }
 
 
-def register_event(name: str, description: str) -> None:
+_system_events: set[str] = set()
+
+
+def register_event(name: str, description: str, *, system: bool = False) -> None:
     _catalogue[name] = description
+    if system:
+        _system_events.add(name)
 
 
 def event_catalogue() -> dict[str, str]:
@@ -57,4 +65,4 @@ def is_known_event(name: str) -> bool:
 
 def is_system_event(name: str) -> bool:
     """Only the platform emits it (its namespace is a system one), never a client."""
-    return name.startswith(SYSTEM_NAMESPACES)
+    return name.startswith(SYSTEM_NAMESPACES) or name in _system_events
