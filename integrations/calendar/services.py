@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from common.exceptions import ApplicationError
 from integrations.client import integration_client
+from integrations.client.scopes import reported_after
 from integrations.models import CalendarSubscription, Integration, InterviewEvent
 
 from .adapters import (
@@ -126,7 +127,7 @@ def interview_event_upsert(
     """Create the interview's event, or update it when the interview id is known (a
     cancelled one is scheduled again as a new event). Returns (row, created)."""
     adapter = calendar_adapter(integration)
-    with transaction.atomic():
+    with reported_after(), transaction.atomic():
         row, _ = _lock_row(integration, spec.interview_id, calendar_id)
         created = not row.provider_event_id or row.state == InterviewEvent.State.CANCELLED
         if created:
@@ -215,7 +216,7 @@ def _enqueue_ensure_subscription(integration_id: Any, calendar_id: str) -> None:
 def calendar_subscription_ensure(*, integration: Integration, calendar_id: str) -> CalendarSubscription:
     """An active change subscription on the calendar (created, or created again after it failed)."""
     adapter = calendar_adapter(integration)
-    with transaction.atomic():
+    with reported_after(), transaction.atomic():
         try:
             with transaction.atomic():
                 subscription, _ = CalendarSubscription.objects.get_or_create(

@@ -17,6 +17,9 @@ answer itself first:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
 
@@ -30,6 +33,8 @@ from .ratelimits import retry_after_seconds
 GOOGLE_SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 GRAPH_PERMISSION_CODES = frozenset({"Authorization_RequestDenied", "ErrorAccessDenied"})
 SLACK_SCOPE_ERRORS = frozenset({"missing_scope", "no_permission"})
+#: inside `reported_after()`: refusals are reported when it exits (after the rollback)
+_deferred: ContextVar[bool] = ContextVar("missing_scopes_deferred", default=False)
 
 
 class MissingScopes(ProviderError):
@@ -38,11 +43,34 @@ class MissingScopes(ProviderError):
 
     status_code = HTTPStatus.CONFLICT
 
-    def __init__(self, message: str, *, status: int | None, code: str, missing_scopes: list[str]):
+    def __init__(
+        self, message: str, *, status: int | None, code: str, missing_scopes: list[str], integration: Integration
+    ):
         super().__init__(message, status=status, code=code, kind="provider_error")
         self.missing_scopes = missing_scopes
+        self.integration = integration
         self.extra["error_kind"] = "missing_scopes"
         self.extra["missing_scopes"] = missing_scopes
+
+    def report(self) -> None:
+        _report(self.integration, self.integration.get_provider_display(), self.missing_scopes)
+
+
+@contextmanager
+def reported_after() -> Iterator[None]:
+    """Around a transaction that calls providers: the `missing_scopes` issue of a refusal
+    is written after the transaction rolled back, so it is kept."""
+    token = _deferred.set(True)
+    try:
+        yield
+    except MissingScopes as error:
+        _deferred.reset(token)
+        token = None
+        error.report()
+        raise
+    finally:
+        if token is not None:
+            _deferred.reset(token)
 
 
 def call(
@@ -68,15 +96,18 @@ def call(
     message = f"{name} answered HTTP {status}" + (f" ({code})" if code else "") + (f": {detail}" if detail else "")
     needed = _missing(status, body, response.headers.get("WWW-Authenticate", ""), list(scopes))
     if needed is not None:
-        _report(client.integration, name, needed)
-        raise MissingScopes(
+        refusal = MissingScopes(
             f"{name} refused the call: the connection lacks a permission"
             + (f" ({', '.join(needed)})" if needed else "")
             + ". Reconnect the integration and grant it.",
             status=status,
             code=code,
             missing_scopes=needed,
+            integration=client.integration,
         )
+        if not _deferred.get():
+            _report(client.integration, name, needed)
+        raise refusal
     if status == HTTPStatus.TOO_MANY_REQUESTS or code == "ratelimited":
         raise RateLimited(message, retry_after=retry_after_seconds(response.headers), status=status, code=code)
     kind = _error_kind(status, code, client._errors_in_body, status == HTTPStatus.UNAUTHORIZED)
