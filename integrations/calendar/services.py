@@ -200,7 +200,7 @@ def interview_event_get(*, integration: Integration, interview_id: str, refresh:
 
 def notification_url(provider: str) -> str:
     name = "calendar-notifications-google" if provider == "google_calendar" else "calendar-notifications-microsoft"
-    return settings.PUBLIC_BASE_URL + reverse(name)
+    return settings.PUBLIC_BASE_URL + reverse(name).rstrip("/") + "/"
 
 
 def _enqueue_ensure_subscription(integration_id: Any, calendar_id: str) -> None:
