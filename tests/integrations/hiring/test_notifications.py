@@ -21,7 +21,7 @@ from webhooks.events import is_known_event, is_system_event
 from webhooks.models import Event
 
 from .conftest import GOOGLE, GRAPH, body_of, oauth
-from .test_calendar import graph_event, google_event
+from .test_calendar import google_event, graph_event
 
 pytestmark = pytest.mark.django_db
 
