@@ -31,7 +31,9 @@ from integrations.selectors import integration_list
 from organizations.tenancy import OrganizationScopedMixin
 
 INTERVIEW_ID_PATTERN = r"[A-Za-z0-9._:~-]{1,200}"
+#: 400 a provider that does not do this, or a grant to renew; 409 `missing_scopes`
 PROVIDER_ERRORS = {
+    400: ERROR,
     404: ERROR,
     409: ERROR,
     429: ERROR,
@@ -247,7 +249,7 @@ class FreeBusyView(_IntegrationView):
         description="Busy intervals per email, merged and clipped to the window, in `time_zone`; `free` lists the "
         "slots when nobody is busy, at least `min_minutes` long. Google `freeBusy`, Graph `getSchedule`.",
         request=FreeBusyRequestSerializer,
-        responses={200: FreeBusySerializer, 400: VALIDATION_ERROR, **PROVIDER_ERRORS},
+        responses={200: FreeBusySerializer, **PROVIDER_ERRORS, 400: VALIDATION_ERROR},
         examples=FREE_BUSY_EXAMPLE,
     )
     def post(self, request, pk=None):
@@ -325,7 +327,7 @@ class MessageView(_IntegrationView):
         description="Slack `chat.postMessage` (`blocks` allowed; a user id sends a direct message); Teams: a channel "
         "message (`team_id` and `channel`) or a one-on-one chat (`user`). A channel Slack cannot post to is a 400.",
         request=MessageRequestSerializer,
-        responses={200: MessageSerializer, 400: VALIDATION_ERROR, **PROVIDER_ERRORS},
+        responses={200: MessageSerializer, **PROVIDER_ERRORS, 400: VALIDATION_ERROR},
         examples=MESSAGE_EXAMPLE,
     )
     def post(self, request, pk=None):
@@ -343,7 +345,7 @@ class ChannelListView(_IntegrationView):
         description="Slack: public and private conversations the app sees, every page of `conversations.list`; "
         "Teams: the channels of `team_id`.",
         parameters=[ChannelQuerySerializer],
-        responses={200: ChannelSerializer(many=True), 400: VALIDATION_ERROR, **PROVIDER_ERRORS},
+        responses={200: ChannelSerializer(many=True), **PROVIDER_ERRORS, 400: VALIDATION_ERROR},
     )
     def get(self, request, pk=None):
         integration = self.get_object()
