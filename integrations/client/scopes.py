@@ -61,16 +61,16 @@ def reported_after() -> Iterator[None]:
     """Around a transaction that calls providers: the `missing_scopes` issue of a refusal
     is written after the transaction rolled back, so it is kept."""
     token = _deferred.set(True)
+    refusal: MissingScopes | None = None
     try:
         yield
     except MissingScopes as error:
-        _deferred.reset(token)
-        token = None
-        error.report()
+        refusal = error
         raise
     finally:
-        if token is not None:
-            _deferred.reset(token)
+        _deferred.reset(token)
+        if refusal is not None:
+            refusal.report()
 
 
 def call(
