@@ -421,3 +421,13 @@ def test_a_cancelled_google_event_becomes_updated_externally_once(organization):
     assert [(e.type, e.payload["change"]) for e in Event.objects.all()] == [
         ("interview.updated_externally", "cancelled")
     ]
+
+
+def test_setup_schedules_creates_the_renewal_schedule():
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    call_command("setup_schedules", stdout=__import__("io").StringIO())
+    schedule = Schedule.objects.get(name="integrations.renew_calendar_subscriptions")
+    assert schedule.func == "integrations.calendar.tasks.renew_subscriptions"
+    assert schedule.minutes == 60
