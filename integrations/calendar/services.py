@@ -52,7 +52,12 @@ class NotACalendar(ApplicationError):
 
 
 class InterviewNotFound(ApplicationError):
+    """An interview id unknown on this integration: the same 404 as any other."""
+
     status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("Not found.")
 
 
 def calendar_adapter(integration: Integration) -> CalendarAdapter:
@@ -164,15 +169,11 @@ def _lock_row(integration: Integration, interview_id: str, calendar_id: str) -> 
 
 def interview_event_cancel(*, integration: Integration, interview_id: str) -> InterviewEvent:
     """Cancel the interview's event; a cancelled one stays as it is (no provider call)."""
+    if not InterviewEvent.objects.filter(integration=integration, interview_id=interview_id).exists():
+        raise InterviewNotFound()
     adapter = calendar_adapter(integration)
-    with transaction.atomic():
-        row = (
-            InterviewEvent.objects.select_for_update()
-            .filter(integration=integration, interview_id=interview_id)
-            .first()
-        )
-        if row is None:
-            raise InterviewNotFound(f"No interview {interview_id!r} on this integration.")
+    with reported_after(), transaction.atomic():
+        row = InterviewEvent.objects.select_for_update().get(integration=integration, interview_id=interview_id)
         if row.state == InterviewEvent.State.CANCELLED:
             return row
         if row.provider_event_id:
@@ -184,13 +185,14 @@ def interview_event_cancel(*, integration: Integration, interview_id: str) -> In
 
 
 def interview_event_get(*, integration: Integration, interview_id: str, refresh: bool = True) -> InterviewEvent:
-    """The interview's event with its attendees' responses, read again from the provider."""
-    adapter = calendar_adapter(integration)
+    """The interview's event with its attendees' responses, read again from the provider
+    (a calendar provider's; otherwise, and once cancelled, as stored)."""
     row = InterviewEvent.objects.filter(integration=integration, interview_id=interview_id).first()
     if row is None:
-        raise InterviewNotFound(f"No interview {interview_id!r} on this integration.")
-    if refresh and row.provider_event_id and row.state == InterviewEvent.State.SCHEDULED:
-        event = adapter.get(row.calendar_id, row.provider_event_id)
+        raise InterviewNotFound()
+    readable = integration.provider in ADAPTERS and row.provider_event_id
+    if refresh and readable and row.state == InterviewEvent.State.SCHEDULED:
+        event = calendar_adapter(integration).get(row.calendar_id, row.provider_event_id)
         _record_changes(row, event)
     return row
 
