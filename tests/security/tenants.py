@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http import HTTPStatus
 
 import responses
 from django.test import Client
@@ -159,6 +160,13 @@ PROVIDER_API = re.compile(r"https://api\.[a-z]+\.test/v1/.*")
 #: `interview_id` is the platform's id, scoped by the integration in the path (a PUT with any id
 #: creates under its own integration): only the integration id varies
 NON_OBJECT_PARAMETERS = frozenset({"path", "interview_id"})
+#: GET routes that need a chat integration (docs/HIRING.md): the tenants' custom one is
+#: refused with a 400 before any provider call; the walkers still check what they answer
+NEEDS_A_CHAT_PROVIDER = ("/messages/channels/",)
+
+
+def expected_read_status(template: str) -> int:
+    return HTTPStatus.BAD_REQUEST if template.endswith(NEEDS_A_CHAT_PROVIDER) else HTTPStatus.OK
 
 
 def mock_provider_apis(mocked: responses.RequestsMock) -> None:
