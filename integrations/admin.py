@@ -14,6 +14,7 @@ from common.text import count_of
 from organizations.admin_scoping import OrganizationScopedAdmin
 from organizations.models import Organization
 
+from .admin_calendar import CalendarAdminMixin
 from .admin_issues import IntegrationIssuesAdminMixin
 from .admin_widgets import ConfigTextarea, WriteOnlyTextarea, error_messages
 from .grants import consent_url
@@ -151,7 +152,7 @@ class IntegrationAdminForm(forms.ModelForm):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, admin.ModelAdmin):
+class IntegrationAdmin(CalendarAdminMixin, IntegrationIssuesAdminMixin, OrganizationScopedAdmin, admin.ModelAdmin):
     form = IntegrationAdminForm
     # Fits a 1366 px screen beside the navigation and the filters: the auth type goes under
     # the provider; token expiry, sync and update times are on the change page.
@@ -189,6 +190,7 @@ class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, adm
         "minted_token",
         *state_fields,
         "usage_chart",
+        *CalendarAdminMixin.calendar_fields,
     ]
     actions = ["activate", "deactivate"]
 
@@ -215,6 +217,7 @@ class IntegrationAdmin(IntegrationIssuesAdminMixin, OrganizationScopedAdmin, adm
                 {"fields": self.state_fields},
             ),
             ("Usage", {"fields": ["usage_chart"]}),
+            *self.calendar_fieldsets(obj),
         ]
 
     def get_readonly_fields(self, request, obj=None):

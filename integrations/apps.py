@@ -23,6 +23,27 @@ class IntegrationsConfig(AppConfig):
             "An integration's grant is no longer accepted: an admin must reconnect it (`reconnect_url`).",
         )
 
+        # From calendars (integrations/calendar/services.py): system-only, like integration.* events.
+        register_event(
+            "interview.rsvp_changed",
+            "An attendee of an interview's calendar event answered (accepted, declined, tentative) or changed "
+            "their answer, read from the calendar's change notifications.",
+            system=True,
+        )
+        register_event(
+            "interview.updated_externally",
+            "An interview's calendar event was moved or cancelled on the calendar itself, not through the platform.",
+            system=True,
+        )
+        # Renews calendar change subscriptions (Google channels, Graph subscriptions) before they expire.
+        register_schedule(
+            ScheduleSpec(
+                name="integrations.renew_calendar_subscriptions",
+                func="integrations.calendar.tasks.renew_subscriptions",
+                minutes=60,
+            )
+        )
+
         # Refreshes tokens expiring before the next run, so healthy integrations never lapse.
         register_schedule(
             ScheduleSpec(

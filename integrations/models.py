@@ -262,3 +262,7 @@ class ProviderCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} ({self.status})"
+
+
+# Interviews on calendars and their change subscriptions (integrations/calendar/).
+from .calendar.models import CalendarSubscription, InterviewEvent  # noqa: E402, F401

@@ -4,7 +4,10 @@ Events in the `SYSTEM_NAMESPACES` (`integration.`, `webhook.`; `webhook.test` is
 them) are system-only: the platform emits them itself (health checks, the delivery engine,
 services calling `trigger_event`), and a client cannot (`POST /api/events/` answers 400),
 so a receiver can trust that such an event is real. The rule goes by namespace, so events
-other apps register later under these prefixes are covered without a list to keep.
+other apps register later under these prefixes are covered without a list to keep. An app
+may also register a single event as system-only outside those namespaces
+(`register_event(..., system=True)`: `interview.rsvp_changed` and
+`interview.updated_externally` come from calendars, never from a client).
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ _descriptions: dict[str, str] = {
 }
 
 
+_system_events: set[str] = set()
+
+
 def _definition(name: str, description: str, **contract: Any) -> EventDefinition:
     from .schemas import CATALOGUE_EXAMPLES, CATALOGUE_SCHEMAS, GENERIC_SCHEMA
 
@@ -86,9 +92,11 @@ def register_event(
     example: dict[str, Any] | None = None,
     deprecated: bool = False,
     retention_days: int | None = None,
+    system: bool = False,
 ) -> None:
     """Add an event to the catalogue. Without a `schema` any JSON object is valid; a given
-    schema is checked against the draft 2020-12 metaschema and the example against it."""
+    schema is checked against the draft 2020-12 metaschema and the example against it.
+    `system=True` makes this one event system-only outside the system namespaces."""
     from .schemas import GENERIC_SCHEMA, check_schema, validate_payload
 
     if name.startswith(CUSTOM_NAMESPACE):
@@ -105,6 +113,8 @@ def register_event(
         deprecated=deprecated,
         retention_days=retention_days,
     )
+    if system:
+        _system_events.add(name)
 
 
 def event_catalogue() -> dict[str, str]:
@@ -130,4 +140,4 @@ def is_custom_event(name: str) -> bool:
 
 def is_system_event(name: str) -> bool:
     """Only the platform emits it (its namespace is a system one), never a client."""
-    return name.startswith(SYSTEM_NAMESPACES)
+    return name.startswith(SYSTEM_NAMESPACES) or name in _system_events

@@ -18,6 +18,14 @@ pytestmark = pytest.mark.django_db
 
 #: examples that need a live value, with the status and message their endpoint gives
 NEEDS_A_LIVE_VALUE = {("/api/integrations/{id}/oauth/callback/", "post"): (HTTPStatus.BAD_REQUEST, "state")}
+#: hiring operations call a connected calendar or chat provider: sent to the (BambooHR)
+#: integration, the body passes validation and only the provider is refused (their own
+#: tests, tests/integrations/hiring/, send the same shapes to mocked providers)
+NEEDS_A_PROVIDER = {
+    ("/api/integrations/{id}/calendar/free-busy/", "post"): "not a calendar provider",
+    ("/api/integrations/{id}/calendar/interviews/{interview_id}/", "put"): "not a calendar provider",
+    ("/api/integrations/{id}/messages/", "post"): "not a messaging provider",
+}
 
 
 @pytest.fixture
@@ -62,6 +70,7 @@ def fill(path: str, objects) -> str:
     if path.startswith("/api/integrations/webhooks/event-types/"):
         return path.replace("{name}", objects["event_type"].name)
     kind = "webhooks" if path.startswith("/api/integrations/webhooks/") else "integrations"
+    path = path.replace("{interview_id}", "int-1042")
     assert path.count("{") == 1 and "{id}" in path, f"{path}: teach fill() its parameters"
     return path.replace("{id}", str(objects[kind].pk))
 
@@ -97,6 +106,11 @@ def test_every_example_is_accepted_by_its_endpoint(schema, api_client, objects):
                 status, field = NEEDS_A_LIVE_VALUE[(path, method)]
                 assert response.status_code == status, (method, path, name, response.content)
                 assert field in response.content.decode().lower(), (method, path, name, response.content)
+                continue
+            if (path, method) in NEEDS_A_PROVIDER:
+                assert response.status_code == HTTPStatus.BAD_REQUEST, (method, path, name, response.content)
+                assert response.json()["errors"] == {}, (method, path, name, response.content)
+                assert NEEDS_A_PROVIDER[(path, method)] in response.json()["detail"], (method, path, name)
                 continue
             assert HTTPStatus.OK <= response.status_code < HTTPStatus.MULTIPLE_CHOICES, (
                 method,

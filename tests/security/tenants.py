@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http import HTTPStatus
 
 import responses
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from integrations.models import ConnectionIssue, Integration
+from integrations.models import ConnectionIssue, Integration, InterviewEvent
 from integrations.services import integration_create
 from organizations.services import api_key_create
 from tests.factories import OrganizationFactory
@@ -42,6 +43,7 @@ class Tenant:
     log: WebhookLog | None = None
     issue: ConnectionIssue | None = None
     event_type: EventType | None = None
+    interview: InterviewEvent | None = None
     secrets: list[str] = field(default_factory=list)
 
     def identifiers(self) -> list[str]:
@@ -62,6 +64,8 @@ class Tenant:
             self.log.message_id,
             str(self.issue.pk),
             self.issue.message,
+            self.interview.interview_id,
+            self.interview.title,
         ]
 
 
@@ -136,6 +140,13 @@ def make_tenant(slug: str) -> Tenant:
         last_seen_at=now,
         opened_at=now,
     )
+    tenant.interview = InterviewEvent.objects.create(
+        organization=tenant.organization,
+        integration=oauth,
+        interview_id=f"int-{slug}",
+        provider_event_id=f"evt-{slug}",
+        title=f"{slug} interview",
+    )
     return tenant
 
 
@@ -153,7 +164,16 @@ def _deliver_once(tenant: Tenant) -> WebhookLog:
 #: the tenants' provider APIs (`oauth_integration`'s `api_base_url`), for the REST proxy
 PROVIDER_API = re.compile(r"https://api\.[a-z]+\.test/v1/.*")
 #: path parameters that name no object of a tenant (the proxy's provider path)
-NON_OBJECT_PARAMETERS = frozenset({"path"})
+#: `interview_id` is the platform's id, scoped by the integration in the path (a PUT with any id
+#: creates under its own integration): only the integration id varies
+NON_OBJECT_PARAMETERS = frozenset({"path", "interview_id"})
+#: GET routes that need a chat integration (docs/HIRING.md): the tenants' custom one is
+#: refused with a 400 before any provider call; the walkers still check what they answer
+NEEDS_A_CHAT_PROVIDER = ("/messages/channels/",)
+
+
+def expected_read_status(template: str) -> int:
+    return HTTPStatus.BAD_REQUEST if template.endswith(NEEDS_A_CHAT_PROVIDER) else HTTPStatus.OK
 
 
 def mock_provider_apis(mocked: responses.RequestsMock) -> None:
@@ -189,6 +209,8 @@ def parameter_value(path: str, name: str, tenant: Tenant) -> str:
     }
     if (collection, name) == ("event-types", "name"):
         return tenant.event_type.name
+    if (collection, name) == ("interviews", "interview_id"):  # the platform's id, not a pk
+        return tenant.interview.interview_id
     if (collection, name) == ("provider", "provider"):
         return tenant.integration.provider
     if (collection, name) == ("proxy", "path"):  # a provider API path, not an object

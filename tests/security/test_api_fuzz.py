@@ -145,7 +145,7 @@ class World:
         if path.startswith("/api/integrations/webhooks/"):
             webhook = self.webhooks[pick % len(self.webhooks)]
             return {"id": str(webhook.pk), "log_id": str(self.logs[webhook.pk].pk)}
-        return {"id": str(self.integrations[pick % len(self.integrations)].pk)}
+        return {"id": str(self.integrations[pick % len(self.integrations)].pk), "interview_id": "int-fuzz"}
 
 
 def _third_party_answers():

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from common.fields import encrypted_fields
 from common.redaction import encoded_forms
-from integrations.models import OAuthState
+from integrations.models import CalendarSubscription, OAuthState
 from webhooks.models import Webhook
 from webhooks.services import webhook_create, webhook_rotate_secret
 
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.django_db
 FORMATS = ["json", "xml", "yaml", "jsonl"]
 VERIFIER = f"{SENTINEL}-pkce-verifier-0123456789abcdef0123456789"
 HEADER_TOKEN = f"{SENTINEL}-x-api-key-value"
+CHANNEL_TOKEN = f"{SENTINEL}-calendar-channel-token"
 
 
 @pytest.fixture
@@ -55,8 +56,14 @@ def secrets() -> list[str]:
         redirect_uri="https://app.test/callback",
         expires_at=timezone.now() + timedelta(minutes=10),
     )
+    CalendarSubscription.objects.create(
+        organization=tenant.organization,
+        integration=tenant.oauth_integration,
+        channel_id="chan-acme",
+        client_state=CHANNEL_TOKEN,
+    )
     values = [s for s in tenant.secrets if s != tenant.raw_key]
-    values += [rotated.secret, rotated.previous_secret, extra.secret, VERIFIER, HEADER_TOKEN]
+    values += [rotated.secret, rotated.previous_secret, extra.secret, VERIFIER, HEADER_TOKEN, CHANNEL_TOKEN]
     values += [f"Bearer {SENTINEL}-acme-header", f"session={SENTINEL}-cookie"]
     assert rotated.previous_secret and all(values)
     return values
