@@ -195,6 +195,7 @@ class EventTypeSerializer(api.ModelSerializer):
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
+
 @extend_schema_field(EventTriggerSerializer)
 class BatchItemField(serializers.Field):
     """One item of a batch, passed on as given: `trigger_client_events` validates each item
