@@ -224,7 +224,8 @@ class SubscriberToken(models.Model):
     access_token: str | None = EncryptedTextField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     refreshing_until = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # Which fetch the token is from: a 401 drops the token only if no newer one replaced it.
+    fetched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "webhook_subscriber_tokens"

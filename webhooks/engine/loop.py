@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from .. import app_settings, scheduling
 from ..models import Delivery
-from . import sending, store
+from . import sending, store, subscriber_auth
 from .policy import Outcome, plan_batch, skip_reason
 
 
@@ -36,13 +36,23 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     if sendable:
         keys = store.signing_keys({d.webhook_id for d in sendable}, now=now)
-        outcomes = sending.send_batch(sendable, keys, now=now)
+        subscribers = subscriber_auth.prepare(sendable)
+        outcomes = sending.send_batch(sendable, keys, now=now, subscribers=subscribers)
+        _drop_rejected_tokens(outcomes, subscribers)
     recorded_at = timezone.now()
     plan = plan_batch(outcomes, skipped, recorded_at)
     store.record_batch(token, plan, now=recorded_at, lease_expires_at=lease_expires_at)
     if plan.earliest_retry is not None:
         scheduling.wake_at(plan.earliest_retry)
     return outcomes
+
+
+def _drop_rejected_tokens(outcomes: list[Outcome], subscribers: dict) -> None:
+    """A 401 to a bearer token: the next attempt fetches a new one."""
+    for outcome in outcomes:
+        context = subscribers.get(outcome.delivery.webhook_id)
+        if outcome.status == 401 and context is not None and context.token_fetched_at is not None:
+            subscriber_auth.token_rejected(outcome.delivery.webhook_id, context.token_fetched_at)
 
 
 def deliver_due(*, time_budget: float | None = None) -> int:
