@@ -49,14 +49,8 @@ def test_a_failing_transform_fails_its_delivery_only(organization, receiver):
     assert tasks.deliver_due() == 5  # one batch of five
     received = receiver.wait_for(4)
     assert len(received) == 4
-    assert sorted(
-        json.loads(r.body)["data"] if isinstance(json.loads(r.body)["data"], str) else "obj" for r in received
-    ) == [
-        "Backend",
-        "obj",
-        "obj",
-        "obj",
-    ]
+    data = [json.loads(r.body)["data"] for r in received]
+    assert data.count({"name": "Backend"}) == 3 and data.count("Backend") == 1
     log = WebhookLog.objects.get(webhook=failing)
     assert not log.success and log.response_status is None
     assert log.error == "Transform failed: in abs(), expected number, got string."
