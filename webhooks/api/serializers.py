@@ -30,7 +30,7 @@ class WebhookAuthField(serializers.JSONField):
         return auth_for_reading(value)
 
 
-class SubscriberControlsMixin(serializers.Serializer):
+class SubscriberControlsMixin(api.Serializer):
     filter = serializers.JSONField(
         required=False,
         allow_null=True,
