@@ -10,6 +10,7 @@ import stat
 from http import HTTPStatus
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from tests.concurrency import Concurrently
@@ -322,3 +323,23 @@ def test_invalid_client_certificates_are_a_400(api_client, pki, receiver):
         key_lines = [line for line in pem.splitlines() if len(line) > 20 and not line.startswith("-----")]
         assert not any(line in response.content.decode() for line in key_lines)  # nothing echoed
     assert not Webhook.objects.exists()
+
+
+def test_undecryptable_auth_fails_only_that_webhooks_deliveries(organization, receiver, token_server):
+    from cryptography.fernet import Fernet
+
+    from common.encryption import _write_tokens
+
+    broken = webhook_create(
+        organization=organization, name="oauth", url=receiver.url, events=["*"], auth=auth_for(token_server)
+    )
+    webhook_create(organization=organization, name="plain", url=receiver.url, events=["*"])
+    _write_tokens(Webhook, broken.pk, {"auth": Fernet(Fernet.generate_key()).encrypt(b"{}")})
+    trigger_event(organization=organization, event="job.created", payload={})
+    assert tasks.deliver_due() == 2
+    assert len(receiver.wait_for(1)) == 1
+    assert WebhookLog.objects.get(webhook=broken).error == subscriber_auth.UNREADABLE_AUTH
+    assert token_server.grants == []
+    # moving the URL needs the settings again, and says so (no 500)
+    with pytest.raises(ValidationError, match="send auth again"):
+        webhook_update(webhook=broken, url="http://localhost:9/elsewhere")

@@ -137,7 +137,7 @@ def _validate_subscriber_fields(
 def auth_for_url_move(*, webhook: Webhook, url: str | None, auth_given: bool) -> None:
     """Like secret headers: when the URL moves to another origin, stored OAuth2 settings are
     kept only if given again with their client_secret (the receiver gets tokens they mint)."""
-    if url is None or auth_given or not webhook.auth or url_origin(url) == url_origin(webhook.url):
+    if url is None or auth_given or webhook.auth is None or url_origin(url) == url_origin(webhook.url):
         return
     raise ValidationError(
         {
