@@ -343,3 +343,27 @@ def test_undecryptable_auth_fails_only_that_webhooks_deliveries(organization, re
     # moving the URL needs the settings again, and says so (no 500)
     with pytest.raises(ValidationError, match="send auth again"):
         webhook_update(webhook=broken, url="http://localhost:9/elsewhere")
+
+
+def test_the_token_url_follows_the_ssrf_rules_at_save_and_at_connect_time(
+    organization, receiver, token_server, settings, api_client
+):
+    settings.ALLOW_PRIVATE_URLS = False
+    response = api_client.post(
+        "/api/integrations/webhooks/",
+        {"name": "n", "url": "https://hooks.example.com/in", "events": ["*"], "auth": auth_for(token_server)},
+        format="json",
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "token_url: The URL resolves to a loopback" in response.json()["errors"]["auth"][0]
+    # saved while private URLs were allowed: refused when connecting
+    settings.ALLOW_PRIVATE_URLS = True
+    webhook_create(organization=organization, name="oauth", url=receiver.url, events=["*"], auth=auth_for(token_server))
+    settings.ALLOW_PRIVATE_URLS = False
+    trigger_event(organization=organization, event="job.created", payload={})
+    tasks.deliver_due()
+    assert (
+        WebhookLog.objects.get().error
+        == "Token endpoint: Refused: the destination address is not public (SSRF protection)."
+    )
+    assert token_server.grants == []
