@@ -83,3 +83,8 @@ def user_agent() -> str:
 def wakeups() -> bool:
     """Whether this process arms wake-up timers for deliveries due later."""
     return bool(setting("WEBHOOKS_WAKEUPS", True))
+
+
+def ca_bundle() -> str | bool:
+    """What verifies receivers' TLS certificates: a PEM bundle path, or True (certifi)."""
+    return str(setting("WEBHOOKS_CA_BUNDLE", None) or "") or True

@@ -5,7 +5,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from common.fields import EncryptedCharField, is_readable
+from common.fields import EncryptedCharField, EncryptedTextField, is_readable
 from common.limits import MAX_URL_LENGTH
 from integrations.fields import EncryptedJSONField
 from organizations.models import Organization
@@ -60,10 +60,25 @@ class Webhook(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # --- subscriber controls (docs/WEBHOOKS.md "Filters, transforms and subscriber auth") ---
+    # A content filter (webhooks/filters.py), applied at fan-out; NULL: every event.
+    filter = models.JSONField(null=True, blank=True, help_text="Content filter; empty: every subscribed event.")
+    # A JMESPath expression whose result becomes the body's `data`; "": the payload as is.
+    transform = models.CharField(max_length=1000, blank=True, help_text="JMESPath expression producing `data`.")
+    # OAuth2 client-credentials settings, client_secret included: encrypted whole; NULL: none.
+    auth: dict | None = EncryptedJSONField(null=True, blank=True)
+    # PEM client certificate and its private key for mTLS, encrypted; NULL: none.
+    client_certificate: str | None = EncryptedTextField(null=True, blank=True)
+    client_certificate_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         db_table = "webhooks"
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "is_active"], name="webhook_org_active")]
+        indexes = [
+            models.Index(fields=["organization", "is_active"], name="webhook_org_active"),
+            # Fan-out reads the filtered webhooks of an organization (webhooks/services/events.py).
+            models.Index(fields=["organization"], condition=Q(filter__isnull=False), name="webhook_org_filtered"),
+        ]
         constraints = [
             # Like integration names; migration 0005 renamed earlier duplicates "name (2)", ...
             models.UniqueConstraint(fields=["organization", "name"], name="webhook_unique_name_per_organization")
@@ -81,6 +96,11 @@ class Webhook(models.Model):
     def headers_readable(self) -> bool:
         """False when no key in FERNET_KEYS decrypts the custom headers."""
         return is_readable(self.headers)
+
+    @property
+    def client_certificate_set(self) -> bool:
+        """Whether an mTLS client certificate is stored (read without decrypting it)."""
+        return self.client_certificate_expires_at is not None
 
     def subscribes_to(self, event_type: str) -> bool:
         return "*" in self.events or event_type in self.events
@@ -196,6 +216,25 @@ class WebhookLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.attempt} → {self.response_status or self.error}"
+
+
+class SubscriberToken(models.Model):
+    """A webhook's cached OAuth2 access token (webhooks/engine/subscriber_auth.py), shared by
+    every worker process. `refreshing_until` is the refresh lease: one worker fetches, the
+    others wait for its token (a conditional UPDATE claims it)."""
+
+    webhook = models.OneToOneField(Webhook, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    access_token: str | None = EncryptedTextField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refreshing_until = models.DateTimeField(null=True, blank=True)
+    # Which fetch the token is from: a 401 drops the token only if no newer one replaced it.
+    fetched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "webhook_subscriber_tokens"
+
+    def __str__(self) -> str:
+        return f"token for {self.webhook_id} until {self.expires_at}"
 
 
 class DispatchMarker(models.Model):

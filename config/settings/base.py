@@ -362,6 +362,9 @@ WEBHOOKS_DRAIN_SECONDS = env.float("WEBHOOKS_DRAIN_SECONDS", default=None, minim
 WEBHOOKS_MAX_PAYLOAD_BYTES = env.int("WEBHOOKS_MAX_PAYLOAD_BYTES", default=None, minimum=2)  # `{}` is 2
 WEBHOOKS_USER_AGENT = env.str("WEBHOOKS_USER_AGENT", default=None)
 WEBHOOKS_WAKEUPS = env.bool("WEBHOOKS_WAKEUPS", default=None)
+# A PEM bundle of CAs that verify receivers' (and subscriber token endpoints') TLS
+# certificates; unset: the certifi bundle requests ships (e.g. a private CA for mTLS receivers).
+WEBHOOKS_CA_BUNDLE = env.str("WEBHOOKS_CA_BUNDLE", default=None)
 
 INTEGRATIONS_HTTP_TIMEOUT = env.int("INTEGRATIONS_HTTP_TIMEOUT", default=None, minimum=1)
 INTEGRATIONS_OAUTH_STATE_TTL = env.int("INTEGRATIONS_OAUTH_STATE_TTL", default=None, minimum=1)

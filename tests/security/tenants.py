@@ -119,8 +119,19 @@ def make_tenant(slug: str) -> Tenant:
         events=["*"],
         headers={"Authorization": f"Bearer {secret}-header", "X-Team": slug},
         integration=tenant.integration,
+        # subscriber auth: an OAuth2 client secret, the token it gets, an mTLS private key
+        auth={
+            "type": "oauth2_client_credentials",
+            "token_url": f"https://auth.{slug}.test/token",
+            "client_id": f"{slug}-client",
+            "client_secret": f"{secret}-subscriber-client-secret",
+        },
+        client_certificate=_client_certificate(slug),
     )
-    tenant.secrets += [tenant.webhook.secret]
+    key_pem = tenant.webhook.client_certificate.split("-----END CERTIFICATE-----\n")[-1]
+    key_lines = [line for line in key_pem.splitlines() if not line.startswith("-----")]
+    tenant.secrets += [tenant.webhook.secret, f"{secret}-subscriber-client-secret", f"{secret}-subscriber-token"]
+    tenant.secrets += [key_pem, max(key_lines, key=len)]
     tenant.log = _deliver_once(tenant)
     tenant.event_type = event_type_create(
         organization=tenant.organization,
@@ -150,12 +161,24 @@ def make_tenant(slug: str) -> Tenant:
     return tenant
 
 
+def _client_certificate(slug: str) -> str:
+    from tests.webhooks.subscriber_servers import issue, make_ca
+
+    return issue(make_ca(), f"{slug}-client", server=False).pem
+
+
+def _subscriber_token(tenant: Tenant) -> dict:
+    token = next(s for s in tenant.secrets if s.endswith("-subscriber-token"))
+    return {"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+
+
 def _deliver_once(tenant: Tenant) -> WebhookLog:
     event = Event.objects.create(organization=tenant.organization, type="job.created", payload={"job": tenant.slug})
     delivery = Delivery.objects.create(
         organization=tenant.organization, event=event, webhook=tenant.webhook, next_attempt_at=timezone.now()
     )
     with responses.RequestsMock() as mocked:
+        mocked.add(responses.POST, tenant.webhook.auth["token_url"], json=_subscriber_token(tenant))
         mocked.add(responses.POST, tenant.webhook.url, body="thanks", status=200)
         process(claim_due(limit=1, delivery_ids=[delivery.pk]))
     return WebhookLog.objects.get(delivery=delivery)

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from integrations.models import Integration
 from tests.webhooks.receiver import Reply
-from webhooks.models import Webhook, WebhookLog
+from webhooks.models import SubscriberToken, Webhook, WebhookLog
 from webhooks.services import webhook_create
 
 from .tenants import (
@@ -57,6 +57,11 @@ def stored_secrets(tenant) -> list[str]:
     for webhook in Webhook.objects.filter(organization=tenant.organization):
         values += [webhook.secret, webhook.previous_secret or ""]
         values += [v for k, v in webhook.headers.items() if "auth" in k.lower() or "token" in k.lower()]
+        if webhook.auth:
+            values.append(webhook.auth["client_secret"])
+        if webhook.client_certificate:
+            values.append(webhook.client_certificate.split("-----END CERTIFICATE-----\n")[-1])  # the key
+    values += [t for t in SubscriberToken.objects.values_list("access_token", flat=True) if t]
     return [value for value in set(values) if len(value) >= 8]
 
 
@@ -161,7 +166,8 @@ def test_flows_leak_nothing_in_responses_logs_or_log_rows(acme, client_for, rece
         assert response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR or response.status_code == 502, what
         seen.append((what, body_text(response)))
     assert len(receiver.requests) >= 2  # the echoing receiver did get the sensitive header
-    assert any(f"{SENTINEL}-acme-header" in json.dumps(r.headers) for r in receiver.requests)
+    # ...its subscriber bearer token (it replaces the custom Authorization header)
+    assert any(f"Bearer {SENTINEL}-acme-subscriber-token" in json.dumps(r.headers) for r in receiver.requests)
     secrets = stored_secrets(acme)
     assert any("fresh" in s or "third" in s for s in secrets)  # the OAuth flow did store tokens
     for what, text in seen:

@@ -57,7 +57,8 @@ def test_the_migration_encrypts_existing_headers_and_back(organization):
         _migrate(AFTER)
         raw = _raw_headers(old.pk)
         assert isinstance(raw, bytes) and raw.startswith(b"gAAAAA") and b"migrated-secret-77" not in raw
-        assert Webhook.objects.get(pk=old.pk).headers == HEADERS
+        # only() the columns 0004 has: later migrations add others
+        assert Webhook.objects.only("id", "headers").get(pk=old.pk).headers == HEADERS
 
         old_apps = _migrate(BEFORE)
         assert old_apps.get_model("webhooks", "Webhook").objects.get(pk=old.pk).headers == HEADERS

@@ -22,6 +22,7 @@ from organizations.admin_scoping import OrganizationScopedAdmin
 from .. import selectors, services
 from ..engine.policy import UNREADABLE_SECRET
 from ..models import Webhook
+from ..subscriber import auth_for_reading
 from .chart import render_chart
 
 RECENT_ATTEMPTS = 20
@@ -47,6 +48,17 @@ def admin_time(value) -> str:
     return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}" if value else "—"
 
 
+# --- subscriber controls (docs/WEBHOOKS.md): the filter and the transform are edited here;
+# auth and the client certificate (secrets) only through the API, shown read-only.
+SUBSCRIBER = ["filter", "transform"]
+FILTER_HELP = (
+    'Content filter, a JSON object, e.g. {"data.job.department": {"$in": ["engineering"]}}: an event it rejects '
+    "is not delivered. Operators $eq $neq $in $nin $gt $gte $lt $lte $exists $startsWith, and $and/$or; paths are "
+    "dotted into the body {type, timestamp, data}. Empty: every subscribed event."
+)
+TRANSFORM_HELP = "JMESPath expression over the body {type, timestamp, data}; its result is sent as data. Empty: none."
+
+
 class WebhookForm(forms.ModelForm):
     url = forms.URLField(
         label="URL",
@@ -64,6 +76,17 @@ class WebhookForm(forms.ModelForm):
             "remove the header. Stored encrypted; webhook-*, Host and Content-Length cannot be set."
         ),
     )
+    filter = HeadersField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField", "spellcheck": "false"}),
+        help_text=FILTER_HELP,
+    )
+    transform = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.TextInput(attrs={"style": "width:100%;max-width:48em;font-family:monospace"}),
+        help_text=TRANSFORM_HELP,
+    )
     remove_sensitive_headers = forms.BooleanField(
         required=False,
         label="Remove the secret headers",
@@ -73,7 +96,7 @@ class WebhookForm(forms.ModelForm):
 
     class Meta:
         model = Webhook
-        fields = ["organization", "name", "url", "events", "integration", "retry_attempts", "is_active"]
+        fields = ["organization", "name", "url", "events", "integration", "retry_attempts", "is_active", *SUBSCRIBER]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -106,7 +129,9 @@ class WebhookForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        fields = {k: cleaned[k] for k in ("url", "events", "retry_attempts", "integration") if k in cleaned}
+        fields = {
+            k: cleaned[k] for k in ("url", "events", "retry_attempts", "integration", *SUBSCRIBER) if k in cleaned
+        }
         if self.headers_submitted and cleaned.get("headers") is not None:
             fields["headers"] = cleaned["headers"]
         try:
@@ -163,6 +188,8 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     readonly_fields = [
         "status_badge",
         "signing_secret",
+        "subscriber_auth",
+        "mtls_certificate",
         *Webhook.STATUS_FIELDS,
         "chart",
         "recent_attempts",
@@ -172,9 +199,10 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         main = ("organization", "name", "url", "events", "integration", "headers", "retry_attempts", "is_active")
         if obj is None:
-            return [(None, {"fields": main})]
+            return [(None, {"fields": main}), ("Subscriber controls", {"fields": SUBSCRIBER})]
         return [
             (None, {"fields": (*main, "remove_sensitive_headers", "signing_secret")}),
+            ("Subscriber controls", {"fields": (*SUBSCRIBER, "subscriber_auth", "mtls_certificate")}),
             (
                 "Status",
                 {
@@ -205,6 +233,23 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         if obj.secret_readable:
             return "Stored encrypted; shown only when created or rotated."
         return UNREADABLE_SECRET
+
+    @admin.display(description="Subscriber authentication")
+    def subscriber_auth(self, obj: Webhook) -> str:
+        shown = auth_for_reading(obj.auth)
+        if shown is None:
+            return "None (set through the API: auth)."
+        if shown.get("readable") is False:
+            return "OAuth2 client credentials; the settings cannot be decrypted with FERNET_KEYS: enter them again."
+        scope = f", scope {shown['scope']}" if shown.get("scope") else ""
+        secret = "set" if shown["client_secret_set"] else "not set"
+        return f"OAuth2 client credentials: {shown['token_url']}, client {shown['client_id']}{scope}; secret {secret}."
+
+    @admin.display(description="mTLS client certificate")
+    def mtls_certificate(self, obj: Webhook) -> str:
+        if not obj.client_certificate_set:
+            return "None (set through the API: client_certificate)."
+        return f"Stored encrypted; expires {admin_time(obj.client_certificate_expires_at)}."
 
     @admin.display(description="Attempts per hour")
     def chart(self, obj: Webhook):
@@ -243,7 +288,7 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        editable = ("name", "url", "events", "integration", "retry_attempts", "is_active")
+        editable = ("name", "url", "events", "integration", "retry_attempts", "is_active", *SUBSCRIBER)
         if change:
             # Only what the operator changed, through the service (it locks the row; enabling
             # and disabling follow its rules). Never a full save() of the form's instance:

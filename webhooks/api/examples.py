@@ -94,6 +94,15 @@ WEBHOOK_PATCH = [
         request_only=True,
     ),
     OpenApiExample("Change the events", value={"events": ["offer.sent", "offer.accepted"]}, request_only=True),
+    OpenApiExample(
+        "Only engineering jobs, reshaped",
+        value={
+            "filter": {"data.job.department": {"$in": ["engineering"]}},
+            "transform": "{application: data.application_id, job: data.job.id, kind: type}",
+        },
+        description="The filter drops other events at fan-out; the transform's result is sent as `data`.",
+        request_only=True,
+    ),
 ]
 RECOVER = [
     OpenApiExample(

@@ -11,6 +11,7 @@ from organizations.tenancy import OrganizationScopedRelatedField
 from webhooks.masking import MaskedResponseBodyField
 from webhooks.models import EventType, Webhook, WebhookLog
 from webhooks.services import MAX_BATCH_EVENTS
+from webhooks.subscriber import auth_for_reading
 
 
 class MaskedHeadersField(serializers.DictField):
@@ -21,7 +22,63 @@ class MaskedHeadersField(serializers.DictField):
         return mask_sensitive(value) if is_readable(value) else {}
 
 
-class WebhookSerializer(api.ModelSerializer):
+# --- subscriber controls (filter, transform, auth, client_certificate): docs/WEBHOOKS.md ---
+
+
+class WebhookAuthField(serializers.JSONField):
+    """OAuth2 client-credentials settings; reads never show `client_secret`, only
+    `client_secret_set` (webhooks/subscriber.py validates and keeps the stored secret)."""
+
+    def to_representation(self, value):
+        return auth_for_reading(value)
+
+
+class SubscriberControlsMixin(api.Serializer):
+    filter = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='Content filter, e.g. {"data.job.department": {"$in": ["engineering"]}}: an event it rejects '
+        "creates no delivery. Operators $eq $neq $in $nin $gt $gte $lt $lte $exists $startsWith, $and/$or; "
+        "paths are dotted into the body {type, timestamp, data}. null: every subscribed event.",
+    )
+    transform = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="JMESPath expression over the body {type, timestamp, data}; its result is sent as `data`. "
+        '"": the payload as is.',
+    )
+    auth = WebhookAuthField(
+        required=False,
+        allow_null=True,
+        help_text='{"type": "oauth2_client_credentials", "token_url", "client_id", "client_secret", "scope"?, '
+        '"audience"?}: a token fetched from the subscriber is sent as Authorization: Bearer. client_secret is '
+        "write-only (reads show client_secret_set); leave it out of an update to keep it. null: none.",
+    )
+    client_certificate = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        write_only=True,
+        trim_whitespace=False,
+        help_text="mTLS: PEM certificate and unencrypted private key, write-only, stored encrypted. null: none.",
+    )
+    client_certificate_set = serializers.BooleanField(read_only=True)
+    client_certificate_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+SUBSCRIBER_FIELDS = [
+    "filter",
+    "transform",
+    "auth",
+    "client_certificate",
+    "client_certificate_set",
+    "client_certificate_expires_at",
+]
+SUBSCRIBER_READ_ONLY = ["client_certificate_set", "client_certificate_expires_at"]
+
+
+class WebhookSerializer(SubscriberControlsMixin, api.ModelSerializer):
     events = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False)
     headers = MaskedHeadersField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
@@ -54,8 +111,9 @@ class WebhookSerializer(api.ModelSerializer):
             "is_active",
             "secret_readable",
             *Webhook.STATUS_FIELDS,
+            *SUBSCRIBER_FIELDS,
         ]
-        read_only_fields = ["id", "secret_readable", *Webhook.STATUS_FIELDS]
+        read_only_fields = ["id", "secret_readable", *Webhook.STATUS_FIELDS, *SUBSCRIBER_READ_ONLY]
 
 
 class WebhookCreateSerializer(WebhookSerializer):

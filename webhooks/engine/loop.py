@@ -17,7 +17,7 @@ from common.app_settings import metrics_enabled
 
 from .. import app_settings, scheduling
 from ..models import Delivery
-from . import sending, store
+from . import sending, store, subscriber_auth
 from .policy import BatchPlan, Outcome, plan_batch, skip_reason
 
 
@@ -39,7 +39,9 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     if sendable:
         keys = store.signing_keys({d.webhook_id for d in sendable}, now=now)
-        outcomes = sending.send_batch(sendable, keys, now=now)
+        subscribers = subscriber_auth.prepare(sendable)
+        outcomes = sending.send_batch(sendable, keys, now=now, subscribers=subscribers)
+        _drop_rejected_tokens(outcomes, subscribers)
     recorded_at = timezone.now()
     plan = plan_batch(outcomes, skipped, recorded_at)
     recorded = store.record_batch(token, plan, now=recorded_at, lease_expires_at=lease_expires_at)
@@ -70,6 +72,14 @@ def observe(plan: BatchPlan, recorded: set) -> None:
         attempts.append((state, outcome.status, seconds if outcome.request_headers else None, latency))
     attempts.extend(("failed", None, None, None) for pk in plan.delivery_ids() if pk in recorded and pk not in sent)
     metrics.record_deliveries(attempts)
+
+
+def _drop_rejected_tokens(outcomes: list[Outcome], subscribers: dict) -> None:
+    """A 401 to a bearer token: the next attempt fetches a new one."""
+    for outcome in outcomes:
+        context = subscribers.get(outcome.delivery.webhook_id)
+        if outcome.status == 401 and context is not None and context.token_fetched_at is not None:
+            subscriber_auth.token_rejected(outcome.delivery.webhook_id, context.token_fetched_at)
 
 
 def deliver_due(*, time_budget: float | None = None) -> int:

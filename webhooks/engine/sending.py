@@ -24,7 +24,7 @@ from common import tracing
 from common.fields import is_readable
 from common.http import read_capped, request_deadline
 from common.logs import delivery_context
-from common.redaction import mask_sensitive, redact, sensitive_values
+from common.redaction import REDACTED, mask_sensitive, redact, sensitive_values
 from common.tracing import attempt_span
 
 from .. import app_settings
@@ -32,7 +32,9 @@ from ..http import get_session
 from ..models import Delivery, Event
 from ..retry import parse_retry_after
 from ..signing import sign
+from ..transforms import TransformError, apply_transform
 from .policy import UNREADABLE_HEADERS, UNREADABLE_SECRET, Outcome
+from .subscriber_auth import SubscriberContext
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +46,30 @@ _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
 
 
+def _message(event: Event) -> dict:
+    return {"type": event.type, "timestamp": event.created_at.isoformat().replace("+00:00", "Z"), "data": event.payload}
+
+
+def _encode(message: dict) -> bytes:
+    return json.dumps(message, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def event_body(event: Event) -> bytes:
     """The request body; the same bytes on every attempt of the event."""
-    return json.dumps(
-        {"type": event.type, "timestamp": event.created_at.isoformat().replace("+00:00", "Z"), "data": event.payload},
-        cls=DjangoJSONEncoder,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    return _encode(_message(event))
+
+
+def transformed_body(event: Event, expression: str) -> bytes:
+    """The body of a webhook with a transform (webhooks/transforms.py): its result is `data`.
+    TransformError when the expression fails on this event, or its result is too large."""
+    message = _message(event)
+    try:
+        body = _encode({**message, "data": apply_transform(expression, message)})
+    except (TypeError, ValueError, RecursionError):
+        raise TransformError("Transform failed: its result is not JSON.") from None
+    if len(body) > app_settings.max_payload_bytes() + 1024:
+        raise TransformError(f"Transform failed: its result exceeds {app_settings.max_payload_bytes()} bytes.")
+    return body
 
 
 def loggable_headers(headers: dict[str, str], custom: dict[str, str]) -> dict[str, str]:
@@ -79,20 +97,25 @@ def error_text(exc: Exception, timeout: float) -> str:
     return f"Request failed ({type(exc).__name__})."
 
 
-def send_one(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
+def send_one(
+    delivery: Delivery, body: bytes, keys: list[bytes], subscriber: SubscriberContext | None = None
+) -> Outcome:
     """One attempt. Its log lines carry the event and delivery ids (and never the
     webhook's custom header values); with tracing on, its span is a child of the span
     that triggered the event."""
-    with delivery_context(delivery.event_id, delivery.pk, sensitive_values(delivery.webhook.headers)):
+    secrets = sensitive_values(delivery.webhook.headers)
+    if subscriber is not None and subscriber.bearer:
+        secrets.append(subscriber.bearer)
+    with delivery_context(delivery.event_id, delivery.pk, secrets):
         if tracing.enabled():
             with attempt_span("webhooks.deliver", delivery.event.traceparent, _span_attributes(delivery)) as span:
-                outcome = _attempt(delivery, body, keys)
+                outcome = _attempt(delivery, body, keys, subscriber)
                 if span is not None:
                     if outcome.status is not None:
                         span.set_attribute("http.response.status_code", outcome.status)
                     span.set_attribute("webhooks.attempt.success", outcome.success)
         else:
-            outcome = _attempt(delivery, body, keys)
+            outcome = _attempt(delivery, body, keys, subscriber)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "Attempt %d of delivery %s: %s in %.0f ms",
@@ -114,7 +137,9 @@ def _span_attributes(delivery: Delivery) -> dict[str, str | int]:
     }
 
 
-def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
+def _attempt(
+    delivery: Delivery, body: bytes, keys: list[bytes], subscriber: SubscriberContext | None = None
+) -> Outcome:
     webhook = delivery.webhook
     timestamp = int(time.time())
     headers = {
@@ -125,6 +150,14 @@ def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
     }
     custom = webhook.headers or {}
     outcome = Outcome(delivery=delivery, started_at=timezone.now(), request_headers=loggable_headers(headers, custom))
+    # Subscriber auth (webhooks/engine/subscriber_auth.py): the bearer token replaces a custom
+    # Authorization header; logged masked, and redacted from an echoing receiver's answer.
+    extra: dict[str, str] = {}
+    if subscriber is not None and subscriber.bearer:
+        custom = {name: value for name, value in custom.items() if name.lower() != "authorization"}
+        extra["Authorization"] = f"Bearer {subscriber.bearer}"
+        outcome.request_headers = {**loggable_headers(headers, custom), "Authorization": REDACTED}
+    cert = subscriber.certificate_file if subscriber is not None else None
     timeout = app_settings.request_timeout()
     started = time.perf_counter()
     try:
@@ -133,14 +166,17 @@ def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
             response = get_session().post(
                 webhook.url,
                 data=body,
-                headers={**custom, **headers},
+                headers={**custom, **extra, **headers},
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,
+                cert=cert,
+                verify=app_settings.ca_bundle(),
             )
             # A longer answer is cut, not an error: delivery success is the status code.
             raw = read_capped(response, MAX_BODY_READ, truncate=True)
-        _fill_from_response(outcome, response, raw, custom)
+        secrets = sensitive_values(custom) + ([subscriber.bearer] if subscriber and subscriber.bearer else [])
+        _fill_from_response(outcome, response, raw, secrets)
     except requests.RequestException as exc:
         outcome.error = error_text(exc, timeout)
     except Exception as exc:  # never let one delivery break the batch
@@ -150,11 +186,11 @@ def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
     return outcome
 
 
-def _fill_from_response(outcome: Outcome, response: requests.Response, raw: bytes, custom: dict[str, str]) -> None:
+def _fill_from_response(outcome: Outcome, response: requests.Response, raw: bytes, secrets: list[str]) -> None:
     outcome.status = response.status_code
     # PostgreSQL text cannot hold NUL: one receiver's odd answer must not fail the batch.
     # A receiver may echo the request (debug pages, echo servers): keep its secrets out.
-    text = redact(raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), sensitive_values(custom))
+    text = redact(raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), secrets)
     outcome.body_excerpt = text.encode()[: app_settings.response_excerpt_bytes()].decode("utf-8", "ignore")
     outcome.success = 200 <= response.status_code < 300
     outcome.gone = response.status_code == 410
@@ -174,12 +210,19 @@ def _pool(size: int) -> ThreadPoolExecutor:
 
 
 def send_batch(
-    deliveries: list[Delivery], keys: dict[uuid.UUID, list[bytes] | None], *, now: datetime
+    deliveries: list[Delivery],
+    keys: dict[uuid.UUID, list[bytes] | None],
+    *,
+    now: datetime,
+    subscribers: dict[uuid.UUID, SubscriberContext] | None = None,
 ) -> list[Outcome]:
     """Send each delivery (concurrently); a webhook whose keys are None (its secret cannot
-    be decrypted) gets an outcome saying so instead of a request."""
+    be decrypted) gets an outcome saying so instead of a request, and so does one whose
+    subscriber context has an error or whose transform fails on its event."""
     bodies: dict[uuid.UUID, bytes] = {}
-    jobs, unreadable = [], []
+    subscribers = subscribers or {}
+    jobs: list[tuple[Delivery, bytes, list[bytes], SubscriberContext | None]] = []
+    unreadable = []
     for delivery in deliveries:
         webhook_keys = keys.get(delivery.webhook_id)
         if webhook_keys is None:
@@ -188,9 +231,21 @@ def send_batch(
         if not is_readable(delivery.webhook.headers):
             unreadable.append(Outcome(delivery=delivery, started_at=now, error=UNREADABLE_HEADERS))
             continue
-        if delivery.event_id not in bodies:
-            bodies[delivery.event_id] = event_body(delivery.event)
-        jobs.append((delivery, bodies[delivery.event_id], webhook_keys))
+        subscriber = subscribers.get(delivery.webhook_id)
+        if subscriber is not None and subscriber.error:
+            unreadable.append(Outcome(delivery=delivery, started_at=now, error=subscriber.error[:500]))
+            continue
+        if delivery.webhook.transform:  # a body per webhook; the others share one per event
+            try:
+                body = transformed_body(delivery.event, delivery.webhook.transform)
+            except TransformError as exc:
+                unreadable.append(Outcome(delivery=delivery, started_at=now, error=str(exc)[:500]))
+                continue
+        else:
+            if delivery.event_id not in bodies:
+                bodies[delivery.event_id] = event_body(delivery.event)
+            body = bodies[delivery.event_id]
+        jobs.append((delivery, body, webhook_keys, subscriber))
     if len(jobs) <= 1:
         return unreadable + [send_one(*job) for job in jobs]
     pool = _pool(max(app_settings.send_concurrency(), 1))

@@ -102,7 +102,8 @@ def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]
             queryset = queryset.select_for_update(skip_locked=True, of=("self",))
         # Secrets are loaded per batch by `signing_keys`, so one that cannot be decrypted
         # does not make the claim itself fail.
-        secrets = [f"webhook__{name}" for name in SECRET_FIELDS]
+        # So are subscriber credentials, by webhooks/engine/subscriber_auth.py.
+        secrets = [f"webhook__{name}" for name in (*SECRET_FIELDS, "auth", "client_certificate")]
         deliveries = list(queryset.select_related("event", "webhook").defer(*secrets)[:limit])
         if not deliveries:
             return []

@@ -29,9 +29,12 @@ from organizations.models import Organization
 
 from .. import app_settings
 from ..events import ALL_EVENTS, is_known_event
-from ..models import Webhook
+from ..filters import validate_filter
+from ..models import SubscriberToken, Webhook
 from ..signing import generate_secret, secret_key_bytes
+from ..subscriber import validate_auth, validate_client_certificate
 from ..targets import validate_headers, validate_target_url
+from ..transforms import validate_transform
 from .event_types import custom_event_names
 from .operational import DisabledBy, emit_webhook_disabled
 
@@ -39,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 MAX_RETRY_ATTEMPTS = 10
 WEBHOOK_FIELDS = {"name", "url", "events", "headers", "retry_attempts", "is_active", "integration"}
+# Subscriber controls (webhooks/filters.py, webhooks/transforms.py, webhooks/subscriber.py).
+SUBSCRIBER_FIELDS = {"filter", "transform", "auth", "client_certificate"}
+WEBHOOK_FIELDS |= SUBSCRIBER_FIELDS
 
 
 # --- validation -------------------------------------------------------------------------
@@ -77,7 +83,7 @@ def validate_name(name: Any, *, organization: Organization | None, exclude_pk: A
 
 
 def validate_webhook_fields(
-    fields: dict[str, Any], organization: Organization | None = None, *, exclude_pk: Any = None
+    fields: dict[str, Any], organization: Organization | None = None, *, exclude_pk: Any = None, stored_auth: Any = None
 ) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     cleaned = dict(fields)
@@ -96,6 +102,7 @@ def validate_webhook_fields(
                 check(fields[name])
             except ValidationError as exc:
                 errors[name] = exc.messages
+    _validate_subscriber_fields(fields, cleaned, errors, stored_auth)
     integration = fields.get("integration")
     if integration is not None and organization is not None and integration.organization_id != organization.pk:
         errors["integration"] = ["No such integration."]
@@ -104,6 +111,45 @@ def validate_webhook_fields(
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _validate_subscriber_fields(
+    fields: dict[str, Any], cleaned: dict[str, Any], errors: dict[str, list[str]], stored_auth: Any
+) -> None:
+    """`filter`, `transform`, `auth` and `client_certificate` (the last sets its expiry too)."""
+    checks = {
+        "filter": validate_filter,
+        "transform": validate_transform,
+        "auth": lambda value: validate_auth(value, stored=stored_auth),
+    }
+    for name, check in checks.items():
+        if name in fields:
+            try:
+                cleaned[name] = check(fields[name])
+            except ValidationError as exc:
+                errors[name] = exc.messages
+    if "client_certificate" in fields:
+        try:
+            cleaned["client_certificate"], cleaned["client_certificate_expires_at"] = validate_client_certificate(
+                fields["client_certificate"]
+            )
+        except ValidationError as exc:
+            errors["client_certificate"] = exc.messages
+
+
+def auth_for_url_move(*, webhook: Webhook, url: str | None, auth_given: bool) -> None:
+    """Like secret headers: when the URL moves to another origin, stored OAuth2 settings are
+    kept only if given again with their client_secret (the receiver gets tokens they mint)."""
+    if url is None or auth_given or webhook.auth is None or url_origin(url) == url_origin(webhook.url):
+        return
+    raise ValidationError(
+        {
+            "auth": [
+                "The URL moves to another host: send auth again with its client_secret, or null to remove it. "
+                "Tokens are never sent to a host their settings were not entered for."
+            ]
+        }
+    )
 
 
 def validate_secret(secret: str) -> str:
@@ -196,7 +242,7 @@ def webhook_create(*, organization: Organization, secret: str | None = None, **f
 # `is_active`/`disabled_*` it sets itself (webhooks/engine/store.py moves them with F() and
 # conditional UPDATEs). These services therefore write only the fields they change, on
 # the row they locked and re-read: never a whole instance read earlier.
-_UNLOCKED_SECRETS = ("secret", "previous_secret")  # not decrypted just to lock the row
+_UNLOCKED_SECRETS = ("secret", "previous_secret", "auth", "client_certificate")  # not decrypted just to lock the row
 
 
 def lock_webhook(webhook: Webhook) -> Webhook:
@@ -220,9 +266,19 @@ def webhook_update(*, webhook: Webhook, disabled_by: DisabledBy = "api", **field
     unknown = set(fields) - WEBHOOK_FIELDS
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    cleaned = validate_webhook_fields(fields, webhook.organization, exclude_pk=webhook.pk)
-    is_active = cleaned.pop("is_active", None)
     locked = lock_webhook(webhook)
+    auth_given = "auth" in fields
+    if auth_given and fields["auth"] and "client_secret" not in fields["auth"]:
+        # An update may keep the stored client_secret (the only read of it, under the lock).
+        stored_auth = Webhook.objects.filter(pk=webhook.pk).values_list("auth", flat=True).get()
+    else:
+        stored_auth = None
+    cleaned = validate_webhook_fields(fields, webhook.organization, exclude_pk=webhook.pk, stored_auth=stored_auth)
+    is_active = cleaned.pop("is_active", None)
+    if "url" in cleaned:
+        auth_for_url_move(webhook=_with_auth(locked), url=cleaned["url"], auth_given=auth_given)
+    if auth_given or "url" in cleaned:  # a cached token belongs to the old settings
+        SubscriberToken.objects.filter(webhook_id=webhook.pk).delete()
     headers = headers_for_update(webhook=locked, url=cleaned.get("url"), headers=cleaned.pop("headers", None))
     if headers is not None:
         cleaned["headers"] = headers
@@ -237,6 +293,12 @@ def webhook_update(*, webhook: Webhook, disabled_by: DisabledBy = "api", **field
         reason = "Disabled in the admin." if disabled_by == "admin" else "Disabled through the API."
         _disable_locked(locked, reason=reason, disabled_by=disabled_by)
     return _sync_instance(webhook, locked)
+
+
+def _with_auth(locked: Webhook) -> Webhook:
+    if "auth" in locked.get_deferred_fields():
+        locked.auth = Webhook.objects.filter(pk=locked.pk).values_list("auth", flat=True).get()
+    return locked
 
 
 def _enable_locked(locked: Webhook) -> None:
