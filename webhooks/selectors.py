@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 
-from django.db import connection
-from django.db.models import Aggregate, Avg, Count, FloatField, Q, QuerySet
+from django.db.models import Aggregate, Count, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from organizations.models import Organization
 
-from .models import Delivery, Webhook, WebhookLog
+from . import rollups
+from .models import Delivery, Webhook, WebhookHourlyStats, WebhookLog
 
 
 def webhook_list(*, organization: Organization) -> QuerySet[Webhook]:
@@ -27,7 +26,9 @@ def webhook_log_list(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[WebhookLog]:
-    logs = WebhookLog.objects.filter(webhook=webhook, organization_id=webhook.organization_id)
+    """A webhook's attempts, newest first. Filtered by the webhook alone (the caller found it
+    in the organization): each filter then matches an index led by the webhook."""
+    logs = WebhookLog.objects.filter(webhook=webhook)
     if success is not None:
         logs = logs.filter(success=success)
     if event:
@@ -36,7 +37,7 @@ def webhook_log_list(
         logs = logs.filter(created_at__gte=since)
     if until:
         logs = logs.filter(created_at__lte=until)
-    return logs.order_by("-created_at", "-attempt")
+    return logs.order_by("-created_at", "-id")
 
 
 class PercentileCont(Aggregate):
@@ -47,45 +48,63 @@ class PercentileCont(Aggregate):
     output_field = FloatField()
 
 
-def _p95(logs: QuerySet[WebhookLog], count: int) -> float | None:
-    """The 95th percentile duration, computed in the database (nearest rank elsewhere)."""
-    if not count:
-        return None
-    if connection.vendor == "postgresql":
-        value = logs.aggregate(p95=PercentileCont("duration_ms", fraction=0.95))["p95"]
-        return round(value, 3) if value is not None else None
-    rank = max(math.ceil(0.95 * count), 1)
-    values = list(logs.order_by("duration_ms").values_list("duration_ms", flat=True)[rank - 1 : rank])
-    return values[0] if values else None  # pruned meanwhile
+#: the windows `GET .../stats/?window=` offers, in hours
+STATS_WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 
 
-def _window_stats(logs: QuerySet[WebhookLog]) -> dict:
-    totals = logs.aggregate(
-        attempts=Count("id"), successes=Count("id", filter=Q(success=True)), mean=Avg("duration_ms")
-    )
-    attempts = totals["attempts"]
+def _rollup_stats(totals: dict, prefix: str) -> dict:
+    succeeded, failed = totals[f"{prefix}_succeeded"] or 0, totals[f"{prefix}_failed"] or 0
+    attempts = succeeded + failed
+    durations = [totals[f"{prefix}_{column}"] or 0 for column in rollups.DURATION_COLUMNS]
+    latencies = [totals[f"{prefix}_{column}"] or 0 for column in rollups.LATENCY_COLUMNS]
+    delivered = totals[f"{prefix}_delivered"] or 0
     return {
         "attempts": attempts,
-        "successes": totals["successes"],
-        "failures": attempts - totals["successes"],
-        "success_rate": round(totals["successes"] / attempts, 4) if attempts else None,
-        "mean_duration_ms": round(totals["mean"], 3) if totals["mean"] is not None else None,
-        "p95_duration_ms": _p95(logs, attempts),
+        "successes": succeeded,
+        "failures": failed,
+        "success_rate": round(succeeded / attempts, 4) if attempts else None,
+        "mean_duration_ms": round(totals[f"{prefix}_duration_ms_sum"] / attempts, 3) if attempts else None,
+        "p50_duration_ms": rollups.percentile(durations, rollups.DURATION_BOUNDS_MS, 0.5),
+        "p95_duration_ms": rollups.percentile(durations, rollups.DURATION_BOUNDS_MS, 0.95),
+        "delivered": delivered,
+        "mean_latency_ms": round(totals[f"{prefix}_latency_ms_sum"] / delivered, 3) if delivered else None,
+        "p50_latency_ms": rollups.percentile(latencies, rollups.LATENCY_BOUNDS_MS, 0.5),
+        "p95_latency_ms": rollups.percentile(latencies, rollups.LATENCY_BOUNDS_MS, 0.95),
     }
 
 
-def webhook_stats(*, webhook: Webhook) -> dict:
-    now = timezone.now()
-    logs = WebhookLog.objects.filter(webhook=webhook, organization_id=webhook.organization_id)
-    all_time = _window_stats(logs)
-    last_24h = _window_stats(logs.filter(created_at__gte=now - timedelta(hours=24)))
+def webhook_stats(*, webhook: Webhook, window: str = "24h") -> dict:
+    """From the hourly rollups (webhooks/rollups.py), never the logs: one aggregate over the
+    webhook's rollup rows (one per hour it had attempts, read by `webhook_hourly_stats_unique`),
+    so the cost does not grow with the logs. A window of N hours is the current hour and the
+    N - 1 before it. All-time attempt counts are the webhook row's counters; all-time
+    durations come from every rollup row (kept when logs are pruned)."""
+    current = rollups.hour_of(timezone.now())
+    starts = {"window": current - timedelta(hours=STATS_WINDOWS[window] - 1), "last_24h": current - timedelta(hours=23)}
+    aggregates: dict = {}
+    for prefix in ("all", *starts):
+        condition = Q(hour__gte=starts[prefix]) if prefix in starts else None
+        for column in rollups.COLUMNS:
+            aggregates[f"{prefix}_{column}"] = Sum(column, filter=condition)
+    totals = WebhookHourlyStats.objects.filter(webhook=webhook).aggregate(**aggregates)
+    all_time = _rollup_stats(totals, "all")
+    successes, failures = webhook.success_count, webhook.failure_count
+    attempts = successes + failures
+    all_time.update(
+        attempts=attempts,
+        successes=successes,
+        failures=failures,
+        success_rate=round(successes / attempts, 4) if attempts else None,
+    )
     deliveries = Delivery.objects.filter(webhook=webhook).aggregate(
         pending=Count("id", filter=Q(state=Delivery.State.PENDING)),
         failed=Count("id", filter=Q(state=Delivery.State.FAILED)),
     )
     return {
         **all_time,
-        "last_24h": last_24h,
+        "window": window,
+        "window_stats": _rollup_stats(totals, "window"),
+        "last_24h": _rollup_stats(totals, "last_24h"),
         "pending_deliveries": deliveries["pending"],
         "failed_deliveries": deliveries["failed"],
         "consecutive_failures": webhook.consecutive_failures,
