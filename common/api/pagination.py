@@ -17,10 +17,11 @@ class PageSizeMixin:
     integer is a 400."""
 
     page_size: int | None
-    page_size_query_param = "page_size"
-    max_page_size = 500
+    page_size_query_param: str | None = "page_size"
+    max_page_size: int | None = 500
 
     def get_page_size(self, request):
+        assert self.page_size_query_param and self.max_page_size
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
