@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
-from django.db.models import Aggregate, Count, FloatField, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Aggregate, Count, FloatField, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -73,6 +75,39 @@ def _rollup_stats(totals: dict, prefix: str) -> dict:
     }
 
 
+@functools.cache
+def _rollup_totals_sql() -> str:
+    """A webhook's rollup rows summed in three groups: before the window (2), in the window
+    but before the last 24 h (1), the last 24 h (0). Raw SQL, built once."""
+    quote = connection.ops.quote_name
+    sums = ", ".join(f"SUM({quote(column)})" for column in rollups.COLUMNS)
+    group = "CASE WHEN hour >= %(day)s THEN 0 WHEN hour >= %(window)s THEN 1 ELSE 2 END"
+    return f"SELECT {group}, {sums} FROM {quote(rollups.TABLE)} WHERE webhook_id = %(webhook)s GROUP BY 1"  # noqa: S608
+
+
+def _rollup_totals(webhook: Webhook, *, window_start: datetime, day_start: datetime) -> dict:
+    """Every rollup column summed over all time (`all_*`), the window (`window_*`) and the
+    last 24 h (`last_24h_*`); the window is never shorter than 24 h."""
+    hour = WebhookHourlyStats._meta.get_field("hour")
+    webhook_field = WebhookHourlyStats._meta.get_field("webhook")
+    params = {
+        "webhook": webhook_field.get_db_prep_value(webhook.pk, connection),
+        "window": hour.get_db_prep_value(window_start, connection),
+        "day": hour.get_db_prep_value(day_start, connection),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_rollup_totals_sql(), params)
+        groups = {row[0]: [value or 0 for value in row[1:]] for row in cursor.fetchall()}
+    zero = [0] * len(rollups.COLUMNS)
+    day = groups.get(0, zero)
+    window = [a + b for a, b in zip(day, groups.get(1, zero), strict=True)]
+    every = [a + b for a, b in zip(window, groups.get(2, zero), strict=True)]
+    totals = {}
+    for prefix, values in (("all", every), ("window", window), ("last_24h", day)):
+        totals.update({f"{prefix}_{column}": value for column, value in zip(rollups.COLUMNS, values, strict=True)})
+    return totals
+
+
 def webhook_stats(*, webhook: Webhook, window: str = "24h") -> dict:
     """From the hourly rollups (webhooks/rollups.py), never the logs: one aggregate over the
     webhook's rollup rows (one per hour it had attempts, read by `webhook_hourly_stats_unique`),
@@ -80,13 +115,8 @@ def webhook_stats(*, webhook: Webhook, window: str = "24h") -> dict:
     N - 1 before it. All-time attempt counts are the webhook row's counters; all-time
     durations come from every rollup row (kept when logs are pruned)."""
     current = rollups.hour_of(timezone.now())
-    starts = {"window": current - timedelta(hours=STATS_WINDOWS[window] - 1), "last_24h": current - timedelta(hours=23)}
-    aggregates: dict = {}
-    for prefix in ("all", *starts):
-        condition = Q(hour__gte=starts[prefix]) if prefix in starts else None
-        for column in rollups.COLUMNS:
-            aggregates[f"{prefix}_{column}"] = Sum(column, filter=condition)
-    totals = WebhookHourlyStats.objects.filter(webhook=webhook).aggregate(**aggregates)
+    window_start = current - timedelta(hours=STATS_WINDOWS[window] - 1)
+    totals = _rollup_totals(webhook, window_start=window_start, day_start=current - timedelta(hours=23))
     all_time = _rollup_stats(totals, "all")
     successes, failures = webhook.success_count, webhook.failure_count
     attempts = successes + failures

@@ -3,6 +3,7 @@ pagination of the logs (common/api/pagination.py CursorPagination) and the index
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -266,15 +267,23 @@ def _plan(queryset) -> str:
 
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN output is PostgreSQL's")
-def test_the_logs_pages_and_stats_use_their_indexes(history):
-    webhook, _, start = history
+def test_the_logs_pages_and_stats_use_their_indexes(history, organization, receiver):
+    webhook, delivery, start = history
+    # Other webhooks' rows, so that the planner sees the webhook-led indexes are selective.
+    for n in range(3):
+        other = webhook_create(organization=organization, name=f"other {n}", url=receiver.url, events=["*"])
+        rows = [
+            _log(other, delivery, start + timedelta(seconds=i), event_type=f"e{i % 7}", success=i % 10 != 3)
+            for i in range(1000)
+        ]
+        WebhookLog.objects.bulk_create(rows)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE webhook_logs")
     order = ("-created_at", "-id")
-    page = selectors.webhook_log_list(webhook=webhook).order_by(*order)[:51]
-    assert "log_webhook_created" in _plan(page)
-    assert "log_webhook_success" in _plan(selectors.webhook_log_list(webhook=webhook, success=False)[:51])
-    assert "log_webhook_event" in _plan(selectors.webhook_log_list(webhook=webhook, event="job.opened")[:51])
+    page = selectors.webhook_log_list(webhook=other).order_by(*order)
+    assert "log_webhook_created" in _plan(page[:51])
+    assert "log_webhook_success" in _plan(selectors.webhook_log_list(webhook=other, success=False)[:51])
+    assert "log_webhook_event" in _plan(selectors.webhook_log_list(webhook=other, event="e3")[:51])
     deep = page.filter(created_at__lte=start + timedelta(seconds=5)).exclude(
         created_at=start + timedelta(seconds=5), pk__gte=uuid.uuid4()
     )
@@ -342,3 +351,44 @@ def test_the_migration_backfills_rollups_from_existing_logs(organization):
         assert stats["window_stats"]["attempts"] == 20 and stats["window_stats"]["failures"] == 4
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+# --- the bench data loader -----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_load_bench_data_loads_the_split_and_its_rollups():
+    from django.core.management import call_command
+
+    call_command("load_bench_data", "--logs", "400", stdout=open(os.devnull, "w"))
+    hooks = Webhook.objects.filter(organization__slug="bench")
+    counts = sorted((WebhookLog.objects.filter(webhook=hook).count() for hook in hooks), reverse=True)
+    assert len(counts) == 10 and sum(counts) == 400 and counts[0] == 356  # 89%
+    assert WebhookLog.objects.filter(success=False).count() == 40  # 10%
+    assert Delivery.objects.count() == 400 and not Delivery.objects.filter(state="pending").exists()
+    assert stored() == recount()
+    big = hooks.order_by("-success_count").first()
+    assert big.success_count + big.failure_count == 356
+    stats = selectors.webhook_stats(webhook=big, window="30d")
+    assert stats["window_stats"]["attempts"] == 356 and stats["window_stats"]["p95_latency_ms"] is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--logs", "0"], "--logs and --days must be 1 or more."), (["--webhooks", "11"], "--webhooks must be 1 to 10.")],
+)
+def test_load_bench_data_refuses_bad_input(args, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("load_bench_data", *args)
+
+
+@pytest.mark.django_db
+def test_load_bench_data_refuses_an_existing_organization(organization):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="exists already"):
+        call_command("load_bench_data", "--organization", organization.slug)
+    assert not WebhookLog.objects.exists()
