@@ -197,7 +197,7 @@ def run(args) -> int:
             result = wrk(port, trigger_key, "/api/events/", "post_event.lua", args, keys)
             failed += status != 202 or result["non2xx"] > 0
             line = f"{label:36} {median:7.1f}ms {p95:7.1f}ms {result['rps']:12.0f} {result['p95_ms']:7.1f}ms"
-            print(line, "" if status == 202 else f" HTTP {status}", flush=True)
+            print(line, f" non-2xx {result['non2xx']}" if result["non2xx"] else "", flush=True)
         probe = {"events": [{**event, "idempotency_key": f"probe-{time.time_ns()}"}]}
         status, _ = trigger_api.request("POST", "/api/events/batch/", probe)
         label = "POST /api/events/batch/ (100 events)"

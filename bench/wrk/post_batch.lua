@@ -8,6 +8,13 @@ thread_id = 0  -- a global: setup() sets it in each thread
 local size = tonumber(os.getenv("WRK_BATCH") or "100")
 local threads = 0
 
+-- wrk.format replaces wrk.headers (the -H ones: Authorization) with the table it gets.
+headers = {}
+function init(args)
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Content-Type"] = "application/json"
+end
+
 function setup(thread)
   threads = threads + 1
   thread:set("thread_id", threads)
@@ -22,5 +29,5 @@ function request()
       n, os.time(), thread_id, counter, n)
   end
   local body = '{"events": [' .. table.concat(items, ", ") .. ']}'
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", nil, headers, body)
 end
