@@ -392,3 +392,18 @@ def test_load_bench_data_refuses_an_existing_organization(organization):
     with pytest.raises(CommandError, match="exists already"):
         call_command("load_bench_data", "--organization", organization.slug)
     assert not WebhookLog.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", ["0", "-3", "many"])
+def test_a_bad_page_size_of_the_logs_is_a_json_400(api_client, history, size):
+    webhook, _, _ = history
+    response = api_client.get(f"{BASE}{webhook.pk}/logs/", {"page_size": size})
+    assert response.status_code == HTTPStatus.BAD_REQUEST and "page_size" in field_errors(response)
+
+
+@pytest.mark.django_db
+def test_a_large_page_size_of_the_logs_is_capped(api_client, history):
+    webhook, _, _ = history
+    body = api_client.get(f"{BASE}{webhook.pk}/logs/", {"page_size": "100000"}).json()
+    assert len(body["results"]) == 30 and body["next"] is None
