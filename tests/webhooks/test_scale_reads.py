@@ -136,9 +136,23 @@ def test_stats_run_constant_queries(api_client, organization, webhook, receiver,
         trigger_event(organization=organization, event="application.created", payload={"n": n})
     tasks.deliver_due()
     api_client.get(f"{BASE}{webhook.pk}/stats/")  # records the key's first use
-    # auth + the webhook, the rollups, the deliveries' states
-    with django_assert_max_num_queries(4):
+    # auth + the webhook, the rollups, pending and failed deliveries (each counted to a cap)
+    with django_assert_max_num_queries(5):
         assert api_client.get(f"{BASE}{webhook.pk}/stats/?window=30d").json()["window_stats"]["attempts"] == 5
+
+
+@pytest.mark.django_db
+def test_delivery_counts_in_stats_stop_at_the_cap(organization, webhook, receiver, monkeypatch):
+    receiver.responder = lambda r: Reply(status=500)
+    webhook.retry_attempts = 0
+    webhook.save(update_fields=["retry_attempts"])
+    for n in range(3):
+        trigger_event(organization=organization, event="application.created", payload={"n": n})
+    tasks.deliver_due()
+    assert Delivery.objects.filter(state="failed").count() == 3
+    assert selectors.webhook_stats(webhook=webhook)["failed_deliveries"] == 3
+    monkeypatch.setattr(selectors, "STATS_COUNT_CAP", 2)
+    assert selectors.webhook_stats(webhook=webhook)["failed_deliveries"] == 2
 
 
 # --- cursor pagination ---------------------------------------------------------------------
