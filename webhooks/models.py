@@ -10,6 +10,8 @@ from common.limits import MAX_URL_LENGTH
 from integrations.fields import EncryptedJSONField
 from organizations.models import Organization
 
+from .rollups import DURATION_COLUMNS, LATENCY_COLUMNS
+
 
 class Webhook(models.Model):
     # Kept by the delivery engine and the services; read-only to API clients and the admin.
@@ -154,8 +156,10 @@ class Delivery(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    # No single-column indexes: `unique_delivery_per_webhook` leads with the event and
+    # `delivery_webhook_state` with the webhook, so they serve these lookups (and cascades).
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
@@ -165,6 +169,9 @@ class Delivery(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When it first succeeded (set by the engine's bulk write); end-to-end latency is
+    # `delivered_at - event.created_at`. A replay that succeeds again keeps the first.
+    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "webhook_deliveries"
@@ -191,7 +198,8 @@ class WebhookLog(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="logs")
+    # Indexed by the composite indexes below, which lead with it.
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="logs", db_index=False)
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="logs")
     event_type = models.CharField(max_length=100)
     message_id = models.CharField(max_length=40)
@@ -211,6 +219,7 @@ class WebhookLog(models.Model):
         indexes = [
             models.Index(fields=["webhook", "-created_at"], name="log_webhook_created"),
             models.Index(fields=["webhook", "success", "-created_at"], name="log_webhook_success"),
+            models.Index(fields=["webhook", "event_type", "-created_at"], name="log_webhook_event"),
             models.Index(fields=["created_at"], name="log_created"),
         ]
 
@@ -235,6 +244,35 @@ class SubscriberToken(models.Model):
 
     def __str__(self) -> str:
         return f"token for {self.webhook_id} until {self.expires_at}"
+
+
+class WebhookHourlyStats(models.Model):
+    """A webhook's attempts in one hour (UTC): counts by outcome, durations and end-to-end
+    latencies as histograms (bucket bounds in webhooks/rollups.py). Maintained by the
+    engine's bulk write with an incrementing upsert; read by the stats endpoint."""
+
+    id = models.BigAutoField(primary_key=True)
+    # Indexed by `webhook_hourly_stats_unique`, which leads with it.
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="hourly_stats", db_index=False)
+    hour = models.DateTimeField()
+    succeeded = models.IntegerField(default=0, db_default=0)
+    failed = models.IntegerField(default=0, db_default=0)
+    duration_ms_sum = models.FloatField(default=0, db_default=0)
+    delivered = models.IntegerField(default=0, db_default=0, help_text="Deliveries that first succeeded in this hour.")
+    latency_ms_sum = models.FloatField(default=0, db_default=0)
+    # Database defaults too: the engine's upsert names only the columns a batch moves.
+    # d00..d36: attempt-duration buckets; l00..l48: end-to-end latency buckets.
+    for _column in (*DURATION_COLUMNS, *LATENCY_COLUMNS):
+        locals()[_column] = models.IntegerField(default=0, db_default=0)
+    del _column
+
+    class Meta:
+        db_table = "webhook_hourly_stats"
+        verbose_name_plural = "webhook hourly stats"
+        constraints = [models.UniqueConstraint(fields=["webhook", "hour"], name="webhook_hourly_stats_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} {self.hour:%Y-%m-%d %H}:00"
 
 
 class DispatchMarker(models.Model):

@@ -69,7 +69,7 @@ _DESCRIPTIONS = {
 }
 
 
-PAGINATION_PARAMETERS = {"page", "page_size"}
+PAGINATION_PARAMETERS = {"page", "page_size", "cursor"}
 
 #: the tag of each app's views (others: the first segment of the path)
 APP_TAGS = {"integrations": "integrations", "health": "health", "webhooks": "webhooks"}
@@ -140,7 +140,7 @@ class AutoSchema(_AutoSchema):
             codes.add(404)
         query = {parameter["name"] for parameter in parameters if parameter["in"] == "query"}
         if query & PAGINATION_PARAMETERS:
-            codes |= {400, 404}  # a bad ?page_size=; ?page= past the end
+            codes |= {400, 404}  # a bad ?page_size= or ?cursor=; ?page= past the end
         if query - PAGINATION_PARAMETERS:
             codes.add(400)  # filters are validated
         if "requestBody" in operation:

@@ -24,6 +24,8 @@ from common.limits import MAX_URL_LENGTH
 QUERY_KEYS = frozenset({"format"})
 #: ... and every paginated list (common/api/pagination.py)
 PAGINATION_KEYS = QUERY_KEYS | {"page", "page_size"}
+#: ... and every cursor-paginated list (common/api/pagination.py `CursorPagination`)
+CURSOR_PAGINATION_KEYS = QUERY_KEYS | {"cursor", "page_size"}
 
 
 class StrictInputMixin:
@@ -77,4 +79,12 @@ class ModelSerializer(StrictInputMixin, serializers.ModelSerializer):
         return field_class, field_kwargs
 
 
-__all__ = ["MAX_URL_LENGTH", "PAGINATION_KEYS", "QUERY_KEYS", "ModelSerializer", "Serializer", "StrictInputMixin"]
+__all__ = [
+    "CURSOR_PAGINATION_KEYS",
+    "MAX_URL_LENGTH",
+    "PAGINATION_KEYS",
+    "QUERY_KEYS",
+    "ModelSerializer",
+    "Serializer",
+    "StrictInputMixin",
+]

@@ -2,15 +2,15 @@ from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
-from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 from standardwebhooks import Webhook as ReferenceVerifier
 
 from tests.api_errors import error_fields, field_errors
 from tests.conftest import make_key_client
 from tests.webhooks.receiver import Reply
-from webhooks import tasks
-from webhooks.models import Delivery, Event, Webhook, WebhookLog
+from webhooks import rollups, tasks
+from webhooks.models import Delivery, Event, Webhook, WebhookHourlyStats, WebhookLog
 from webhooks.services import trigger_event, webhook_create
 
 pytestmark = pytest.mark.django_db
@@ -110,22 +110,40 @@ def _failing_history(organization, webhook, receiver, count=3):
     tasks.deliver_due()
 
 
-def test_logs_newest_first_with_filters_and_pagination(api_client, organization, webhook, receiver):
+def _all_pages(api_client, url, params=None):
+    rows, pages = [], 0
+    body = api_client.get(url, params or {}).json()
+    while True:
+        pages += 1
+        assert "count" not in body  # no COUNT(*)
+        rows += body["results"]
+        if not body["next"]:
+            return rows, pages
+        body = api_client.get(body["next"]).json()
+
+
+def test_logs_newest_first_with_filters_and_cursor_pagination(api_client, organization, webhook, receiver):
     _failing_history(organization, webhook, receiver, count=5)
-    body = api_client.get(f"{BASE}{webhook.pk}/logs/").json()
-    assert body["count"] == 5
+    logs_url = f"{BASE}{webhook.pk}/logs/"
+    body = api_client.get(logs_url).json()
+    assert len(body["results"]) == 5 and body["next"] is None
     times = [row["created_at"] for row in body["results"]]
     assert times == sorted(times, reverse=True)
-    assert api_client.get(f"{BASE}{webhook.pk}/logs/?success=false").json()["count"] == 2
-    assert api_client.get(f"{BASE}{webhook.pk}/logs/?success=true").json()["count"] == 3
-    assert api_client.get(f"{BASE}{webhook.pk}/logs/?event=job.created").json()["count"] == 0
+    assert len(_all_pages(api_client, logs_url, {"success": "false"})[0]) == 2
+    assert len(_all_pages(api_client, logs_url, {"success": "true"})[0]) == 3
+    assert len(_all_pages(api_client, logs_url, {"event": "job.created"})[0]) == 0
+    assert len(_all_pages(api_client, logs_url, {"event": "application.created"})[0]) == 5
     future = (timezone.now() + timedelta(hours=1)).isoformat()
-    assert api_client.get(f"{BASE}{webhook.pk}/logs/", {"since": future}).json()["count"] == 0
-    assert api_client.get(f"{BASE}{webhook.pk}/logs/", {"until": future}).json()["count"] == 5
-    page = api_client.get(f"{BASE}{webhook.pk}/logs/?page_size=2&page=3").json()
-    assert len(page["results"]) == 1
+    assert len(_all_pages(api_client, logs_url, {"since": future})[0]) == 0
+    assert len(_all_pages(api_client, logs_url, {"until": future})[0]) == 5
+    rows, pages = _all_pages(api_client, logs_url, {"page_size": 2})
+    assert pages == 3 and [row["id"] for row in rows] == [row["id"] for row in body["results"]]
+    # The filters ride along in the next link.
+    rows, pages = _all_pages(api_client, logs_url, {"page_size": 1, "success": "true"})
+    assert pages == 3 and all(row["success"] for row in rows)
     assert api_client.get(f"{BASE}{webhook.pk}/logs/?since=yesterday").status_code == HTTPStatus.BAD_REQUEST
     assert api_client.get(f"{BASE}{webhook.pk}/logs/?success=maybe").status_code == HTTPStatus.BAD_REQUEST
+    assert api_client.get(f"{BASE}{webhook.pk}/logs/?page=2").status_code == HTTPStatus.BAD_REQUEST
 
 
 def test_list_endpoints_run_constant_queries(api_client, organization, receiver, django_assert_max_num_queries):
@@ -147,19 +165,34 @@ def test_stats(api_client, organization, webhook, receiver):
     assert stats["attempts"] == 4 and stats["successes"] == 2 and stats["failures"] == 2
     assert stats["success_rate"] == 0.5
     assert stats["last_24h"]["attempts"] == 4
+    assert stats["window"] == "24h" and stats["window_stats"] == stats["last_24h"]
     durations = sorted(WebhookLog.objects.values_list("duration_ms", flat=True))
-    if connection.vendor == "postgresql":  # percentile_cont: linear interpolation
-        position = 0.95 * (len(durations) - 1)
-        low = int(position)
-        expected = durations[low] + (durations[low + 1] - durations[low]) * (position - low)
-        assert stats["p95_duration_ms"] == pytest.approx(expected, abs=0.001)
-    else:  # nearest rank
-        assert stats["p95_duration_ms"] == durations[-1]
+    # p95 of 4 attempts: the slowest one's histogram bucket (rollups.percentile interpolates in it)
+    index = rollups.bucket(durations[-1], rollups.DURATION_BOUNDS_MS)
+    lower = rollups.DURATION_BOUNDS_MS[index - 1] if index else 0
+    assert lower <= stats["p95_duration_ms"] <= rollups.DURATION_BOUNDS_MS[index]
     assert stats["mean_duration_ms"] == pytest.approx(sum(durations) / 4, abs=0.01)
+    assert stats["p50_duration_ms"] <= stats["p95_duration_ms"]
+    # End to end: 2 deliveries succeeded, each once; latency = delivered_at - event created_at.
+    delivered = Delivery.objects.filter(state="succeeded").select_related("event")
+    latencies = [(d.delivered_at - d.event.created_at).total_seconds() * 1000 for d in delivered]
+    assert stats["delivered"] == 2 and len(latencies) == 2
+    assert stats["mean_latency_ms"] == pytest.approx(sum(latencies) / 2, abs=0.01)
+    assert stats["p95_latency_ms"] is not None and stats["p50_latency_ms"] <= stats["p95_latency_ms"]
     assert stats["pending_deliveries"] == 2
     assert stats["last_success_at"] and stats["last_failure_at"]
-    WebhookLog.objects.update(created_at=timezone.now() - timedelta(days=2))
-    assert api_client.get(f"{BASE}{webhook.pk}/stats/").json()["last_24h"]["attempts"] == 0
+    WebhookHourlyStats.objects.update(hour=F("hour") - timedelta(days=2))
+    stats = api_client.get(f"{BASE}{webhook.pk}/stats/").json()
+    assert stats["last_24h"]["attempts"] == 0 and stats["window_stats"]["p95_duration_ms"] is None
+    assert stats["attempts"] == 4 and stats["p95_duration_ms"] is not None  # all time
+    for window in ("7d", "30d"):
+        stats = api_client.get(f"{BASE}{webhook.pk}/stats/", {"window": window}).json()
+        assert stats["window"] == window and stats["window_stats"]["attempts"] == 4
+    WebhookHourlyStats.objects.update(hour=F("hour") - timedelta(days=6))  # 8 days old
+    assert api_client.get(f"{BASE}{webhook.pk}/stats/?window=7d").json()["window_stats"]["attempts"] == 0
+    assert api_client.get(f"{BASE}{webhook.pk}/stats/?window=30d").json()["window_stats"]["attempts"] == 4
+    response = api_client.get(f"{BASE}{webhook.pk}/stats/?window=1y")
+    assert response.status_code == HTTPStatus.BAD_REQUEST and "window" in field_errors(response)
 
 
 def test_replay_sends_the_same_message_again(api_client, organization, webhook, receiver):

@@ -10,6 +10,7 @@ from integrations.models import Integration
 from organizations.tenancy import OrganizationScopedRelatedField
 from webhooks.masking import MaskedResponseBodyField
 from webhooks.models import EventType, Webhook, WebhookLog
+from webhooks.selectors import STATS_WINDOWS
 from webhooks.services import MAX_BATCH_EVENTS
 from webhooks.subscriber import auth_for_reading
 
@@ -163,11 +164,21 @@ class WebhookLogSerializer(api.ModelSerializer):
 
 
 class WebhookLogFilterSerializer(api.Serializer):
-    extra_allowed_keys = api.PAGINATION_KEYS
+    extra_allowed_keys = api.CURSOR_PAGINATION_KEYS
     success = serializers.BooleanField(required=False, allow_null=True, default=None)
     event = serializers.CharField(required=False, max_length=100)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
+
+
+class WebhookStatsFilterSerializer(api.Serializer):
+    extra_allowed_keys = api.QUERY_KEYS
+    window = serializers.ChoiceField(
+        choices=list(STATS_WINDOWS), required=False, default="24h", help_text="the window of `window_stats`"
+    )
+
+
+PERCENTILE_HELP = "estimated from the hourly histogram (within its 1.5x bucket)"
 
 
 class WindowStatsSerializer(api.Serializer):
@@ -176,13 +187,20 @@ class WindowStatsSerializer(api.Serializer):
     failures = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True, help_text="0 to 1")
     mean_duration_ms = serializers.FloatField(allow_null=True)
-    p95_duration_ms = serializers.FloatField(allow_null=True)
+    p50_duration_ms = serializers.FloatField(allow_null=True, help_text=PERCENTILE_HELP)
+    p95_duration_ms = serializers.FloatField(allow_null=True, help_text=PERCENTILE_HELP)
+    delivered = serializers.IntegerField(help_text="deliveries that first succeeded (end-to-end latency samples)")
+    mean_latency_ms = serializers.FloatField(allow_null=True, help_text="event created to delivered")
+    p50_latency_ms = serializers.FloatField(allow_null=True, help_text=PERCENTILE_HELP)
+    p95_latency_ms = serializers.FloatField(allow_null=True, help_text=PERCENTILE_HELP)
 
 
 class WebhookStatsSerializer(WindowStatsSerializer):
+    window = serializers.CharField(help_text="24h, 7d or 30d (`?window=`)")
+    window_stats = WindowStatsSerializer(help_text="the current hour and the ones before it, `window` in all")
     last_24h = WindowStatsSerializer()
-    pending_deliveries = serializers.IntegerField()
-    failed_deliveries = serializers.IntegerField()
+    pending_deliveries = serializers.IntegerField(help_text="counted up to 10,000")
+    failed_deliveries = serializers.IntegerField(help_text="counted up to 10,000")
     consecutive_failures = serializers.IntegerField()
     last_success_at = serializers.DateTimeField(allow_null=True)
     last_failure_at = serializers.DateTimeField(allow_null=True)

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api.pagination import CursorPagination
 from common.api.schema import ERROR, VALIDATION_ERROR
 from organizations.access import request_organization
 from organizations.tenancy import OrganizationScopedMixin
@@ -39,6 +40,7 @@ from .serializers import (
     WebhookLogSerializer,
     WebhookSecretSerializer,
     WebhookSerializer,
+    WebhookStatsFilterSerializer,
     WebhookStatsSerializer,
 )
 
@@ -93,8 +95,12 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         log = services.webhook_send_test(webhook=self.get_object())
         return Response(WebhookLogSerializer(log).data)
 
-    @extend_schema(parameters=LOG_FILTERS, responses=WebhookLogSerializer(many=True), summary="Attempts, newest first")
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        parameters=LOG_FILTERS,
+        responses=WebhookLogSerializer(many=True),
+        summary="Attempts, newest first (cursor pagination: follow `next`)",
+    )
+    @action(detail=True, methods=["get"], pagination_class=CursorPagination)
     def logs(self, request, pk=None):
         webhook = self.get_object()
         filters = WebhookLogFilterSerializer(data=request.query_params)
@@ -103,10 +109,23 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         page = self.paginate_queryset(logs)
         return self.get_paginated_response(WebhookLogSerializer(page, many=True).data)
 
-    @extend_schema(responses=WebhookStatsSerializer, summary="Delivery statistics")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "window",
+                OpenApiTypes.STR,
+                enum=["24h", "7d", "30d"],
+                description="window of `window_stats` (default 24h)",
+            )
+        ],
+        responses=WebhookStatsSerializer,
+        summary="Delivery statistics (from hourly rollups kept in the engine's write: never stale)",
+    )
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
-        stats = selectors.webhook_stats(webhook=self.get_object())
+        params = WebhookStatsFilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        stats = selectors.webhook_stats(webhook=self.get_object(), **params.validated_data)
         return Response(WebhookStatsSerializer(stats).data)
 
     @extend_schema(

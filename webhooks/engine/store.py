@@ -4,11 +4,12 @@
   PostgreSQL; SQLite's IMMEDIATE transactions serialize claims). The lease outlives the
   batch's sends; a worker that dies mid-send leaves it to expire, and the delivery is then
   claimed again and resent with the same `webhook-id`.
-- `record_batch`: write a batch's logs, delivery states and webhook counters in a few bulk
-  statements, guarded by the lease token, so a worker whose lease was taken over cannot
-  overwrite newer state; and, in the same transaction, the operational events those
-  writes call for (`webhook.delivery.exhausted`, `webhook.disabled`), emitted only by the
-  writer whose guarded UPDATE made the change.
+- `record_batch`: write a batch's logs, delivery states (`delivered_at` on success), webhook
+  counters and hourly rollups (webhooks/rollups.py) in a few bulk statements, guarded by
+  the lease token, so a worker whose lease was taken over cannot overwrite newer state;
+  and, in the same transaction, the operational events those writes call for
+  (`webhook.delivery.exhausted`, `webhook.disabled`), emitted only by the writer whose
+  guarded UPDATE made the change.
 - `signing_keys`, `due_count`, `next_due_after`: the reads the engine needs.
 
 Webhook counters only ever move with `F()` expressions and conditional UPDATEs: the API
@@ -25,10 +26,10 @@ from datetime import datetime, timedelta
 from cryptography.fernet import InvalidToken
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from .. import app_settings
+from .. import app_settings, rollups
 from ..models import Delivery, Webhook, WebhookLog
 from ..signing import secret_key_bytes
 from .policy import GONE_REASON, BatchPlan, CounterChange, Outcome, counter_change, threshold_reason
@@ -171,6 +172,12 @@ def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
                     lease_expires_at=None,
                     last_error=state.error,
                     finished_at=None if state.state == Delivery.State.PENDING else now,
+                    # The first success only: a replay that succeeds again keeps it.
+                    **(
+                        {"delivered_at": Coalesce("delivered_at", now)}
+                        if state.state == Delivery.State.SUCCEEDED
+                        else {}
+                    ),
                 )
         # Webhook rows are locked in one global order, so that concurrent batches touching
         # the same webhooks cannot deadlock.
@@ -179,6 +186,8 @@ def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
             outcomes = [o for o in plan.per_webhook[webhook_id] if o.delivery.pk in owned]
             if outcomes and move_webhook_counters(webhook_id, counter_change(outcomes), now):
                 disabled.append(webhook_id)
+        # Hourly rollups (the stats endpoint's source) move in the same transaction.
+        rollups.add_outcomes((o for o in plan.outcomes if o.delivery.pk in owned), now=now)
         # `owned` rows are locked (SQLite: the IMMEDIATE transaction), so the UPDATEs above
         # changed exactly them: only this worker announces their final state.
         exhausted = [e for pk, e in plan.exhausted.items() if pk in owned]

@@ -1,0 +1,277 @@
+#!/usr/bin/env python
+"""The REST API under load (`make bench`, or `python bench/api.py`).
+
+PostgreSQL + Redis. A fresh database is loaded with `manage.py load_bench_data --logs N`
+(10 webhooks, one with 89% of the rows, 10% failures, 30 days), then gunicorn runs the API
+with 2 workers and, for each target, the bench measures one client's sequential requests
+(median, p95) and wrk's throughput (req/s, p50/p95 under `--connections`):
+- `POST /api/events/` without and with idempotency keys (an organization of its own with one webhook);
+- `POST /api/events/batch/` (100 events a request), "not available" when it answers 404;
+- the webhook list; logs page 1 and a deep cursor page (80% down the big webhook's history);
+- stats of the big webhook and of a small one (1% of the rows).
+Beside the new reads it times main's method on the same rows (SQL only: the log page with
+its `COUNT(*)`, stats from the logs with `percentile_cont`), and it prints the storage per
+delivered attempt across the tables it involves.
+
+Options: --logs N (default 10,000), --big (5,000,000 rows), --duration S (wrk, default 3),
+--connections C (default 8), --samples N (sequential requests per target, default 100).
+PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_api, dropped and
+re-created), Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import _common  # noqa: E402
+
+PYTHON = sys.executable
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+LUA = ROOT / "bench" / "wrk"
+BIG = 5_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = max(min(round(pct / 100 * len(ordered) + 0.5) - 1, len(ordered) - 1), 0)
+    return ordered[index]
+
+
+def manage(env: dict, *args: str) -> str:
+    done = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"manage.py {' '.join(args)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout
+
+
+def cursor_for(created_at: str, pk: str) -> str:
+    """The format of common/api/pagination.py CursorPagination.encode (opaque to clients)."""
+    raw = json.dumps([created_at, pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class Api:
+    def __init__(self, port: int, key: str):
+        self.port, self.key = port, key
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def timed(self, method: str, path: str, samples: int, body=None) -> tuple[float, float, int]:
+        times, status = [], 0
+        for n in range(samples + 5):
+            started = time.perf_counter()
+            status, _ = self.request(method, path, body(n) if callable(body) else body)
+            if n >= 5:  # warm-up
+                times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times), percentile(times, 95), status
+
+
+def wrk(port: int, key: str, path: str, script: str, args, extra_env: dict | None = None) -> dict:
+    cmd = [WRK, "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--timeout", "10s"]
+    cmd += ["-H", f"Authorization: Bearer {key}", "-s", str(LUA / script), f"http://127.0.0.1:{port}{path}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(extra_env or {})})
+    for line in done.stdout.splitlines():
+        if line.startswith("WRK "):
+            result = json.loads(line[4:])
+            result["rps"] = result["requests"] / result["seconds"] if result["seconds"] else 0.0
+            return result
+    raise RuntimeError(f"wrk printed no result: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+def sql_timed(dsn: str, statements: list[tuple[str, tuple]], samples: int) -> tuple[float, float]:
+    import psycopg
+
+    times = []
+    with psycopg.connect(dsn) as conn:
+        for n in range(samples + 2):
+            started = time.perf_counter()
+            for sql, params in statements:
+                conn.execute(sql, params).fetchall()
+            if n >= 2:
+                times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), percentile(times, 95)
+
+
+def storage(dsn: str) -> tuple[float, list[tuple]]:
+    import psycopg
+
+    tables = ("webhook_logs", "webhook_deliveries", "webhook_events", "webhook_hourly_stats")
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT relname, pg_relation_size(oid), pg_indexes_size(oid), pg_total_relation_size(oid),"
+            " (SELECT count(*) FROM pg_index WHERE indrelid = pg_class.oid)"
+            " FROM pg_class WHERE relname = ANY(%s) ORDER BY relname",
+            (list(tables),),
+        ).fetchall()
+        attempts = conn.execute("SELECT count(*) FROM webhook_logs").fetchone()[0]
+    return sum(row[3] for row in rows) / max(attempts, 1), rows
+
+
+def run(args) -> int:
+    env = _common.scenario_env("postgres", bench="api", extra={"ALLOW_PRIVATE_URLS": "true"}, postgres_redis=True)
+    dsn = env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+    manage(env, "migrate", "-v0")
+    logs = BIG if args.big else args.logs
+    started = time.monotonic()
+    loaded = manage(env, "load_bench_data", "--logs", str(logs))
+    hooks = [line.split()[1:] for line in loaded.splitlines() if line.startswith("webhook ")]
+    big, small = hooks[0][0], hooks[-1][0]
+    manage(env, "load_bench_data", "--logs", "1", "--webhooks", "1", "--organization", "bench-trigger")
+    print(f"Loaded {logs:,} logs in {time.monotonic() - started:.0f} s (big webhook {hooks[0][1]} rows, "
+          f"small {hooks[-1][1]}).", flush=True)  # fmt: skip
+    key = manage(env, "create_api_key", "bench").strip().splitlines()[-1]
+    trigger_key = manage(env, "create_api_key", "bench-trigger").strip().splitlines()[-1]
+
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        offset = int(int(hooks[0][1]) * 0.8)
+        created_at, pk = conn.execute(
+            "SELECT created_at, id FROM webhook_logs WHERE webhook_id = %s ORDER BY created_at DESC, id DESC "
+            "OFFSET %s LIMIT 1",
+            (big, offset),
+        ).fetchone()
+        org = conn.execute("SELECT organization_id FROM webhooks WHERE id = %s", (big,)).fetchone()[0]
+    deep = cursor_for(created_at.isoformat(), str(pk))
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(PYTHON).parent / "gunicorn"), "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level",
+         "warning", "--access-logfile", "/dev/null"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )  # fmt: skip
+    failed = 0
+    try:
+        api = wait_until_up(port, key)
+        trigger_api = Api(port, trigger_key)
+        base = "/api/integrations/webhooks/"
+        reads = [
+            ("webhook list", base, None),
+            ("logs page 1 (big webhook)", f"{base}{big}/logs/", "logs"),
+            ("logs, deep cursor (80% down)", f"{base}{big}/logs/?cursor={deep}", "logs"),
+            ("stats (big webhook)", f"{base}{big}/stats/", "stats"),
+            ("stats, 30 d window (big webhook)", f"{base}{big}/stats/?window=30d", "stats"),
+            ("stats (small webhook)", f"{base}{small}/stats/", "stats-small"),
+        ]
+        print(f"\n{'target':36} {'median':>9} {'p95':>9} {'req/s (wrk)':>12} {'wrk p95':>9}  main's method (SQL only)")
+        for label, path, old in reads:
+            median, p95, status = api.timed("GET", path, args.samples)
+            result = wrk(port, key, path, "get.lua", args)
+            failed += status != 200 or result["non2xx"] > 0
+            print(f"{label:36} {median:7.1f}ms {p95:7.1f}ms {result['rps']:12.0f} {result['p95_ms']:7.1f}ms  "
+                  f"{old_method(dsn, old, big, small, org, args.samples)}{'' if status == 200 else f'  HTTP {status}'}",
+                  flush=True)  # fmt: skip
+        event = {"event": "application.created", "payload": {"application_id": "a1", "stage": "applied"}}
+        for label, keyed in (("POST /api/events/", False), ("POST /api/events/ + idempotency key", True)):
+
+            def body(n, keyed=keyed):
+                return {**event, "idempotency_key": f"seq-{time.time_ns()}-{n}"} if keyed else event
+
+            median, p95, status = trigger_api.timed("POST", "/api/events/", args.samples, body)
+            keys = {"WRK_IDEMPOTENCY": "1" if keyed else "0"}
+            result = wrk(port, trigger_key, "/api/events/", "post_event.lua", args, keys)
+            failed += status != 202 or result["non2xx"] > 0
+            line = f"{label:36} {median:7.1f}ms {p95:7.1f}ms {result['rps']:12.0f} {result['p95_ms']:7.1f}ms"
+            print(line, f" non-2xx {result['non2xx']}" if result["non2xx"] else "", flush=True)
+        probe = {"events": [{**event, "idempotency_key": f"probe-{time.time_ns()}"}]}
+        status, _ = trigger_api.request("POST", "/api/events/batch/", probe)
+        label = "POST /api/events/batch/ (100 events)"
+        if not 200 <= status < 300:
+            print(f"{label:36} not available (HTTP {status}: the endpoint is not on this branch)")
+        else:
+            result = wrk(port, trigger_key, "/api/events/batch/", "post_batch.lua", args, {"WRK_BATCH": "100"})
+            events_per_s = result["rps"] * 100
+            print(
+                f"{label:36} {'':>9} {'':>9} {result['rps']:12.0f} {result['p95_ms']:7.1f}ms  "
+                f"= {events_per_s:,.0f} events/s; non-2xx {result['non2xx']}"
+            )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    per_attempt, tables = storage(dsn)
+    print(f"\nStorage: {per_attempt / 1000:.2f} kB per delivered attempt (goal <= 0.8 kB), heap + indexes:")
+    for name, heap, indexes, total, count in tables:
+        sizes = f"heap {heap / 1e6:8.1f} MB  {count} indexes {indexes / 1e6:8.1f} MB  total {total / 1e6:8.1f} MB"
+        print(f"  {name:22} {sizes}")
+    return 1 if failed else 0
+
+
+def old_method(dsn: str, kind: str | None, big: str, small: str, org, samples: int) -> str:
+    """main's queries for the same page: the log page with its COUNT(*) (DRF page-number
+    pagination), stats from the logs (all time and 24 h, percentile_cont)."""
+    if kind is None:
+        return "(unchanged)"
+    hook = small if kind == "stats-small" else big
+    where = "webhook_id = %s AND organization_id = %s"
+    if kind == "logs":
+        statements = [
+            (f"SELECT count(*) FROM webhook_logs WHERE {where}", (hook, org)),
+            (f"SELECT * FROM webhook_logs WHERE {where} ORDER BY created_at DESC, attempt DESC LIMIT 50", (hook, org)),
+        ]
+    else:
+        stats = (
+            "SELECT count(*), count(*) FILTER (WHERE success), avg(duration_ms),"
+            " percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FROM webhook_logs WHERE " + where
+        )
+        statements = [(stats, (hook, org)), (stats + " AND created_at >= now() - interval '24 hours'", (hook, org))]
+    median, p95 = sql_timed(dsn, statements, max(samples // 10, 5))
+    return f"{median:.1f} / {p95:.1f} ms"
+
+
+def wait_until_up(port: int, key: str) -> Api:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            api = Api(port, key)
+            api.request("GET", "/api/integrations/webhooks/")
+            return api
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--logs", type=int, default=int(os.environ.get("BENCH_API_LOGS", 10_000)))
+    parser.add_argument("--big", action="store_true", help=f"{BIG:,} log rows")
+    parser.add_argument("--duration", type=int, default=3, help="seconds of wrk per target")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=100)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
+    if not Path(WRK).exists():
+        print("wrk is not installed (Debian: apt-get install wrk): skipped.")
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
