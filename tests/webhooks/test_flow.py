@@ -70,7 +70,7 @@ def second_receiver():
         ("max_concurrency", 0),
         ("max_concurrency", 1.5),
         ("max_concurrency", "two"),
-        ("ordered", "yes"),
+        ("ordered", "maybe"),
     ],
 )
 def test_flow_fields_rejected_with_the_field_named(api_client, receiver, field, value):
@@ -243,8 +243,13 @@ def test_a_never_answering_webhook_does_not_delay_another(organization, receiver
     deliveries still arrive promptly (trigger -> receipt)."""
     receiver.default = Reply(delay=10)
     webhook_create(organization=organization, name="hangs", url=receiver.url, events=["job.created"])
-    webhook_create(organization=organization, name="healthy", url=second_receiver.url, events=["job.created"])
+    webhook_create(
+        organization=organization, name="healthy", url=second_receiver.url, events=["job.created", "offer.accepted"]
+    )
     clusters(WEBHOOKS_TIMEOUT="2", Q_WORKERS="2")
+    trigger_event(organization=organization, event="offer.accepted", payload={"warm": True})
+    second_receiver.wait_for(1, timeout=30)  # the cluster is up (a webhook.* event would do too)
+    second_receiver.requests.clear()
     triggered: dict[int, float] = {}
     for n in range(40):
         triggered[n] = time.time()
