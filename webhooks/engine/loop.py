@@ -23,6 +23,8 @@ from .policy import Outcome, plan_batch, skip_reason
 #: after one that found none
 BUSY_POLL = 0.005
 IDLE_POLL = 0.02
+#: the longest a finished send waits for its claim's other sends before it is written
+RECORD_AFTER = 0.05
 
 
 def process(deliveries: list[Delivery]) -> list[Outcome]:
@@ -52,17 +54,49 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
     return outcomes
 
 
-def _record(done: list[Outcome]) -> None:
-    """Record finished sends now, one write per lease (claim) they came from."""
-    by_token: dict = {}
-    for outcome in done:
-        by_token.setdefault(outcome.delivery.lease_token, []).append(outcome)
+class _Recorder:
+    """Finished sends waiting to be written, per claim (lease token). A claim's outcomes are
+    written together once all its sends are done, or `RECORD_AFTER` after the first of them
+    finished, whichever comes first: few writes when receivers are fast, and a receiver
+    that hangs never holds its siblings' results back for longer than that."""
+
+    def __init__(self) -> None:
+        self.open: dict = {}  # token -> number of sends of the claim still in flight
+        self.done: dict = {}  # token -> (first finished at, outcomes)
+
+    def started(self, token, count: int) -> None:
+        self.open[token] = self.open.get(token, 0) + count
+
+    def finished(self, outcome: Outcome) -> None:
+        token = outcome.delivery.lease_token
+        self.open[token] -= 1
+        self.done.setdefault(token, (time.monotonic(), []))[1].append(outcome)
+
+    def next_due(self) -> float | None:
+        """Seconds until a partial claim must be written, or None."""
+        if not self.done:
+            return None
+        return max(0.0, min(at for at, _ in self.done.values()) + RECORD_AFTER - time.monotonic())
+
+    def flush(self, *, everything: bool = False) -> None:
+        clock = time.monotonic()
+        for token in list(self.done):
+            at, outcomes = self.done[token]
+            if everything or self.open[token] == 0 or clock - at >= RECORD_AFTER:
+                del self.done[token]
+                if self.open[token] == 0:
+                    del self.open[token]
+                _record(token, outcomes)
+
+
+def _record(token, outcomes: list[Outcome]) -> None:
     recorded_at = timezone.now()
-    for token, outcomes in by_token.items():
-        plan = plan_batch(outcomes, [], recorded_at)
-        store.record_batch(token, plan, now=recorded_at, lease_expires_at=outcomes[0].delivery.lease_expires_at)
-        if plan.earliest_retry is not None:
-            scheduling.wake_at(plan.earliest_retry)
+    plan = plan_batch(outcomes, [], recorded_at)
+    expires = outcomes[0].delivery.lease_expires_at
+    assert expires is not None, "claimed deliveries"
+    store.record_batch(token, plan, now=recorded_at, lease_expires_at=expires)
+    if plan.earliest_retry is not None:
+        scheduling.wake_at(plan.earliest_retry)
 
 
 def _send(delivery: Delivery, keys: dict, now) -> Outcome:
@@ -76,10 +110,11 @@ def deliver_due(*, time_budget: float | None = None) -> int:
     """Claim and send due deliveries while a backlog remains; returns how many were claimed.
 
     A pipeline, not batches (docs/QUEUE.md, "Flow"): up to `WEBHOOKS_SEND_CONCURRENCY`
-    sends are in flight; each is recorded as soon as it finishes, and its slot is refilled
-    by a new claim, so a receiver that never answers holds its own slots only (the claim's
-    slow lane caps how many). Retries take at most half of the slots: first attempts
-    always find one. Claims follow the flow rules (webhooks/engine/flow.py)."""
+    sends are in flight; results are written as soon as their claim's sends are done (or
+    `RECORD_AFTER` after the first finished), and free slots are refilled by new claims, so
+    a receiver that never answers holds its own slots only (the claim's slow lane caps how
+    many). Retries take at most half of the slots: first attempts always find one. Claims
+    follow the flow rules (webhooks/engine/flow.py)."""
     budget = app_settings.drain_seconds() if time_budget is None else time_budget
     slots = max(app_settings.send_concurrency(), 1)
     retry_slots = max(1, slots // 2)
@@ -87,39 +122,52 @@ def deliver_due(*, time_budget: float | None = None) -> int:
     pool = sending.pool(slots)
     started = time.monotonic()
     in_flight: dict[Future, Delivery] = {}
+    recorder = _Recorder()
     sent = 0
     backlog = False
-    while True:
-        claimed_none = True
-        if time.monotonic() - started <= budget and len(in_flight) < slots:
-            room = min(slots - len(in_flight), limit)
-            retries = sum(1 for d in in_flight.values() if d.attempts > 1)
-            claim = flow.claim_ready(limit=room, retry_limit=max(0, retry_slots - retries))
-            sent += len(claim.deliveries)
-            backlog = len(claim.deliveries) >= room
-            claimed_none = not claim.deliveries
-            for delivery, future in _start(claim.deliveries, pool):
-                in_flight[future] = delivery
-            if not in_flight and claim.rate_wait is not None:
-                if time.monotonic() - started + claim.rate_wait > budget:
-                    scheduling.wake_at(timezone.now() + timedelta(seconds=claim.rate_wait))
-                    return sent
-                time.sleep(claim.rate_wait)
-                continue
-        elif time.monotonic() - started > budget and not in_flight:
-            if backlog:
-                scheduling.hand_over()  # the rest of the backlog goes to a fresh task
-            return sent
-        if not in_flight:
-            if claimed_none or not backlog:
+    try:
+        while True:
+            claimed_none = True
+            if time.monotonic() - started <= budget and len(in_flight) < slots:
+                room = min(slots - len(in_flight), limit)
+                retries = sum(1 for d in in_flight.values() if d.attempts > 1)
+                claim = flow.claim_ready(limit=room, retry_limit=max(0, retry_slots - retries))
+                sent += len(claim.deliveries)
+                backlog = len(claim.deliveries) >= room
+                claimed_none = not claim.deliveries
+                started_sends = _start(claim.deliveries, pool)
+                if started_sends:
+                    recorder.started(started_sends[0][0].lease_token, len(started_sends))
+                for delivery, future in started_sends:
+                    in_flight[future] = delivery
+                if not in_flight and claim.rate_wait is not None:
+                    if time.monotonic() - started + claim.rate_wait > budget:
+                        scheduling.wake_at(timezone.now() + timedelta(seconds=claim.rate_wait))
+                        return sent
+                    time.sleep(claim.rate_wait)
+                    continue
+            elif time.monotonic() - started > budget and not in_flight:
+                if backlog:
+                    scheduling.hand_over()  # the rest of the backlog goes to a fresh task
                 return sent
-            continue
-        # Wait for a send to finish; come back sooner to claim what became due meanwhile.
-        done, _ = wait(list(in_flight), timeout=IDLE_POLL if claimed_none else BUSY_POLL, return_when=FIRST_COMPLETED)
-        if done:
-            _record([future.result() for future in done])
+            if not in_flight:
+                if claimed_none or not backlog:
+                    return sent
+                continue
+            # Wait for a send to finish; come back sooner to claim what became due meanwhile.
+            timeout = IDLE_POLL if claimed_none else BUSY_POLL
+            partial = recorder.next_due()
+            if partial is not None:
+                timeout = min(timeout, partial)
+            done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
+                recorder.finished(future.result())
                 del in_flight[future]
+            recorder.flush()
+    finally:
+        for future in list(in_flight):  # only after an error in this loop: let the sends end
+            recorder.finished(future.result())
+        recorder.flush(everything=True)
 
 
 def _start(deliveries: list[Delivery], pool) -> list[tuple[Delivery, Future]]:
