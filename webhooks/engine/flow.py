@@ -58,6 +58,8 @@ class Claim:
     deliveries: list[Delivery] = field(default_factory=list)
     #: seconds until a rate-limited webhook left out of this claim has its next token
     rate_wait: float | None = None
+    #: a lane came back full: more may be due
+    more: bool = False
 
 
 def _is_failing(last_failure_at: datetime | None, last_success_at: datetime | None) -> bool:
@@ -134,17 +136,19 @@ def _locked_query(queryset):
     return queryset.select_related("event", "webhook").defer(*secrets)
 
 
-def _candidates(limit: int, retry_limit: int, blocked: set) -> list[Delivery]:
+def _candidates(limit: int, retry_limit: int, blocked: set) -> tuple[list[Delivery], bool]:
+    """First attempts, then retries; and whether a lane came back full."""
     first = list(_locked_query(_eligible(blocked).filter(attempts=0).order_by("next_attempt_at"))[:limit])
     room = min(limit - len(first), retry_limit)
     if room <= 0:
-        return first
-    retries = _locked_query(_eligible(blocked).filter(attempts__gt=0).order_by("next_attempt_at"))[:room]
-    return first + list(retries)
+        return first, len(first) >= limit or retry_limit <= 0
+    retries = list(_locked_query(_eligible(blocked).filter(attempts__gt=0).order_by("next_attempt_at"))[:room])
+    return first + retries, len(retries) >= room
 
 
-def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], float | None]:
-    """The candidates within their webhook's concurrency cap and rate bucket."""
+def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], float | None, bool]:
+    """The candidates within their webhook's concurrency cap and rate bucket; the seconds
+    until a rate-limited one has a token; whether a concurrency cap held one back."""
     by_webhook: dict = defaultdict(list)
     for delivery in candidates:
         by_webhook[delivery.webhook_id].append(delivery)
@@ -161,13 +165,16 @@ def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], f
     flying = _in_flight(list(by_webhook))
     taken: list[Delivery] = []
     rate_wait: float | None = None
+    held_back = False
     now_us = time.time_ns() // 1000
     for pk, group in by_webhook.items():
         webhook = group[0].webhook
         count, oldest = flying.get(pk, (0, None))
         slow = _is_failing(webhook.last_failure_at, webhook.last_success_at) or _slow_by_age(oldest, now)
         room = _cap(webhook.max_concurrency, slow) - count
-        group = group[: max(0, int(min(room, len(group))))]
+        fits = max(0, int(min(room, len(group))))
+        held_back = held_back or fits < len(group)
+        group = group[:fits]
         if webhook.rate_limit is not None and group and pk in tats:
             bucket = Bucket("webhook", interval_us=max(1, round(US / webhook.rate_limit)), tolerance_us=0)
             tat, allowed = tats[pk], 0
@@ -183,7 +190,7 @@ def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], f
                 Webhook.objects.filter(pk=pk).update(rate_tat_us=tat)
             group = group[:allowed]
         taken.extend(group)
-    return taken, rate_wait
+    return taken, rate_wait, held_back
 
 
 def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
@@ -193,14 +200,15 @@ def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
     now = timezone.now()
     with transaction.atomic():
         blocked, blocked_wait = _blocked(now)
-        candidates = _candidates(limit, retry_limit, blocked)
+        candidates, more = _candidates(limit, retry_limit, blocked)
         if not candidates:
-            return Claim(rate_wait=blocked_wait)
-        deliveries, rate_wait = _admit(candidates, now)
+            return Claim(rate_wait=blocked_wait, more=more)
+        deliveries, rate_wait, held_back = _admit(candidates, now)
+        more = more or held_back  # the loop comes back for them when a slot frees
         if blocked_wait is not None:
             rate_wait = blocked_wait if rate_wait is None else min(rate_wait, blocked_wait)
         if not deliveries:
-            return Claim(rate_wait=rate_wait)
+            return Claim(rate_wait=rate_wait, more=more)
         token = uuid.uuid4()
         expires = now + timedelta(seconds=app_settings.lease_seconds())
         Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
@@ -210,4 +218,4 @@ def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
         delivery.lease_token = token
         delivery.lease_expires_at = expires
         delivery.attempts += 1
-    return Claim(deliveries=deliveries, rate_wait=rate_wait)
+    return Claim(deliveries=deliveries, rate_wait=rate_wait, more=more)

@@ -63,6 +63,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.open: dict = {}  # token -> number of sends of the claim still in flight
         self.done: dict = {}  # token -> (first finished at, outcomes)
+        #: an ordered webhook's head ended since the flag was cleared: its next event is due
+        self.released_successor = False
 
     def started(self, token, count: int) -> None:
         self.open[token] = self.open.get(token, 0) + count
@@ -87,6 +89,8 @@ class _Recorder:
                 if self.open[token] == 0:
                     del self.open[token]
                 _record(token, outcomes)
+                if any(o.final and o.delivery.webhook.ordered for o in outcomes):
+                    self.released_successor = True
 
 
 def _record(token, outcomes: list[Outcome]) -> None:
@@ -124,16 +128,25 @@ def deliver_due(*, time_budget: float | None = None) -> int:
     in_flight: dict[Future, Delivery] = {}
     recorder = _Recorder()
     sent = 0
+    claims = 0
     backlog = False
     try:
         while True:
             claimed_none = True
+            if claims and not in_flight and not backlog and not recorder.released_successor:
+                # Drained, and the last claim found all there was (like a batch that came back
+                # short): what became due since (e.g. operational events) is a new trigger's.
+                return sent
+            recorder.released_successor = False
             if time.monotonic() - started <= budget and len(in_flight) < slots:
+                claims += 1
                 room = min(slots - len(in_flight), limit)
                 retries = sum(1 for d in in_flight.values() if d.attempts > 1)
                 claim = flow.claim_ready(limit=room, retry_limit=max(0, retry_slots - retries))
                 sent += len(claim.deliveries)
-                backlog = len(claim.deliveries) >= room
+                # Sticky while sends are in flight: a webhook at its cap (its leases ours)
+                # has nothing claimable until they end; a claim with none in flight decides.
+                backlog = claim.more or (backlog and bool(in_flight))
                 claimed_none = not claim.deliveries
                 started_sends = _start(claim.deliveries, pool)
                 if started_sends:
