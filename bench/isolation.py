@@ -120,7 +120,8 @@ def child(seconds: float, rate: float) -> int:
             results[label] = p99
             print(
                 f"{label}: {len(set(ids))} deliveries to {healthy} healthy webhooks, trigger -> receipt "
-                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; lost {lost}, duplicated {duplicated}",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (over those received); not received 60 s after the last "
+                f"trigger {lost}, duplicated {duplicated}",
                 flush=True,
             )
             failed += lost > 0 or duplicated > 0
