@@ -138,7 +138,12 @@ def deliver_due(*, time_budget: float | None = None) -> int:
                 # short): what became due since (e.g. operational events) is a new trigger's.
                 return sent
             recorder.released_successor = False
-            if time.monotonic() - started <= budget and len(in_flight) < slots:
+            elapsed = time.monotonic() - started
+            # Past its budget a task keeps claiming only while its own sends are still in
+            # flight, for at most one more request timeout: a send that hangs must not
+            # leave this worker idle while it waits for it (bounded: budget + 2 timeouts).
+            claiming = elapsed <= budget or (bool(in_flight) and elapsed <= budget + app_settings.request_timeout())
+            if claiming and len(in_flight) < slots:
                 claims += 1
                 room = min(slots - len(in_flight), limit)
                 retries = sum(1 for d in in_flight.values() if d.attempts > 1)
@@ -159,7 +164,7 @@ def deliver_due(*, time_budget: float | None = None) -> int:
                         return sent
                     time.sleep(claim.rate_wait)
                     continue
-            elif time.monotonic() - started > budget and not in_flight:
+            elif not claiming and not in_flight:
                 if backlog:
                     scheduling.hand_over()  # the rest of the backlog goes to a fresh task
                 return sent
