@@ -28,6 +28,9 @@ class Webhook(models.Model):
         "updated_at",
     )
 
+    # Delivery flow settings, editable in the API and the admin (docs/WEBHOOKS.md, "Flow").
+    FLOW_FIELDS = ("rate_limit", "max_concurrency", "ordered")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhooks")
     name = models.CharField(max_length=200)
@@ -50,6 +53,21 @@ class Webhook(models.Model):
     secret: str = EncryptedCharField(max_length=200)
     previous_secret: str | None = EncryptedCharField(max_length=200, null=True, blank=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+
+    # --- delivery flow: per-endpoint limits and ordered delivery (docs/WEBHOOKS.md, "Flow") ---
+    rate_limit = models.FloatField(
+        null=True, blank=True, help_text="Optional: at most this many deliveries per second (all workers)."
+    )
+    max_concurrency = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Optional: at most this many requests in flight at once (all workers)."
+    )
+    ordered = models.BooleanField(
+        default=False, help_text="Deliver one event at a time, in creation order (the next after the head ends)."
+    )
+    # The engine's: GCRA state of the `rate_limit` bucket (µs since the epoch), written only
+    # by the claim, under the row lock it takes (webhooks/engine/flow.py).
+    rate_tat_us = models.BigIntegerField(default=0, editable=False)
+    # --- end delivery flow ---
 
     success_count = models.PositiveBigIntegerField(default=0)
     failure_count = models.PositiveBigIntegerField(default=0)
@@ -182,6 +200,14 @@ class Delivery(models.Model):
             models.Index(fields=["next_attempt_at"], condition=Q(state="pending"), name="delivery_due"),
             models.Index(fields=["webhook", "state", "created_at"], name="delivery_webhook_state"),
             models.Index(fields=["state", "finished_at"], name="delivery_finished"),
+            # Delivery flow (webhooks/engine/flow.py): first attempts are claimed before retries,
+            # and the leases in flight are counted per webhook.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(state="pending", attempts=0), name="delivery_due_first"
+            ),
+            models.Index(
+                fields=["webhook"], condition=Q(state="pending", lease_token__isnull=False), name="delivery_leased"
+            ),
         ]
 
     def __str__(self) -> str:

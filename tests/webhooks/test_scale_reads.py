@@ -262,7 +262,9 @@ def _indexes(table: str) -> dict[str, list[str]]:
 
 @pytest.mark.django_db
 def test_no_redundant_single_column_indexes():
-    deliveries = _indexes("webhook_deliveries").values()
+    # `delivery_leased` is partial (pending, leased rows only): the claim counts each webhook's
+    # requests in flight with it (webhooks/engine/flow.py); it is not the FK's full index.
+    deliveries = [cols for name, cols in _indexes("webhook_deliveries").items() if name != "delivery_leased"]
     assert ["event_id"] not in deliveries and ["webhook_id"] not in deliveries
     assert ["event_id", "webhook_id"] in deliveries and ["webhook_id", "state", "created_at"] in deliveries
     logs = _indexes("webhook_logs").values()
@@ -356,6 +358,8 @@ def test_the_migration_backfills_rollups_from_existing_logs(organization):
             )
         OldLog.objects.bulk_create(logs)
         _migrate([("webhooks", "0009_scale_reads")])
+        # Checked with today's models: later migrations add columns to these tables.
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
         succeeded = Delivery.objects.filter(state="succeeded")
         assert succeeded.count() == 32 and not succeeded.filter(delivered_at__isnull=True).exists()
         assert all(d.delivered_at == d.finished_at for d in succeeded)

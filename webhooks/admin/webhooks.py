@@ -96,7 +96,11 @@ class WebhookForm(forms.ModelForm):
 
     class Meta:
         model = Webhook
-        fields = ["organization", "name", "url", "events", "integration", "retry_attempts", "is_active", *SUBSCRIBER]
+        fields = [
+            *("organization", "name", "url", "events", "integration", "retry_attempts", "is_active"),
+            *SUBSCRIBER,
+            *Webhook.FLOW_FIELDS,
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -129,9 +133,8 @@ class WebhookForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        fields = {
-            k: cleaned[k] for k in ("url", "events", "retry_attempts", "integration", *SUBSCRIBER) if k in cleaned
-        }
+        validated = ("url", "events", "retry_attempts", "integration", *SUBSCRIBER, *Webhook.FLOW_FIELDS)
+        fields = {k: cleaned[k] for k in validated if k in cleaned}
         if self.headers_submitted and cleaned.get("headers") is not None:
             fields["headers"] = cleaned["headers"]
         try:
@@ -197,7 +200,17 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
     actions = ["send_test", "enable", "disable", "rotate_secret", "recover_failed"]
 
     def get_fieldsets(self, request, obj=None):
-        main = ("organization", "name", "url", "events", "integration", "headers", "retry_attempts", "is_active")
+        main = (
+            "organization",
+            "name",
+            "url",
+            "events",
+            "integration",
+            "headers",
+            "retry_attempts",
+            "is_active",
+            *Webhook.FLOW_FIELDS,
+        )
         if obj is None:
             return [(None, {"fields": main}), ("Subscriber controls", {"fields": SUBSCRIBER})]
         return [
@@ -288,7 +301,11 @@ class WebhookAdmin(OrganizationScopedAdmin, admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        editable = ("name", "url", "events", "integration", "retry_attempts", "is_active", *SUBSCRIBER)
+        editable = (
+            *("name", "url", "events", "integration", "retry_attempts", "is_active"),
+            *SUBSCRIBER,
+            *Webhook.FLOW_FIELDS,
+        )
         if change:
             # Only what the operator changed, through the service (it locks the row; enabling
             # and disabling follow its rules). Never a full save() of the form's instance:

@@ -93,6 +93,27 @@ class WebhookSerializer(SubscriberControlsMixin, api.ModelSerializer):
         queryset=Integration.objects.all(), required=False, allow_null=True, pk_field=serializers.UUIDField()
     )
 
+    # --- delivery flow (docs/WEBHOOKS.md, "Flow") ---
+    rate_limit = serializers.FloatField(
+        min_value=0.001,
+        max_value=10_000,
+        required=False,
+        allow_null=True,
+        help_text="At most this many deliveries per second, across all workers; null: no limit.",
+    )
+    max_concurrency = serializers.IntegerField(
+        min_value=1,
+        max_value=1_000,
+        required=False,
+        allow_null=True,
+        help_text="At most this many requests in flight at once, across all workers; null: no limit.",
+    )
+    ordered = serializers.BooleanField(
+        required=False,
+        help_text="One event at a time, in creation order: the next goes once the head succeeded or finally failed.",
+    )
+    # --- end delivery flow ---
+
     secret_readable = serializers.BooleanField(
         read_only=True,
         help_text="False when the signing secret cannot be decrypted with FERNET_KEYS: deliveries fail "
@@ -110,6 +131,7 @@ class WebhookSerializer(SubscriberControlsMixin, api.ModelSerializer):
             "headers",
             "retry_attempts",
             "is_active",
+            *Webhook.FLOW_FIELDS,
             "secret_readable",
             *Webhook.STATUS_FIELDS,
             *SUBSCRIBER_FIELDS,

@@ -9,6 +9,8 @@ services that send one delivery synchronously (test, replay).
 from __future__ import annotations
 
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -17,8 +19,15 @@ from common.app_settings import metrics_enabled
 
 from .. import app_settings, scheduling
 from ..models import Delivery
-from . import sending, store, subscriber_auth
+from . import flow, sending, store, subscriber_auth
 from .policy import BatchPlan, Outcome, plan_batch, skip_reason
+
+#: seconds between claims while sends are in flight: after a claim that found work, and
+#: after one that found none
+BUSY_POLL = 0.005
+IDLE_POLL = 0.02
+#: the longest a finished send waits for its claim's other sends before it is written
+RECORD_AFTER = 0.05
 
 
 def process(deliveries: list[Delivery]) -> list[Outcome]:
@@ -82,18 +91,166 @@ def _drop_rejected_tokens(outcomes: list[Outcome], subscribers: dict) -> None:
             subscriber_auth.token_rejected(outcome.delivery.webhook_id, context.token_fetched_at)
 
 
+class _Recorder:
+    """Finished sends waiting to be written, per claim (lease token). A claim's outcomes are
+    written together once all its sends are done, or `RECORD_AFTER` after the first of them
+    finished, whichever comes first: few writes when receivers are fast, and a receiver
+    that hangs never holds its siblings' results back for longer than that."""
+
+    def __init__(self) -> None:
+        #: webhook id -> its subscriber context (auth, certificate) of the latest claim
+        self.subscribers: dict = {}
+        self.open: dict = {}  # token -> number of sends of the claim still in flight
+        self.done: dict = {}  # token -> (first finished at, outcomes)
+        #: an ordered webhook's head ended since the flag was cleared: its next event is due
+        self.released_successor = False
+
+    def started(self, token, count: int) -> None:
+        self.open[token] = self.open.get(token, 0) + count
+
+    def finished(self, outcome: Outcome) -> None:
+        token = outcome.delivery.lease_token
+        self.open[token] -= 1
+        self.done.setdefault(token, (time.monotonic(), []))[1].append(outcome)
+
+    def next_due(self) -> float | None:
+        """Seconds until a partial claim must be written, or None."""
+        if not self.done:
+            return None
+        return max(0.0, min(at for at, _ in self.done.values()) + RECORD_AFTER - time.monotonic())
+
+    def flush(self, *, everything: bool = False) -> None:
+        clock = time.monotonic()
+        for token in list(self.done):
+            at, outcomes = self.done[token]
+            if everything or self.open[token] == 0 or clock - at >= RECORD_AFTER:
+                del self.done[token]
+                if self.open[token] == 0:
+                    del self.open[token]
+                _record(token, outcomes, self.subscribers)
+                if any(o.final and o.delivery.webhook.ordered for o in outcomes):
+                    self.released_successor = True
+
+
+def _record(token, outcomes: list[Outcome], subscribers: dict) -> None:
+    _drop_rejected_tokens(outcomes, subscribers)
+    recorded_at = timezone.now()
+    plan = plan_batch(outcomes, [], recorded_at)
+    expires = outcomes[0].delivery.lease_expires_at
+    assert expires is not None, "claimed deliveries"
+    recorded = store.record_batch(token, plan, now=recorded_at, lease_expires_at=expires)
+    observe(plan, recorded)
+    if plan.earliest_retry is not None:
+        scheduling.wake_at(plan.earliest_retry)
+
+
+def _send(delivery: Delivery, keys: dict, now, subscribers: dict) -> Outcome:
+    try:
+        return sending.send_batch([delivery], keys, now=now, subscribers=subscribers)[0]
+    except Exception as exc:  # never let one send stop the loop
+        return Outcome(delivery=delivery, started_at=now, error=f"Unexpected error ({type(exc).__name__}).")
+
+
 def deliver_due(*, time_budget: float | None = None) -> int:
-    """Claim and send due deliveries in batches while a backlog remains; returns how many."""
+    """Claim and send due deliveries while a backlog remains; returns how many were claimed.
+
+    A pipeline, not batches (docs/QUEUE.md, "Flow"): up to `WEBHOOKS_SEND_CONCURRENCY`
+    sends are in flight; results are written as soon as their claim's sends are done (or
+    `RECORD_AFTER` after the first finished), and free slots are refilled by new claims, so
+    a receiver that never answers holds its own slots only (the claim's slow lane caps how
+    many). Retries take at most half of the slots: first attempts always find one. Claims
+    follow the flow rules (webhooks/engine/flow.py)."""
     budget = app_settings.drain_seconds() if time_budget is None else time_budget
+    slots = max(app_settings.send_concurrency(), 1)
+    retry_slots = max(1, slots // 2)
     limit = app_settings.batch_size()
+    pool = sending.pool(slots)
     started = time.monotonic()
+    in_flight: dict[Future, Delivery] = {}
+    recorder = _Recorder()
     sent = 0
-    while True:
-        batch = store.claim_due(limit=limit)
-        process(batch)
-        sent += len(batch)
-        if len(batch) < limit:
-            return sent
-        if time.monotonic() - started > budget:
-            scheduling.hand_over()  # the rest of the backlog goes to a fresh task
-            return sent
+    claims = 0
+    backlog = False
+    try:
+        while True:
+            claimed_none = True
+            if claims and not in_flight and not backlog and not recorder.released_successor:
+                # Drained, and the last claim found all there was (like a batch that came back
+                # short): what became due since (e.g. operational events) is a new trigger's.
+                return sent
+            recorder.released_successor = False
+            elapsed = time.monotonic() - started
+            # Past its budget a task keeps claiming only while its own sends are still in
+            # flight, for at most one more request timeout: a send that hangs must not
+            # leave this worker idle while it waits for it (bounded: budget + 2 timeouts).
+            claiming = elapsed <= budget or (bool(in_flight) and elapsed <= budget + app_settings.request_timeout())
+            if claiming and len(in_flight) < slots:
+                claims += 1
+                room = min(slots - len(in_flight), limit)
+                retries = sum(1 for d in in_flight.values() if d.attempts > 1)
+                claim = flow.claim_ready(limit=room, retry_limit=max(0, retry_slots - retries))
+                sent += len(claim.deliveries)
+                # Sticky while sends are in flight: a webhook at its cap (its leases ours)
+                # has nothing claimable until they end; a claim with none in flight decides.
+                backlog = claim.more or (backlog and bool(in_flight))
+                claimed_none = not claim.deliveries
+                started_sends = _start(claim.deliveries, pool, recorder.subscribers)
+                if started_sends:
+                    recorder.started(started_sends[0][0].lease_token, len(started_sends))
+                for delivery, future in started_sends:
+                    in_flight[future] = delivery
+                if not in_flight and claim.rate_wait is not None:
+                    if time.monotonic() - started + claim.rate_wait > budget:
+                        scheduling.wake_at(timezone.now() + timedelta(seconds=claim.rate_wait))
+                        return sent
+                    time.sleep(claim.rate_wait)
+                    continue
+            elif not claiming and not in_flight:
+                if backlog:
+                    scheduling.hand_over()  # the rest of the backlog goes to a fresh task
+                return sent
+            if not in_flight:
+                if claimed_none or not backlog:
+                    return sent
+                continue
+            # Wait for a send to finish; come back sooner to claim what became due meanwhile.
+            timeout = IDLE_POLL if claimed_none else BUSY_POLL
+            partial = recorder.next_due()
+            if partial is not None:
+                timeout = min(timeout, partial)
+            done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                recorder.finished(future.result())
+                del in_flight[future]
+            recorder.flush()
+    finally:
+        for future in list(in_flight):  # only after an error in this loop: let the sends end
+            recorder.finished(future.result())
+        recorder.flush(everything=True)
+
+
+def _start(deliveries: list[Delivery], pool, subscribers: dict) -> list[tuple[Delivery, Future]]:
+    """Start sending a claim's deliveries; those not to be sent are recorded at once. The
+    claim's subscriber contexts (webhooks/engine/subscriber_auth.py) go into `subscribers`."""
+    if not deliveries:
+        return []
+    now = timezone.now()
+    sendable, skipped = [], []
+    for delivery in deliveries:
+        reason = skip_reason(delivery)
+        if reason is None:
+            sendable.append(delivery)
+        else:
+            delivery.last_error = reason
+            skipped.append((delivery, reason))
+    if skipped:
+        token, expires = deliveries[0].lease_token, deliveries[0].lease_expires_at
+        assert token is not None and expires is not None, "claimed deliveries"
+        plan = plan_batch([], skipped, now)
+        observe(plan, store.record_batch(token, plan, now=now, lease_expires_at=expires))
+    if not sendable:
+        return []
+    keys = store.signing_keys({d.webhook_id for d in sendable}, now=now)
+    claim_subscribers = subscriber_auth.prepare(sendable)
+    subscribers.update(claim_subscribers)
+    return [(delivery, pool.submit(_send, delivery, keys, now, claim_subscribers)) for delivery in sendable]

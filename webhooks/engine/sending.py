@@ -201,6 +201,11 @@ def _fill_from_response(outcome: Outcome, response: requests.Response, raw: byte
         outcome.retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
 
+def pool(size: int) -> ThreadPoolExecutor:
+    """The process's send threads (at least `size` of them)."""
+    return _pool(size)
+
+
 def _pool(size: int) -> ThreadPoolExecutor:
     global _executor, _executor_size
     if _executor is None or _executor_size != size:

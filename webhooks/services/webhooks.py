@@ -45,6 +45,10 @@ WEBHOOK_FIELDS = {"name", "url", "events", "headers", "retry_attempts", "is_acti
 # Subscriber controls (webhooks/filters.py, webhooks/transforms.py, webhooks/subscriber.py).
 SUBSCRIBER_FIELDS = {"filter", "transform", "auth", "client_certificate"}
 WEBHOOK_FIELDS |= SUBSCRIBER_FIELDS
+# Delivery flow (docs/WEBHOOKS.md, "Flow"): per-endpoint limits and ordered delivery.
+WEBHOOK_FIELDS |= set(Webhook.FLOW_FIELDS)
+MAX_RATE_LIMIT = 10_000.0
+MAX_CONCURRENCY = 1_000
 
 
 # --- validation -------------------------------------------------------------------------
@@ -108,6 +112,7 @@ def validate_webhook_fields(
         errors["integration"] = ["No such integration."]
     if "retry_attempts" in fields and not 0 <= int(fields["retry_attempts"]) <= MAX_RETRY_ATTEMPTS:
         errors["retry_attempts"] = [f"Between 0 and {MAX_RETRY_ATTEMPTS}."]
+    errors.update(validate_flow_fields(fields, cleaned))
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -150,6 +155,26 @@ def auth_for_url_move(*, webhook: Webhook, url: str | None, auth_given: bool) ->
             ]
         }
     )
+
+
+def validate_flow_fields(fields: dict[str, Any], cleaned: dict[str, Any]) -> dict[str, list[str]]:
+    """`rate_limit`: a positive number of deliveries per second, or None; `max_concurrency`:
+    a positive integer, or None; `ordered`: a boolean. Cleaned values go into `cleaned`."""
+    errors: dict[str, list[str]] = {}
+    if "rate_limit" in fields and fields["rate_limit"] is not None:
+        value = fields["rate_limit"]
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_RATE_LIMIT
+        if not ok or value != value:  # NaN
+            errors["rate_limit"] = [f"A positive number of deliveries/s (at most {MAX_RATE_LIMIT:g}), or null."]
+        else:
+            cleaned["rate_limit"] = float(value)
+    if "max_concurrency" in fields and fields["max_concurrency"] is not None:
+        value = fields["max_concurrency"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+            errors["max_concurrency"] = [f"A positive integer (at most {MAX_CONCURRENCY}), or null."]
+    if "ordered" in fields and not isinstance(fields["ordered"], bool):
+        errors["ordered"] = ["true or false."]
+    return errors
 
 
 def validate_secret(secret: str) -> str:

@@ -264,3 +264,21 @@ def test_action_messages_count_in_words(admin_client, history):
         follow=True,
     )
     assert "Enabled 1 webhook." in [str(m) for m in response.context["messages"]]
+
+
+@pytest.mark.parametrize(("field", "value"), [("rate_limit", "-1"), ("rate_limit", "0"), ("max_concurrency", "0")])
+def test_invalid_flow_fields_are_a_form_error_and_change_nothing(admin_client, history, field, value):
+    data = {**_as_opened(admin_client, history), field: value}
+    response = admin_client.post(_change_url(history), data)
+    assert response.status_code == HTTPStatus.OK
+    assert response.context["adminform"].form.errors.get(field)
+    history.refresh_from_db()
+    assert (history.rate_limit, history.max_concurrency) == (None, None)
+
+
+def test_flow_fields_are_saved_from_the_admin(admin_client, history):
+    data = {**_as_opened(admin_client, history), "rate_limit": "2.5", "max_concurrency": "3", "ordered": "on"}
+    response = admin_client.post(_change_url(history), data)
+    assert response.status_code == HTTPStatus.FOUND, response.context["adminform"].form.errors
+    history.refresh_from_db()
+    assert (history.rate_limit, history.max_concurrency, history.ordered) == (2.5, 3, True)

@@ -1,0 +1,221 @@
+"""Delivery flow: which due deliveries a claim may take (docs/WEBHOOKS.md "Flow", docs/QUEUE.md).
+
+`claim_ready` leases due deliveries like `store.claim_due`, with four rules on top, all
+decided in the claim's transaction from shared state (the database), so they hold across
+every worker and cluster:
+
+- **Lanes**: first attempts are claimed before retries (two queries, first attempts
+  first), and the loop lets retries fill at most half of its send slots.
+- **Ordered webhooks** (`ordered`): only the webhook's oldest pending delivery (the head)
+  is eligible; the next becomes eligible once the head succeeded or finally failed.
+- **Concurrency** (`max_concurrency`, and the slow lane): the unexpired leases of a
+  webhook are its requests in flight. A webhook at its cap is left out of the claim; the
+  rows of capped webhooks are locked (`SELECT ... FOR UPDATE`) and their leases counted
+  again before taking, so two claimers cannot both take the last slot. A webhook whose
+  latest attempt failed, or with a request in flight for over `SLOW_AFTER`, is *slow*: it
+  gets at most `SLOW_CONCURRENCY` requests in flight, so a receiver that never answers
+  holds a few send slots, never all of them.
+- **Rate** (`rate_limit`): a GCRA bucket (integrations/ratelimit.py's arithmetic) kept in
+  the webhook row (`rate_tat_us`), taken under the same row lock, burst 1: takes are
+  spaced `1 / rate_limit` s apart, so no window of W seconds holds more than
+  `W * rate_limit + 1` of them. A claim rolled back takes no token.
+
+Deliveries left out stay due, untouched: no lease, no attempt counted.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, Min, OuterRef, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from integrations.ratelimit import US, Bucket, _allow_and_advance
+
+from .. import app_settings
+from ..models import Delivery, Webhook
+from .store import SECRET_FIELDS, _due
+
+#: requests in flight at most for a slow webhook (latest attempt failed, or one in flight
+#: for over SLOW_AFTER); a lower `max_concurrency` wins
+SLOW_CONCURRENCY = 2
+SLOW_AFTER = timedelta(seconds=1)
+
+# This process's knowledge of rate buckets that are empty: webhook id -> monotonic time of
+# the next token. Only an optimisation (the claim leaves those webhooks out instead of
+# locking their rows for nothing); the bucket in the row decides.
+_rate_blocked: dict[uuid.UUID, float] = {}
+
+
+@dataclass
+class Claim:
+    deliveries: list[Delivery] = field(default_factory=list)
+    #: seconds until a rate-limited webhook left out of this claim has its next token
+    rate_wait: float | None = None
+    #: a lane came back full: more may be due
+    more: bool = False
+
+
+def _is_failing(last_failure_at: datetime | None, last_success_at: datetime | None) -> bool:
+    return last_failure_at is not None and (last_success_at is None or last_failure_at > last_success_at)
+
+
+def _cap(max_concurrency: int | None, slow: bool) -> float:
+    cap: float = max_concurrency if max_concurrency is not None else float("inf")
+    return min(cap, SLOW_CONCURRENCY) if slow else cap
+
+
+def _in_flight(webhook_ids: list | None = None) -> dict:
+    """Unexpired leases per webhook: {webhook id: (count, earliest lease expiry)}."""
+    leased = Delivery.objects.filter(
+        state=Delivery.State.PENDING, lease_token__isnull=False, lease_expires_at__gt=Now()
+    )
+    if webhook_ids is not None:
+        leased = leased.filter(webhook_id__in=webhook_ids)
+    rows = leased.values("webhook_id").annotate(n=Count("pk"), oldest=Min("lease_expires_at")).order_by()
+    return {row["webhook_id"]: (row["n"], row["oldest"]) for row in rows}
+
+
+def _slow_by_age(oldest_expiry: datetime | None, now: datetime) -> bool:
+    """A lease taken more than SLOW_AFTER ago (leases last `lease_seconds`) is a slow request."""
+    if oldest_expiry is None:
+        return False
+    claimed_at = oldest_expiry - timedelta(seconds=app_settings.lease_seconds())
+    return now - claimed_at > SLOW_AFTER
+
+
+def _blocked(now: datetime) -> tuple[set, float | None]:
+    """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), and
+    the seconds until the first of the rate-limited ones left out has a token."""
+    flying = _in_flight()
+    if not flying:
+        blocked: set = set()
+    else:
+        rows = Webhook.objects.filter(pk__in=list(flying)).values_list(
+            "pk", "max_concurrency", "last_failure_at", "last_success_at"
+        )
+        blocked = set()
+        for pk, max_concurrency, failed_at, succeeded_at in rows:
+            count, oldest = flying[pk]
+            slow = _is_failing(failed_at, succeeded_at) or _slow_by_age(oldest, now)
+            if count >= _cap(max_concurrency, slow):
+                blocked.add(pk)
+    clock = time.monotonic()
+    rate_wait: float | None = None
+    for pk, until in list(_rate_blocked.items()):
+        if until <= clock:
+            del _rate_blocked[pk]
+        else:
+            blocked.add(pk)
+            rate_wait = until - clock if rate_wait is None else min(rate_wait, until - clock)
+    return blocked, rate_wait
+
+
+def _eligible(blocked: set):
+    older_pending = Delivery.objects.filter(webhook_id=OuterRef("webhook_id"), state=Delivery.State.PENDING).filter(
+        Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
+    )
+    queryset = (
+        Delivery.objects.filter(_due(), next_attempt_at__lte=Now())
+        .exclude(webhook_id__in=blocked)
+        .filter(Q(webhook__ordered=False) | ~Exists(older_pending))
+    )
+    return queryset
+
+
+def _locked_query(queryset):
+    if connection.features.has_select_for_update_skip_locked:
+        queryset = queryset.select_for_update(skip_locked=True, of=("self",))
+    secrets = [f"webhook__{name}" for name in (*SECRET_FIELDS, "auth", "client_certificate")]
+    return queryset.select_related("event", "webhook").defer(*secrets)
+
+
+def _candidates(limit: int, retry_limit: int, blocked: set) -> tuple[list[Delivery], bool]:
+    """First attempts, then retries; and whether a lane came back full."""
+    first = list(_locked_query(_eligible(blocked).filter(attempts=0).order_by("next_attempt_at"))[:limit])
+    room = min(limit - len(first), retry_limit)
+    if room <= 0:
+        return first, len(first) >= limit or retry_limit <= 0
+    retries = list(_locked_query(_eligible(blocked).filter(attempts__gt=0).order_by("next_attempt_at"))[:room])
+    return first + retries, len(retries) >= room
+
+
+def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], float | None, bool]:
+    """The candidates within their webhook's concurrency cap and rate bucket; the seconds
+    until a rate-limited one has a token; whether a concurrency cap held one back."""
+    by_webhook: dict = defaultdict(list)
+    for delivery in candidates:
+        by_webhook[delivery.webhook_id].append(delivery)
+    limited = sorted(
+        pk
+        for pk, group in by_webhook.items()
+        if group[0].webhook.max_concurrency is not None or group[0].webhook.rate_limit is not None
+    )
+    tats: dict = {}
+    if limited:
+        # One global order (by pk), like the recorder's: concurrent claims cannot deadlock.
+        rows = Webhook.objects.select_for_update().filter(pk__in=limited).order_by("pk")
+        tats = dict(rows.values_list("pk", "rate_tat_us"))
+    flying = _in_flight(list(by_webhook))
+    taken: list[Delivery] = []
+    rate_wait: float | None = None
+    held_back = False
+    now_us = time.time_ns() // 1000
+    for pk, group in by_webhook.items():
+        webhook = group[0].webhook
+        count, oldest = flying.get(pk, (0, None))
+        slow = _is_failing(webhook.last_failure_at, webhook.last_success_at) or _slow_by_age(oldest, now)
+        room = _cap(webhook.max_concurrency, slow) - count
+        fits = max(0, int(min(room, len(group))))
+        held_back = held_back or fits < len(group)
+        group = group[:fits]
+        if webhook.rate_limit is not None and group and pk in tats:
+            bucket = Bucket("webhook", interval_us=max(1, round(US / webhook.rate_limit)), tolerance_us=0)
+            tat, allowed = tats[pk], 0
+            for _ in group:
+                allow, [new_tat] = _allow_and_advance([tat], [bucket], now_us)
+                if allow > now_us:
+                    wait = (allow - now_us) / US
+                    rate_wait = wait if rate_wait is None else min(rate_wait, wait)
+                    _rate_blocked[pk] = time.monotonic() + wait
+                    break
+                tat, allowed = new_tat, allowed + 1
+            if allowed:
+                Webhook.objects.filter(pk=pk).update(rate_tat_us=tat)
+            group = group[:allowed]
+        taken.extend(group)
+    return taken, rate_wait, held_back
+
+
+def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
+    """Lease up to `limit` due deliveries (at most `retry_limit` of them retries) that the
+    flow rules allow now; see the module docstring."""
+    retry_limit = limit if retry_limit is None else retry_limit
+    now = timezone.now()
+    with transaction.atomic():
+        blocked, blocked_wait = _blocked(now)
+        candidates, more = _candidates(limit, retry_limit, blocked)
+        if not candidates:
+            return Claim(rate_wait=blocked_wait, more=more)
+        deliveries, rate_wait, held_back = _admit(candidates, now)
+        more = more or held_back  # the loop comes back for them when a slot frees
+        if blocked_wait is not None:
+            rate_wait = blocked_wait if rate_wait is None else min(rate_wait, blocked_wait)
+        if not deliveries:
+            return Claim(rate_wait=rate_wait, more=more)
+        token = uuid.uuid4()
+        expires = now + timedelta(seconds=app_settings.lease_seconds())
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
+            lease_token=token, lease_expires_at=expires, attempts=F("attempts") + 1
+        )
+    for delivery in deliveries:
+        delivery.lease_token = token
+        delivery.lease_expires_at = expires
+        delivery.attempts += 1
+    return Claim(deliveries=deliveries, rate_wait=rate_wait, more=more)
