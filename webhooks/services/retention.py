@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .. import app_settings
+from .. import app_settings, partitions
 from ..models import Delivery, Event, WebhookLog
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ class PruneResult:
     events: int = 0
     #: events without deliveries that are newer than the cutoff: kept until they are older
     orphans_kept: int = 0
+    #: whole daily partitions of webhook_logs dropped (PostgreSQL); their rows count in `logs`
+    partitions_dropped: list[str] = field(default_factory=list)
 
 
 def _finished_before(cutoff) -> Q:
@@ -56,14 +58,19 @@ def logs_prune(
     logs = WebhookLog.objects.filter(created_at__lt=cutoff)
     deliveries = Delivery.objects.filter(_finished_before(cutoff))
     any_delivery = Delivery.objects.filter(event=OuterRef("pk"))
-    orphans = Event.objects.filter(created_at__lt=cutoff).exclude(Exists(any_delivery))
     result.orphans_kept = Event.objects.filter(created_at__gte=cutoff).exclude(Exists(any_delivery)).count()
+    # Whole days of logs older than the cutoff go in O(1) (detach + drop); only the
+    # boundary day (and the default partition) is left to the batched delete below.
+    result.partitions_dropped, result.logs = partitions.drop_partitions_before(cutoff, dry_run=dry_run)
     if dry_run:
         kept_delivery = any_delivery.exclude(_finished_before(cutoff))
         would_be_orphans = Event.objects.filter(created_at__lt=cutoff).exclude(Exists(kept_delivery))
-        result.logs, result.deliveries, result.events = logs.count(), deliveries.count(), would_be_orphans.count()
+        result.logs += logs.count()
+        result.deliveries, result.events = deliveries.count(), would_be_orphans.count()
         return result
-    for name, queryset in (("logs", logs), ("deliveries", deliveries), ("events", orphans)):
+    if progress and result.logs:
+        progress("logs", result.logs)
+    for name, queryset in (("logs", logs), ("deliveries", deliveries)):
         model = queryset.model
         while True:
             ids = list(queryset.values_list("pk", flat=True)[:batch_size])
@@ -79,4 +86,35 @@ def logs_prune(
             setattr(result, name, getattr(result, name) + deleted)
             if progress:
                 progress(name, getattr(result, name))
+    result.events = _prune_orphan_events(cutoff, batch_size, progress)
     return result
+
+
+def _prune_orphan_events(cutoff, batch_size: int, progress) -> int:
+    """Walk the events older than the cutoff along the `created_at` index, a window of
+    `batch_size` at a time (keyset: after the last (created_at, id) seen), and delete those
+    of the window with NOT EXISTS a delivery. Each batch reads one index window and probes
+    the deliveries' `event_id` index per row: the cost is linear in the events walked, never
+    an anti-join over the whole tables, and events kept (a delivery still pending) are
+    passed once, not re-read by every batch."""
+    deleted_total = 0
+    after = None
+    old = Event.objects.filter(created_at__lt=cutoff).order_by("created_at", "pk")
+    while True:
+        window = old
+        if after is not None:
+            window = window.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
+        rows = list(window.values_list("created_at", "pk")[:batch_size])
+        if not rows:
+            break
+        after = rows[-1]
+        with transaction.atomic():
+            batch = Event.objects.filter(pk__in=[pk for _, pk in rows], created_at__lt=cutoff).exclude(
+                Exists(Delivery.objects.filter(event=OuterRef("pk")))
+            )
+            deleted = batch.delete()[1].get(Event._meta.label, 0)
+        if deleted:
+            deleted_total += deleted
+            if progress:
+                progress("events", deleted_total)
+    return deleted_total
