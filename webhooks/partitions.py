@@ -136,8 +136,12 @@ def drop_partitions_before(cutoff: dt.datetime, *, dry_run: bool = False, conn=N
         with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
             rows += _count(cursor, partition.name)
             if not dry_run:
+                # Deferred foreign-key checks of this transaction's own writes must run
+                # before the table goes (Django's constraints are INITIALLY DEFERRED).
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f'ALTER TABLE "{TABLE}" DETACH PARTITION "{partition.name}"')
                 cursor.execute(f'DROP TABLE "{partition.name}"')
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         dropped.append(partition.name)
     return dropped, rows
 
