@@ -224,3 +224,23 @@ def test_the_migration_keeps_every_row_of_a_populated_table(organization, webhoo
         assert sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id")) == before
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db
+def test_the_upgrade_procedure_creates_the_partitions_by_the_schedule():
+    """README "Retention at scale": after `migrate`, `setup_schedules` registers the daily
+    schedule whose task creates today's and the next days' partitions."""
+    from django.utils.module_loading import import_string
+    from django_q.models import Schedule
+
+    call_command("setup_schedules", stdout=StringIO())
+    schedule = Schedule.objects.get(name="webhooks.create_partitions")
+    assert schedule.minutes == 24 * 60
+    import_string(schedule.func)()
+    if connection.vendor == "postgresql":
+        today = timezone.now().astimezone(dt.UTC).date()
+        days = {p.day for p in partitions.partitions()}
+        assert {today + dt.timedelta(days=n) for n in range(partitions.PARTITION_DAYS_AHEAD + 1)} <= days
+        assert _relation_exists(partitions.DEFAULT)
+    else:
+        assert partitions.partitions() == []
