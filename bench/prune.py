@@ -128,7 +128,12 @@ def child(rows: int) -> None:
     )
     before = _sizes(connection)
     started = time.monotonic()
-    result = logs_prune(older_than_days=KEEP_DAYS, batch_size=5000)
+    phases: dict[str, float] = {}
+
+    def progress(kind: str, done: int) -> None:
+        phases[kind] = time.monotonic() - started
+
+    result = logs_prune(older_than_days=KEEP_DAYS, batch_size=5000, progress=progress)
     elapsed = time.monotonic() - started
     deleted = result.logs + result.deliveries + result.events
     after_counts = (WebhookLog.objects.count(), Delivery.objects.count(), Event.objects.count())
@@ -137,6 +142,7 @@ def child(rows: int) -> None:
         f"events {result.events:,}; {len(result.partitions_dropped)} partitions dropped) in {elapsed:.1f} s = "
         f"{deleted / elapsed:,.0f} rows/s; left {after_counts}"
     )
+    print("  phases end at (s): " + ", ".join(f"{kind} {at:.1f}" for kind, at in phases.items()))
     if before:
         after = _sizes(connection)
         for table in before:

@@ -70,7 +70,7 @@ def logs_prune(
         return result
     if progress and result.logs:
         progress("logs", result.logs)
-    for name, queryset in (("logs", logs), ("deliveries", deliveries)):
+    for name, queryset in (("logs", logs),):
         model = queryset.model
         while True:
             ids = list(queryset.values_list("pk", flat=True)[:batch_size])
@@ -86,8 +86,35 @@ def logs_prune(
             setattr(result, name, getattr(result, name) + deleted)
             if progress:
                 progress(name, getattr(result, name))
+    result.deliveries = _prune_finished_deliveries(cutoff, batch_size, progress)
     result.events = _prune_orphan_events(cutoff, batch_size, progress)
     return result
+
+
+def _prune_finished_deliveries(cutoff, batch_size: int, progress) -> int:
+    """Finished deliveries older than the cutoff, one state at a time along the
+    `(state, finished_at)` index, a keyset window of `batch_size` at a time: each batch
+    starts after the last row seen instead of rescanning the index's dead entries."""
+    deleted_total = 0
+    for state in (Delivery.State.SUCCEEDED, Delivery.State.FAILED):
+        old = Delivery.objects.filter(state=state, finished_at__lt=cutoff).order_by("finished_at", "pk")
+        after = None
+        while True:
+            window = old
+            if after is not None:
+                window = window.filter(Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1]))
+            rows = list(window.values_list("finished_at", "pk")[:batch_size])
+            if not rows:
+                break
+            after = rows[-1]
+            with transaction.atomic():
+                # The filter again: a row re-armed (recover) since it was listed stays.
+                batch = Delivery.objects.filter(_finished_before(cutoff), pk__in=[pk for _, pk in rows])
+                deleted = batch.delete()[1].get(Delivery._meta.label, 0)
+            deleted_total += deleted
+            if progress and deleted:
+                progress("deliveries", deleted_total)
+    return deleted_total
 
 
 def _prune_orphan_events(cutoff, batch_size: int, progress) -> int:
