@@ -97,7 +97,9 @@ def _sizes(connection) -> dict[str, int]:
         for table in ("webhook_logs", "webhook_deliveries", "webhook_events"):
             # a partitioned table's own size is 0: sum its partitions
             cursor.execute(
-                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%s::regclass)", [table]
+                "SELECT greatest((SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                "FROM pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
+                [table, table],
             )
             out[table] = int(cursor.fetchone()[0])
     return out
