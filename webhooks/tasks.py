@@ -22,3 +22,10 @@ def prune_logs() -> int:
     from .services import logs_prune
 
     return logs_prune().logs
+
+
+def create_partitions() -> list[str]:
+    """Daily: create the coming days' `webhook_logs` partitions (PostgreSQL; no-op elsewhere)."""
+    from . import partitions
+
+    return partitions.ensure_partitions()

@@ -51,6 +51,15 @@ def _rounded(values):
     return [round(value, 2) for value in values]
 
 
+def assert_rollups_match() -> None:
+    """Counts equal; sums of milliseconds equal to within rounding (each stored value is a
+    sum of floats added in another order than the recount's)."""
+    have, want = stored(), recount()
+    assert have.keys() == want.keys()
+    for key, values in want.items():
+        assert have[key] == pytest.approx(values, abs=0.05), key
+
+
 # --- delivered_at and rollups ------------------------------------------------------------
 
 
@@ -73,7 +82,7 @@ def test_rollups_equal_a_recount_after_mixed_traffic(organization, receiver):
     assert Delivery.objects.get(pk=replayed.delivery_id).delivered_at == first_delivered
     assert WebhookLog.objects.filter(success=False).exists() and WebhookLog.objects.filter(success=True).exists()
 
-    assert stored() == recount()
+    assert_rollups_match()
     succeeded = Delivery.objects.filter(state="succeeded")
     assert succeeded.exists() and not succeeded.filter(delivered_at__isnull=True).exists()
     assert not Delivery.objects.exclude(state="succeeded").filter(delivered_at__isnull=False).exists()
@@ -97,7 +106,7 @@ def test_two_workers_recording_at_once_lose_no_increment(organization, receiver)
         assert len(first) == len(second) == 3
         with Concurrently(lambda first=first: process(first), lambda second=second: process(second)):
             pass
-        assert stored() == recount(), f"round {round_}"
+        assert_rollups_match()  # after each round
     [row] = WebhookHourlyStats.objects.filter(webhook=webhook)
     assert row.succeeded == 12 and row.failed == 12 and row.delivered == 12
 
@@ -281,6 +290,19 @@ def _plan(queryset) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def _uses(index: str, plan: str) -> bool:
+    """The plan scans `index`, or on a partitioned table (webhook_logs, webhooks/partitions.py)
+    the index each partition holds for it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT child.relname FROM pg_inherits i JOIN pg_class child ON child.oid = i.inhrelid "
+            "JOIN pg_class parent ON parent.oid = i.inhparent WHERE parent.relname = %s",
+            [index],
+        )
+        names = {index, *(row[0] for row in cursor.fetchall())}
+    return any(name in plan for name in names)
+
+
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN output is PostgreSQL's")
 def test_the_logs_pages_and_stats_use_their_indexes(history, organization, receiver):
@@ -297,14 +319,14 @@ def test_the_logs_pages_and_stats_use_their_indexes(history, organization, recei
         cursor.execute("ANALYZE webhook_logs")
     order = ("-created_at", "-id")
     page = selectors.webhook_log_list(webhook=other).order_by(*order)
-    assert "log_webhook_created" in _plan(page[:51])
-    assert "log_webhook_success" in _plan(selectors.webhook_log_list(webhook=other, success=False)[:51])
-    assert "log_webhook_event" in _plan(selectors.webhook_log_list(webhook=other, event="e3")[:51])
+    assert _uses("log_webhook_created", _plan(page[:51]))
+    assert _uses("log_webhook_success", _plan(selectors.webhook_log_list(webhook=other, success=False)[:51]))
+    assert _uses("log_webhook_event", _plan(selectors.webhook_log_list(webhook=other, event="e3")[:51]))
     deep = page.filter(created_at__lte=start + timedelta(seconds=5)).exclude(
         created_at=start + timedelta(seconds=5), pk__gte=uuid.uuid4()
     )
-    assert "log_webhook_created" in _plan(deep[:51])
-    assert "webhook_hourly_stats_unique" in _plan(WebhookHourlyStats.objects.filter(webhook=webhook))
+    assert _uses("log_webhook_created", _plan(deep[:51]))
+    assert _uses("webhook_hourly_stats_unique", _plan(WebhookHourlyStats.objects.filter(webhook=webhook)))
 
 
 # --- migration 0006 on a populated database ------------------------------------------------
@@ -364,7 +386,7 @@ def test_the_migration_backfills_rollups_from_existing_logs(organization):
         assert succeeded.count() == 32 and not succeeded.filter(delivered_at__isnull=True).exists()
         assert all(d.delivered_at == d.finished_at for d in succeeded)
         assert WebhookHourlyStats.objects.count() > 20
-        assert stored() == recount()
+        assert_rollups_match()
         stats = selectors.webhook_stats(webhook=Webhook.objects.get(name="w0"), window="7d")
         assert stats["window_stats"]["attempts"] == 20 and stats["window_stats"]["failures"] == 4
     finally:
@@ -384,7 +406,7 @@ def test_load_bench_data_loads_the_split_and_its_rollups():
     assert len(counts) == 10 and sum(counts) == 400 and counts[0] == 356  # 89%
     assert WebhookLog.objects.filter(success=False).count() == 40  # 10%
     assert Delivery.objects.count() == 400 and not Delivery.objects.filter(state="pending").exists()
-    assert stored() == recount()
+    assert_rollups_match()
     big = hooks.order_by("-success_count").first()
     assert big.success_count + big.failure_count == 356
     stats = selectors.webhook_stats(webhook=big, window="30d")

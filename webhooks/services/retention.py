@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .. import app_settings
+from .. import app_settings, partitions
 from ..models import Delivery, Event, WebhookLog
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ class PruneResult:
     events: int = 0
     #: events without deliveries that are newer than the cutoff: kept until they are older
     orphans_kept: int = 0
+    #: whole daily partitions of webhook_logs dropped (PostgreSQL); their rows count in `logs`
+    partitions_dropped: list[str] = field(default_factory=list)
 
 
 def _finished_before(cutoff) -> Q:
@@ -104,7 +106,17 @@ def logs_prune(
         raise ValidationError("older_than_days must be >= 0 and batch_size >= 1.")
     result = PruneResult()
     now = timezone.now()
-    for scope_days, of_logs, of_deliveries, of_events in _scopes(days, retention_overrides()):
+    scopes = _scopes(days, retention_overrides())
+    # Whole days of logs older than every retention in force go in O(1) (PostgreSQL: detach
+    # and drop the daily partitions); the rest (the boundary days, types kept longer or
+    # shorter, the default partition, SQLite) is deleted in batches below.
+    oldest_cutoff = now - timedelta(days=max(scope_days for scope_days, *_ in scopes))
+    result.partitions_dropped, dropped_rows = partitions.drop_partitions_before(oldest_cutoff, dry_run=dry_run)
+    if not dry_run and dropped_rows:
+        result.logs += dropped_rows
+        if progress:
+            progress("logs", result.logs)
+    for scope_days, of_logs, of_deliveries, of_events in scopes:
         cutoff = now - timedelta(days=scope_days)
         _prune_scope(cutoff, of_logs, of_deliveries, of_events, result, batch_size, dry_run, progress)
     return result
@@ -116,28 +128,78 @@ def _prune_scope(
     logs = WebhookLog.objects.filter(of_logs, created_at__lt=cutoff)
     deliveries = Delivery.objects.filter(of_deliveries).filter(_finished_before(cutoff))
     any_delivery = Delivery.objects.filter(event=OuterRef("pk"))
-    orphans = Event.objects.filter(of_events, created_at__lt=cutoff).exclude(Exists(any_delivery))
     result.orphans_kept += Event.objects.filter(of_events, created_at__gte=cutoff).exclude(Exists(any_delivery)).count()
     if dry_run:
         kept_delivery = any_delivery.exclude(_finished_before(cutoff))
         would_be_orphans = Event.objects.filter(of_events, created_at__lt=cutoff).exclude(Exists(kept_delivery))
-        result.logs += logs.count()
+        result.logs += logs.count()  # rows of partitions that would be dropped included
         result.deliveries += deliveries.count()
         result.events += would_be_orphans.count()
         return
-    for name, queryset in (("logs", logs), ("deliveries", deliveries), ("events", orphans)):
-        model = queryset.model
+    while True:
+        ids = list(logs.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            batch = logs.filter(pk__in=ids)
+            result.logs += batch._raw_delete(batch.db)  # nothing refers to logs: no collector
+        if progress:
+            progress("logs", result.logs)
+    result.deliveries += _prune_finished_deliveries(cutoff, of_deliveries, batch_size, progress, result.deliveries)
+    result.events += _prune_orphan_events(cutoff, of_events, batch_size, progress, result.events)
+
+
+def _prune_finished_deliveries(cutoff, scope: Q, batch_size: int, progress, before: int) -> int:
+    """Finished deliveries older than the cutoff, one state at a time along the
+    `(state, finished_at)` index, a keyset window of `batch_size` at a time: each batch
+    starts after the last row seen instead of rescanning the index's dead entries."""
+    deleted_total = 0
+    for state in (Delivery.State.SUCCEEDED, Delivery.State.FAILED):
+        old = Delivery.objects.filter(scope, state=state, finished_at__lt=cutoff).order_by("finished_at", "pk")
+        after = None
         while True:
-            ids = list(queryset.values_list("pk", flat=True)[:batch_size])
-            if not ids:
+            window = old
+            if after is not None:
+                window = window.filter(Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1]))
+            rows = list(window.values_list("finished_at", "pk")[:batch_size])
+            if not rows:
                 break
+            after = rows[-1]
             with transaction.atomic():
                 # The filter again: a row re-armed (recover) since it was listed stays.
-                batch = queryset.filter(pk__in=ids)
-                if model is WebhookLog:  # nothing refers to logs: skip the collector
-                    deleted = batch._raw_delete(batch.db)
-                else:
-                    deleted = batch.delete()[1].get(model._meta.label, 0)
-            setattr(result, name, getattr(result, name) + deleted)
+                batch = Delivery.objects.filter(_finished_before(cutoff), pk__in=[pk for _, pk in rows])
+                deleted = batch.delete()[1].get(Delivery._meta.label, 0)
+            deleted_total += deleted
+            if progress and deleted:
+                progress("deliveries", before + deleted_total)
+    return deleted_total
+
+
+def _prune_orphan_events(cutoff, scope: Q, batch_size: int, progress, before: int) -> int:
+    """Walk the events older than the cutoff along the `created_at` index, a window of
+    `batch_size` at a time (keyset: after the last (created_at, id) seen), and delete those
+    of the window with NOT EXISTS a delivery. Each batch reads one index window and probes
+    the deliveries' `event_id` index per row: the cost is linear in the events walked, never
+    an anti-join over the whole tables, and events kept (a delivery still pending) are
+    passed once, not re-read by every batch."""
+    deleted_total = 0
+    after = None
+    old = Event.objects.filter(scope, created_at__lt=cutoff).order_by("created_at", "pk")
+    while True:
+        window = old
+        if after is not None:
+            window = window.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
+        rows = list(window.values_list("created_at", "pk")[:batch_size])
+        if not rows:
+            break
+        after = rows[-1]
+        with transaction.atomic():
+            batch = Event.objects.filter(pk__in=[pk for _, pk in rows], created_at__lt=cutoff).exclude(
+                Exists(Delivery.objects.filter(event=OuterRef("pk")))
+            )
+            deleted = batch.delete()[1].get(Event._meta.label, 0)
+        if deleted:
+            deleted_total += deleted
             if progress:
-                progress(name, getattr(result, name))
+                progress("events", before + deleted_total)
+    return deleted_total

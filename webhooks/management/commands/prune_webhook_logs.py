@@ -37,6 +37,12 @@ class Command(BaseCommand):
             f"{verb} {count_of(result.logs, 'log')}, {count_of(result.deliveries, 'finished delivery')}"
             f" and {count_of(result.events, 'event')} left without deliveries, older than {count_of(days, 'day')}."
         )
+        if result.partitions_dropped:
+            verb = "would be" if dry_run else "were"
+            self.stdout.write(
+                f"{count_of(len(result.partitions_dropped), 'whole daily log partition')} {verb} dropped: "
+                f"{', '.join(result.partitions_dropped)}."
+            )
         if result.orphans_kept:
             verb = "would be" if dry_run else "are"
             self.stdout.write(

@@ -1,0 +1,246 @@
+"""Retention at scale: daily partitions of webhook_logs (PostgreSQL), created ahead and
+dropped whole; orphan events pruned along the created_at index (both backends); the
+migration that converts a populated table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from tests.concurrency import Concurrently
+from webhooks import partitions
+from webhooks.models import Delivery, Event, WebhookLog
+from webhooks.services import logs_prune, trigger_event
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
+
+
+def _log(delivery, created_at, **fields):
+    return WebhookLog.objects.create(
+        organization_id=delivery.organization_id,
+        webhook_id=delivery.webhook_id,
+        delivery=delivery,
+        event_type="application.created",
+        message_id=str(uuid.uuid4()),
+        attempt=1,
+        request_url="https://a.test/",
+        created_at=created_at,
+        **fields,
+    )
+
+
+def _event_with_delivery(organization, created_at, *, finished: bool = True):
+    event = trigger_event(organization=organization, event="application.created", payload={})
+    Event.objects.filter(pk=event.pk).update(created_at=created_at)
+    delivery = Delivery.objects.get(event=event)
+    if finished:
+        Delivery.objects.filter(pk=delivery.pk).update(state=Delivery.State.SUCCEEDED, finished_at=created_at)
+    return event, delivery
+
+
+def _relation_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [name])
+        return cursor.fetchone()[0] is not None
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_partitions_are_created_ahead_idempotently_and_take_their_days_rows_from_the_default(organization, webhook):
+    assert partitions.is_partitioned()
+    today = timezone.now().astimezone(dt.UTC).date()
+    far = today + dt.timedelta(days=30)
+    _, delivery = _event_with_delivery(organization, timezone.now(), finished=False)
+    moved = _log(delivery, partitions.partition_for(far).start + dt.timedelta(hours=5))
+    with connection.cursor() as cursor:  # no partition for that day yet: the insert went to the default
+        cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT} WHERE id = %s", [moved.pk])
+        assert cursor.fetchone()[0] == 1
+
+    created = partitions.ensure_partitions(today=far, days_ahead=2)
+    assert created == [partitions.partition_for(far + dt.timedelta(days=n)).name for n in range(3)]
+    assert partitions.ensure_partitions(today=far, days_ahead=2) == []
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {partitions.partition_for(far).name} WHERE id = %s", [moved.pk])
+        assert cursor.fetchone()[0] == 1
+        cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT}")
+        assert cursor.fetchone()[0] == 0
+    assert WebhookLog.objects.filter(pk=moved.pk).exists()
+    # the schedule's task creates today's and the next days'
+    from webhooks import tasks
+
+    tasks.create_partitions()
+    days = {p.day for p in partitions.partitions()}
+    assert {today + dt.timedelta(days=n) for n in range(partitions.PARTITION_DAYS_AHEAD + 1)} <= days
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_prune_drops_whole_old_days_and_batch_deletes_only_the_boundary(organization, webhook):
+    now = timezone.now()
+    old_day = (now - dt.timedelta(days=20)).astimezone(dt.UTC).date()
+    partitions.ensure_partitions(today=old_day, days_ahead=1)
+    old_partition = partitions.partition_for(old_day)
+    _, delivery = _event_with_delivery(organization, now, finished=False)
+    in_old_day = [_log(delivery, old_partition.start + dt.timedelta(hours=h)).pk for h in (1, 2, 3)]
+    cutoff = now - dt.timedelta(days=10)
+    boundary_old = _log(delivery, cutoff - dt.timedelta(minutes=5)).pk  # same day as the cutoff, older
+    kept = [_log(delivery, cutoff + dt.timedelta(minutes=5)).pk, _log(delivery, now).pk]
+
+    out = StringIO()
+    call_command("prune_webhook_logs", "--older-than-days", "10", "--dry-run", stdout=out)
+    assert "Would delete 4 logs" in out.getvalue()
+    assert f"2 whole daily log partitions would be dropped: {old_partition.name}," in out.getvalue()
+    assert _relation_exists(old_partition.name) and WebhookLog.objects.count() == 6
+
+    out = StringIO()
+    call_command("prune_webhook_logs", "--older-than-days", "10", stdout=out)
+    assert "Deleted 4 logs" in out.getvalue()
+    assert not _relation_exists(old_partition.name)
+    assert old_partition.name not in {p.name for p in partitions.partitions()}
+    assert set(WebhookLog.objects.values_list("pk", flat=True)) == set(kept)
+    assert not WebhookLog.objects.filter(pk__in=[*in_old_day, boundary_old]).exists()
+
+
+@pytest.mark.django_db
+def test_prune_keeps_the_window_and_pending_deliveries_and_removes_the_rest(organization, webhook):
+    now = timezone.now()
+    old = now - dt.timedelta(days=40)
+    old_event, old_delivery = _event_with_delivery(organization, old)
+    _log(old_delivery, old)
+    pending_event, pending = _event_with_delivery(organization, old, finished=False)
+    _log(pending, old)  # the log goes (older than the window), the pending delivery and its event stay
+    new_event, new_delivery = _event_with_delivery(organization, now)
+    new_log = _log(new_delivery, now)
+
+    result = logs_prune(older_than_days=30, batch_size=1)
+    assert (result.logs, result.deliveries, result.events) == (2, 1, 1)
+    assert list(WebhookLog.objects.values_list("pk", flat=True)) == [new_log.pk]
+    assert set(Delivery.objects.values_list("pk", flat=True)) == {pending.pk, new_delivery.pk}
+    assert set(Event.objects.values_list("pk", flat=True)) == {pending_event.pk, new_event.pk}
+    assert not Event.objects.filter(pk=old_event.pk).exists()
+
+
+@pytest.mark.django_db
+def test_orphan_event_batches_walk_the_created_at_index_with_not_exists():
+    """Each batch of the orphan-event pruning is a window of the created_at index, and the
+    delivery check a NOT EXISTS probe of the deliveries' event index, never a full scan."""
+    from django.db.models import Exists, OuterRef
+
+    cutoff = timezone.now()
+    window = (
+        Event.objects.filter(created_at__lt=cutoff).order_by("created_at", "pk").values_list("created_at", "pk")[:1000]
+    )
+    batch = Event.objects.filter(pk__in=[uuid.uuid4()], created_at__lt=cutoff).exclude(
+        Exists(Delivery.objects.filter(event=OuterRef("pk")))
+    )
+    plans = []
+    for queryset in (window, batch):
+        sql, params = queryset.query.sql_with_params()
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                plans.append(" | ".join(str(row[-1]) for row in cursor.fetchall()))
+            else:
+                cursor.execute("SET LOCAL enable_seqscan = off")  # an empty table: ask for the plan a big one gets
+                cursor.execute(f"EXPLAIN {sql}", params)
+                plans.append(" | ".join(row[0] for row in cursor.fetchall()))
+    window_plan, batch_plan = plans
+    if connection.vendor == "sqlite":
+        assert "USING INDEX webhook_events_created_at" in window_plan, window_plan
+        assert "SCAN webhook_events" not in window_plan.replace("USING INDEX", "")
+        assert "webhook_deliveries_event_id" in batch_plan, batch_plan
+        assert "SCAN webhook_deliveries " not in batch_plan + " "
+    else:
+        assert "webhook_events_created_at" in window_plan, window_plan
+        assert "Seq Scan" not in window_plan + batch_plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inserts_during_a_prune_lose_nothing(organization, webhook):
+    now = timezone.now()
+    old = now - dt.timedelta(days=40)
+    _, old_delivery = _event_with_delivery(organization, old)
+    for _ in range(200):
+        _log(old_delivery, old)
+    _, live = _event_with_delivery(organization, now, finished=False)
+    inserted: list[uuid.UUID] = []
+
+    def insert():
+        for _ in range(100):
+            inserted.append(_log(live, timezone.now()).pk)
+
+    def prune():
+        logs_prune(older_than_days=30, batch_size=10)
+
+    with Concurrently(insert, prune):
+        pass
+    assert not WebhookLog.objects.filter(delivery=old_delivery).exists()
+    assert set(WebhookLog.objects.values_list("pk", flat=True)) == set(inserted)
+    assert len(inserted) == 100
+
+
+BEFORE = [("webhooks", "0010_contracts_flow")]
+AFTER = [("webhooks", "0011_scale_partitions")]
+
+
+def _migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_every_row_of_a_populated_table(organization, webhook):
+    _, delivery = _event_with_delivery(organization, timezone.now())
+    now = timezone.now()
+    try:
+        _migrate(BEFORE)
+        assert not partitions.is_partitioned()
+        rows = [
+            _log(delivery, now - dt.timedelta(days=d, minutes=m), response_status=200) for d in range(5) for m in (1, 2)
+        ]
+        before = sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
+        _migrate(AFTER)
+        after = sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
+        assert after == before and len(after) == len(rows)
+        if connection.vendor == "postgresql":
+            assert partitions.is_partitioned()
+            days = {p.day for p in partitions.partitions()}
+            assert {(now - dt.timedelta(days=d, minutes=2)).astimezone(dt.UTC).date() for d in range(5)} <= days
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT}")
+                assert cursor.fetchone()[0] == 0  # every row in its own day
+        # back again: the plain table, every row still there
+        _migrate(BEFORE)
+        assert not partitions.is_partitioned()
+        assert sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id")) == before
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db
+def test_the_upgrade_procedure_creates_the_partitions_by_the_schedule():
+    """README "Retention at scale": after `migrate`, `setup_schedules` registers the daily
+    schedule whose task creates today's and the next days' partitions."""
+    from django.utils.module_loading import import_string
+    from django_q.models import Schedule
+
+    call_command("setup_schedules", stdout=StringIO())
+    schedule = Schedule.objects.get(name="webhooks.create_partitions")
+    assert schedule.minutes == 24 * 60
+    import_string(schedule.func)()
+    if connection.vendor == "postgresql":
+        today = timezone.now().astimezone(dt.UTC).date()
+        days = {p.day for p in partitions.partitions()}
+        assert {today + dt.timedelta(days=n) for n in range(partitions.PARTITION_DAYS_AHEAD + 1)} <= days
+        assert _relation_exists(partitions.DEFAULT)
+    else:
+        assert partitions.partitions() == []
