@@ -19,5 +19,16 @@ urlpatterns = [
     path("webhooks/<uuid:webhook_id>/logs/<uuid:log_id>/", views.webhook_log, name="portal-webhook-log"),
     path("webhooks/<uuid:webhook_id>/logs/<uuid:log_id>/replay/", views.webhook_log_replay, name="portal-log-replay"),
     path("integrations/", views.integrations, name="portal-integrations"),
+    path("integrations/connect/", views.integration_connect, name="portal-integration-connect"),
+    path(
+        "integrations/<uuid:integration_id>/reconnect/",
+        views.integration_reconnect,
+        name="portal-integration-reconnect",
+    ),
+    path(
+        "integrations/<uuid:integration_id>/credentials/",
+        views.integration_credentials,
+        name="portal-integration-credentials",
+    ),
     path("events/", views.events, name="portal-events"),
 ]

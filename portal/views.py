@@ -17,7 +17,11 @@ from django.views.decorators.http import require_POST
 
 from common.exceptions import ApplicationError
 from health.selectors import health_summary
+from integrations.models import Integration
+from integrations.oauth.binding import set_binding_cookie
+from integrations.oauth.flows import hash_state, oauth_start_authorization
 from integrations.selectors import connection_issue_list, integration_list
+from integrations.services import integration_create, integration_set_credentials
 from webhooks.events import event_catalogue
 from webhooks.models import WebhookLog
 from webhooks.selectors import webhook_hourly, webhook_list, webhook_log_list, webhook_stats
@@ -309,7 +313,7 @@ def webhook_log_replay(request, webhook_id, log_id):
 
 
 @portal_view()
-def integrations(request):
+def integrations(request, errors=None, values=None, status=200):
     organization = request.portal.organization
     rows = []
     for integration in integration_list(organization=organization):
@@ -320,7 +324,70 @@ def integrations(request):
                 "issues": list(connection_issue_list(organization=organization, integration=integration)),
             }
         )
-    return _render(request, "portal/integrations.html", {"rows": rows})
+    return _render(
+        request, "portal/integrations.html", {"rows": rows, "errors": errors or [], "values": values or {}}, status
+    )
+
+
+def _integration(request, integration_id) -> Integration:
+    integration = integration_list(organization=request.portal.organization).filter(pk=integration_id).first()
+    if integration is None:
+        raise Http404("No such integration in this organization.")
+    return integration
+
+
+def _to_provider(request, integration: Integration):
+    """Start the authorization code flow bound to this browser, and go to the provider."""
+    start = oauth_start_authorization(integration=integration, bind_browser=True)
+    response = redirect(start.authorization_url)
+    set_binding_cookie(response, request, state_hash=hash_state(start.state), secret=start.binding)
+    return response
+
+
+@portal_view(write=True)
+@require_POST
+def integration_connect(request):
+    values = {
+        k: request.POST.get(k, "").strip() for k in ("name", "authorization_url", "token_url", "client_id", "scopes")
+    }
+    config = {k: values[k] for k in ("authorization_url", "token_url", "client_id")}
+    if values["scopes"]:
+        config["scopes"] = values["scopes"].split()
+    try:
+        integration = integration_create(
+            organization=request.portal.organization,
+            name=values["name"],
+            provider="custom",
+            auth_type="oauth2",
+            config=config,
+            credentials={"client_secret": request.POST.get("client_secret", "")},
+        )
+        return _to_provider(request, integration)
+    except (ValidationError, ApplicationError) as exc:
+        return integrations.__wrapped__(request, errors=_errors(exc), values=values, status=400)
+
+
+@portal_view(write=True)
+@require_POST
+def integration_reconnect(request, integration_id):
+    try:
+        return _to_provider(request, _integration(request, integration_id))
+    except (ValidationError, ApplicationError) as exc:
+        return integrations.__wrapped__(request, errors=_errors(exc), status=400)
+
+
+@portal_view(write=True)
+@require_POST
+def integration_credentials(request, integration_id):
+    integration = _integration(request, integration_id)
+    credentials = {
+        k: v for k, v in zip(request.POST.getlist("key"), request.POST.getlist("value"), strict=False) if k.strip()
+    }
+    try:
+        integration_set_credentials(integration=integration, credentials=credentials)
+    except (ValidationError, ApplicationError) as exc:
+        return integrations.__wrapped__(request, errors=_errors(exc), status=400)
+    return redirect("/portal/integrations/")
 
 
 @portal_view()

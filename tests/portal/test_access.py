@@ -163,3 +163,21 @@ def test_anonymous_visitors_go_to_the_login_page(client):
     response = client.get("/portal/webhooks/")
     assert response.status_code == 302 and response["Location"].startswith("/portal/login/")
     assert client.get("/portal/login/").status_code == 200
+
+
+def test_integrations_of_another_organization_are_404_and_bad_connect_input_is_a_message():
+    from tests.integrations.oauth_helpers import CUSTOM_CONFIG, oauth_integration
+
+    mine, theirs = OrganizationFactory(), OrganizationFactory()
+    other = oauth_integration(theirs, "custom", name="theirs", config=CUSTOM_CONFIG)
+    client = _link_client(mine)
+    assert b"theirs" not in client.get("/portal/integrations/").content
+    assert client.post(f"/portal/integrations/{other.pk}/reconnect/").status_code == 404
+    assert (
+        client.post(f"/portal/integrations/{other.pk}/credentials/", {"key": "api_key", "value": "x"}).status_code
+        == 404
+    )
+    bad = client.post("/portal/integrations/connect/", {"name": "x", "authorization_url": "nope", "token_url": ""})
+    assert bad.status_code == 400 and b"did not work" in bad.content
+    viewer = _link_client(mine, role="viewer")
+    assert viewer.post("/portal/integrations/connect/", {"name": "y"}).status_code == 403

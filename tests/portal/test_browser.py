@@ -180,3 +180,38 @@ def test_links_open_once_expire_and_viewers_change_nothing(live_server, browser)
     late.goto(created.json()["url"].replace("http://127.0.0.1:8000", live_server.url))
     expect(late.locator("h1")).to_have_text("This link has expired")
     api.close()
+
+
+def test_connecting_a_custom_oauth_integration_goes_through_the_provider_and_back(live_server, browser, settings):
+    from integrations.models import Integration
+    from tests.portal.authserver import AuthorizationServer
+
+    settings.PUBLIC_BASE_URL = live_server.url  # the redirect URI the provider sends the browser back to
+    provider = AuthorizationServer().start()
+    try:
+        membership = MembershipFactory(role="admin")
+        membership.user.set_password(PASSWORD)
+        membership.user.save()
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{live_server.url}/portal/login/")
+        page.fill("#id_username", membership.user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{live_server.url}/portal/integrations/")
+        page.fill("#id_name", "Our ATS")
+        page.fill("#id_authorization_url", f"{provider.url}/authorize")
+        page.fill("#id_token_url", f"{provider.url}/token")
+        page.fill("#id_client_id", "portal-client")
+        page.fill("#id_client_secret", "portal-client-secret")
+        page.fill("#id_scopes", "read write")
+        page.click("button:text('Connect with OAuth')")
+        expect(page.locator("h1")).to_have_text("Connected")
+        (token_request,) = provider.token_requests
+        assert token_request["code"] == "the-code" and token_request["code_verifier"]
+        integration = Integration.objects.get(name="Our ATS")
+        assert integration.organization == membership.organization and integration.status == "active"
+        page.click("text=Back to the portal")
+        expect(page.locator("main")).to_contain_text("Our ATS")
+        _shot(page, "integrations")
+    finally:
+        provider.stop()
