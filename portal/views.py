@@ -241,7 +241,10 @@ def webhook_enable_view(request, webhook_id):
 @require_POST
 def webhook_recover(request, webhook_id):
     webhook = _webhook(request, webhook_id)
-    since = parse_datetime(request.POST.get("since", "") or "")
+    try:
+        since = parse_datetime(request.POST.get("since", "")[:40])
+    except ValueError:  # well-formed but impossible, e.g. month 13
+        since = None
     if since is None:
         return _fragment(request, webhook, "Recover: give a start time such as 2026-01-31T09:00.")
     if timezone.is_naive(since):

@@ -181,3 +181,36 @@ def test_integrations_of_another_organization_are_404_and_bad_connect_input_is_a
     assert bad.status_code == 400 and b"did not work" in bad.content
     viewer = _link_client(mine, role="viewer")
     assert viewer.post("/portal/integrations/connect/", {"name": "y"}).status_code == 403
+
+
+def test_a_disabled_webhook_shows_its_reason_and_an_admin_re_enables_it():
+    from webhooks.services.webhooks import webhook_disable
+
+    organization = OrganizationFactory()
+    webhook = webhook_disable(
+        webhook=_webhook(organization), reason="Gone: the endpoint answered 410.", disabled_by="engine"
+    )
+    client = _link_client(organization)
+    page = client.get(f"/portal/webhooks/{webhook.pk}/")
+    assert b"Gone: the endpoint answered 410." in page.content and b"Re-enable" in page.content
+    answer = client.post(f"/portal/webhooks/{webhook.pk}/enable/", HTTP_HX_REQUEST="true")
+    assert answer.status_code == 200 and b"enabled again" in answer.content
+    webhook.refresh_from_db()
+    assert webhook.is_active and webhook.disabled_at is None
+
+
+def test_recover_takes_a_window_and_bad_times_are_messages():
+    organization = OrganizationFactory()
+    webhook = _webhook(organization)
+    client = _link_client(organization)
+    for since, expected in (
+        ("", b"give a start time"),
+        ("2000-01-01T00:00", b"at most 30 days"),
+        ("garbage", b"give a start"),
+        ("2026-13-45T00:00", b"give a start"),
+    ):
+        answer = client.post(f"/portal/webhooks/{webhook.pk}/recover/", {"since": since}, HTTP_HX_REQUEST="true")
+        assert answer.status_code == 200 and expected in answer.content, since
+    since = (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    answer = client.post(f"/portal/webhooks/{webhook.pk}/recover/", {"since": since}, HTTP_HX_REQUEST="true")
+    assert b"0 failed deliveries queued again" in answer.content
