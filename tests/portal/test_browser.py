@@ -3,6 +3,7 @@ webhook, sends a test that reaches a local receiver and the logs, replays it, ro
 secret; portal links open once and expire; a viewer can change nothing. Screenshots of
 each page go to docs/portal/."""
 
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -55,6 +56,9 @@ def _offline(page, live_server, outside):
 
 
 def _shot(page, name):
+    """Only with PORTAL_SCREENSHOTS=1 (refreshing docs/portal/), so test runs leave the tree clean."""
+    if not os.environ.get("PORTAL_SCREENSHOTS"):
+        return
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
