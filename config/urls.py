@@ -4,12 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from common.api.handlers import unrouted
 from health.views import healthz
+from portal.api import PortalLinkView
 
 api_patterns = [
     path("", include("organizations.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("health.api.urls")),
     path("", include("integrations.api.urls")),
+    re_path(r"^portal-links/?$", PortalLinkView.as_view(), name="portal-links"),
 ]
 
 urlpatterns = [
@@ -24,6 +26,7 @@ urlpatterns = [
         SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),
         name="redoc",
     ),
+    path("portal/", include("portal.urls")),
     path("api/", include(api_patterns)),
     # Last: any other path under /api/ is a JSON 404, also with DEBUG on (common/api/handlers.py).
     re_path(r"^api/(?P<path>.*)$", unrouted, name="api-unrouted"),

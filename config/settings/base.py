@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "integrations",
     "health",
     "observability",
+    "portal",
+    "django_htmx",
 ]
 
 MIDDLEWARE = [
@@ -92,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes requires: turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -245,6 +248,11 @@ SPECTACULAR_SETTINGS = {
             "name": "events",
             "description": "The event catalogue, and triggering an event: it is delivered to every active "
             "webhook subscribed to it.",
+        },
+        {
+            "name": "portal-links",
+            "description": "Signed, single-use, expiring URLs that open the organization portal (/portal/) "
+            "for one role, e.g. inside the platform's product.",
         },
     ],
     "ENUM_NAME_OVERRIDES": {
@@ -419,6 +427,9 @@ SAML_CERT_EXPIRY_WARNING_DAYS = env.int("SAML_CERT_EXPIRY_WARNING_DAYS", default
 # --- Metrics (/metrics, docs/METRICS.md) ----------------------------------------------------
 # When set, /metrics requires `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default=None)
+
+# Origins that may frame the portal (/portal/), e.g. https://app.example.com; empty: none may.
+PORTAL_FRAME_ANCESTORS = env.list("PORTAL_FRAME_ANCESTORS", default=[])
 # false: no counter or histogram is recorded (the DB gauges are still served).
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=None)
 # prometheus-client's own variable (read from the environment before it is imported): the
