@@ -87,6 +87,18 @@ def test_unrouted_api_paths_are_json_404s(api_client, path):
     assert problem(response) == {"type": "not_found", "title": "Not found", "detail": "Not found.", "errors": {}}
 
 
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_writes_to_unrouted_api_paths_are_404s_not_csrf_refusals(method):
+    """An API key client writing to a path that does not exist (a typo, an endpoint of a
+    newer version) was told 403 "CSRF cookie not set", which sends it looking in the wrong place."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)("/api/events/nothing/", data="{}", content_type="application/json")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert problem(response)["type"] == "not_found"
+
+
 def test_non_api_paths_keep_djangos_404_page(client):
     response = client.get("/no-such-page/")
     assert response.status_code == HTTPStatus.NOT_FOUND
