@@ -11,7 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from health.models import HealthCheck
-from integrations.models import ProviderCall
+from health.selectors import health_summary
+from integrations.models import Integration, ProviderCall
+from portal.selectors import health_summaries
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.integrations.factories import IntegrationFactory
 from tests.integrations.test_issues_api import make_issue
@@ -173,3 +175,30 @@ def test_the_webhooks_list_and_logs_pages_make_a_constant_number_of_queries():
     logs_five = _queries(client, f"/portal/webhooks/{webhook.pk}/logs/")
     assert WebhookLog.objects.filter(webhook=webhook).count() == 5
     assert logs_five == logs_one, (logs_one, logs_five)
+
+
+def test_health_summaries_of_many_integrations_agree_with_health_summary_of_each():
+    organization = OrganizationFactory()
+    _integrations(organization, 3)
+    integrations = list(organization_integrations(organization))
+    now = timezone.now()
+    for n in range(15):  # more than the strip's 12
+        HealthCheck.objects.create(
+            integration=integrations[0], status="degraded", response_time_ms=n, checked_at=now - timedelta(seconds=n)
+        )
+    many = health_summaries(integrations=integrations, limit=12)
+    for integration in integrations:
+        one = health_summary(integration=integration, limit=12)
+        got = many[integration.pk]
+        assert [c.pk for c in got.recent] == [c.pk for c in one.recent]
+        assert (got.checks_24h, got.up_24h, got.average_response_time_ms_24h, got.uptime_24h) == (
+            one.checks_24h,
+            one.up_24h,
+            one.average_response_time_ms_24h,
+            one.uptime_24h,
+        )
+    assert len(many[integrations[0].pk].recent) == 12
+
+
+def organization_integrations(organization):
+    return Integration.objects.filter(organization=organization).order_by("name")
