@@ -21,7 +21,6 @@ from integrations.oauth.binding import set_binding_cookie
 from integrations.oauth.flows import hash_state, oauth_start_authorization
 from integrations.selectors import integration_list
 from integrations.services import integration_create, integration_set_credentials
-from webhooks.events import event_catalogue
 from webhooks.models import WebhookLog
 from webhooks.selectors import webhook_hourly, webhook_list, webhook_log_list, webhook_stats
 from webhooks.services.replay import deliveries_recover, log_replay, webhook_send_test
@@ -284,7 +283,7 @@ def webhook_logs(request, webhook_id):
             "logs": logs,
             "success": request.GET.get("success", ""),
             "event": event,
-            "catalogue": sorted(event_catalogue()),
+            "catalogue": [e["name"] for e in event_entries(organization=request.portal.organization)],
         },
     )
 

@@ -56,6 +56,11 @@ def test_the_form_and_catalogue_show_schemas_examples_custom_types_and_deprecate
         assert "&quot;$schema&quot;" in html or "&quot;type&quot;" in html  # a schema, escaped JSON
         assert "custom.assessment.completed" in html and "score_marker_xyz" in html and ": 93" in html
         assert "deprecated" in html and "custom.someone.elses" not in html
+    webhook = webhook_create(
+        organization=organization, name="c", url="https://e.example.com/in", events=["custom.assessment.completed"]
+    )
+    logs = client.get(f"/portal/webhooks/{webhook.pk}/logs/").content.decode()
+    assert "<option >custom.assessment.completed</option>" in logs and "custom.someone.elses" not in logs
 
 
 def test_a_filter_is_saved_shown_and_bad_filters_are_messages_not_errors():
