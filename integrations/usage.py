@@ -150,3 +150,35 @@ def recent_hourly(*, integration: Integration, hours: int = 24) -> list[dict[str
         integration=integration, since=floor_to(until - timedelta(hours=hours - 1), "hour"), until=until
     )
     return usage["buckets"]
+
+
+def status_class(status: int | None) -> str:
+    """ "2xx" … "5xx" for an answer, "none" for a call that got no answer."""
+    return "none" if status is None else f"{status // 100}xx"
+
+
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "none")
+
+
+def usage_by_status_class(
+    *, integrations: list[Integration], since: datetime, until: datetime
+) -> dict[Any, dict[str, int]]:
+    """Calls in [since, until) per integration and status class, for many integrations at
+    once: one grouped query (the portal's integrations page)."""
+    result: dict[Any, dict[str, int]] = {i.pk: dict.fromkeys(STATUS_CLASSES, 0) for i in integrations}
+    if not integrations:
+        return result
+    rows = (
+        ProviderCall.objects.filter(
+            integration__in=[i.pk for i in integrations],
+            organization_id__in={i.organization_id for i in integrations},
+            created_at__gte=since,
+            created_at__lt=until,
+        )
+        .values("integration_id", "status")
+        .annotate(calls=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        result[row["integration_id"]][status_class(row["status"])] += row["calls"]
+    return result

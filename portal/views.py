@@ -16,19 +16,18 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from common.exceptions import ApplicationError
-from health.selectors import health_summary
 from integrations.models import Integration
 from integrations.oauth.binding import set_binding_cookie
 from integrations.oauth.flows import hash_state, oauth_start_authorization
-from integrations.selectors import connection_issue_list, integration_list
+from integrations.selectors import integration_list
 from integrations.services import integration_create, integration_set_credentials
-from webhooks.events import event_catalogue
 from webhooks.models import WebhookLog
 from webhooks.selectors import webhook_hourly, webhook_list, webhook_log_list, webhook_stats
 from webhooks.services.replay import deliveries_recover, log_replay, webhook_send_test
 from webhooks.services.webhooks import webhook_create, webhook_enable, webhook_rotate_secret, webhook_update
 
 from .access import SESSION_KEY, frame_headers, portal_view
+from .selectors import event_entries, integration_rows
 from .services import LinkRefused, portal_link_consume
 
 
@@ -123,6 +122,11 @@ def _parse_form(post) -> dict:
             raise ValidationError({"headers": f"Write each header as 'Name: value' (got {line.strip()[:40]!r})."})
         headers[name.strip()] = value.strip()
     fields["headers"] = headers
+    raw_filter = post.get("filter", "").strip()
+    try:
+        fields["filter"] = json.loads(raw_filter) if raw_filter else None
+    except ValueError as exc:
+        raise ValidationError({"filter": f"Not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})."}) from exc
     return fields
 
 
@@ -133,9 +137,10 @@ def _form(request, webhook=None):
         "url": webhook.url if webhook else "",
         "events": webhook.events if webhook else [],
         "headers": "",
+        "filter": json.dumps(webhook.filter, indent=2) if webhook and webhook.filter else "",
     }
     if request.method == "POST":
-        values = {**values, **{k: request.POST.get(k, "") for k in ("name", "url", "headers")}}
+        values = {**values, **{k: request.POST.get(k, "") for k in ("name", "url", "headers", "filter")}}
         values["events"] = request.POST.getlist("events")
         try:
             fields = _parse_form(request.POST)
@@ -151,7 +156,12 @@ def _form(request, webhook=None):
     return _render(
         request,
         "portal/webhook_form.html",
-        {"webhook": webhook, "values": values, "errors": errors, "catalogue": sorted(event_catalogue().items())},
+        {
+            "webhook": webhook,
+            "values": values,
+            "errors": errors,
+            "catalogue": event_entries(organization=request.portal.organization),
+        },
         status=400 if errors else 200,
     )
 
@@ -191,6 +201,7 @@ def webhook_detail(request, webhook_id, notice="", secret=""):
         {
             "webhook": webhook,
             "stats": webhook_stats(webhook=webhook),
+            "filter": json.dumps(webhook.filter, indent=2) if webhook.filter else "",
             "chart": _chart(webhook),
             "notice": notice,
             "secret": secret,
@@ -272,7 +283,7 @@ def webhook_logs(request, webhook_id):
             "logs": logs,
             "success": request.GET.get("success", ""),
             "event": event,
-            "catalogue": sorted(event_catalogue()),
+            "catalogue": [e["name"] for e in event_entries(organization=request.portal.organization)],
         },
     )
 
@@ -317,18 +328,12 @@ def webhook_log_replay(request, webhook_id, log_id):
 
 @portal_view()
 def integrations(request, errors=None, values=None, status=200):
-    organization = request.portal.organization
-    rows = []
-    for integration in integration_list(organization=organization):
-        rows.append(
-            {
-                "integration": integration,
-                "health": health_summary(integration=integration, limit=12),
-                "issues": list(connection_issue_list(organization=organization, integration=integration)),
-            }
-        )
+    rows = integration_rows(organization=request.portal.organization)
     return _render(
-        request, "portal/integrations.html", {"rows": rows, "errors": errors or [], "values": values or {}}, status
+        request,
+        "portal/integrations.html",
+        {"rows": rows, "errors": errors or [], "values": values or {}},
+        status,
     )
 
 
@@ -395,4 +400,6 @@ def integration_credentials(request, integration_id):
 
 @portal_view()
 def events(request):
-    return _render(request, "portal/events.html", {"catalogue": sorted(event_catalogue().items())})
+    return _render(
+        request, "portal/events.html", {"catalogue": event_entries(organization=request.portal.organization)}
+    )

@@ -89,11 +89,24 @@ def test_member_creates_tests_replays_and_rotates(live_server, browser, receiver
     page.fill("#id_url", receiver.url)
     page.check("input[value='job.created']")
     page.fill("#id_headers", "X-Team: recruiting")
+    page.fill("#id_filter", '{"type": {"$in": ["job.created"')  # not JSON: a message, the form kept
+    page.click("main button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("filter: Not valid JSON")
+    expect(page.locator("input[value='job.created']")).to_be_checked()
+    page.fill("#id_headers", "X-Team: recruiting")
+    page.fill("#id_filter", '{"type": {"$in": ["job.created", "webhook.test"]}}')
+    contract = page.locator("details.contract", has_text="Schema and example of job.created")
+    contract.locator("summary").focus()
+    page.keyboard.press("Enter")  # a <details> opens from the keyboard
+    expect(contract.locator("pre").first).to_be_visible()
     _shot(page, "webhook-form")
     page.click("main button[type=submit]")
     expect(page.locator("h1")).to_have_text("ATS sync")
     webhook = Webhook.objects.get(name="ATS sync")
     assert webhook.events == ["job.created"] and webhook.organization == membership.organization
+    assert webhook.filter == {"type": {"$in": ["job.created", "webhook.test"]}}
+    page.click("summary:text('Content filter')")
+    expect(page.locator("main pre").first).to_contain_text('"webhook.test"')
 
     page.click("button:text('Send a test')")
     expect(page.locator("#result")).to_contain_text("Test sent (success)")
@@ -128,6 +141,10 @@ def test_member_creates_tests_replays_and_rotates(live_server, browser, receiver
 
     page.goto(f"{live_server.url}/portal/events/")
     expect(page.locator("h3")).to_have_count(3)
+    created = page.locator("details.contract", has_text="Schema and example of application.created")
+    created.locator("summary").click()
+    expect(created).to_contain_text("Example payload")
+    expect(created).to_contain_text("JSON Schema")
     _shot(page, "events")
     page.goto(f"{live_server.url}/portal/integrations/")
     _shot(page, "integrations")
