@@ -4,30 +4,14 @@ import time
 from collections import Counter
 
 import pytest
-from django.db import close_old_connections
 
-from tests.cluster import ClusterProcess, wait_until
+from tests.cluster import wait_until
 from tests.webhooks.receiver import ConcurrencyTracker, Reply
 from webhooks import tasks
 from webhooks.models import Delivery, WebhookLog
 from webhooks.services import trigger_event, webhook_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.cluster]
-
-
-@pytest.fixture
-def clusters():
-    started: list[ClusterProcess] = []
-
-    def start(**env):
-        cluster = ClusterProcess(**env).start()
-        started.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in started:
-        cluster.kill()
-    close_old_connections()
 
 
 def test_worker_killed_mid_send_then_delivery_completes(organization, receiver, clusters):

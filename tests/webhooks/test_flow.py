@@ -12,11 +12,10 @@ from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
-from django.db import close_old_connections
 from django.utils import timezone
 
 from tests.api_errors import error_fields
-from tests.cluster import ClusterProcess, wait_until
+from tests.cluster import wait_until
 from tests.webhooks.receiver import Received, Receiver, Reply
 from webhooks.engine import loop
 from webhooks.models import Delivery, Webhook
@@ -187,21 +186,6 @@ def test_ordered_head_that_exhausts_its_retries_ends_failed_and_the_next_goes(or
 
 
 # --- with real clusters ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def clusters():
-    started: list[ClusterProcess] = []
-
-    def start(**env):
-        cluster = ClusterProcess(**env).start()
-        started.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in started:
-        cluster.kill()
-    close_old_connections()
 
 
 @pytest.mark.cluster

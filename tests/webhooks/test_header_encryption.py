@@ -8,11 +8,11 @@ from http import HTTPStatus
 import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from common.encryption import _write_tokens
 from common.redaction import REDACTED
 from tests.api_errors import error_fields
+from tests.migrating import latest, migrate_to
 from webhooks.engine.policy import UNREADABLE_HEADERS
 from webhooks.models import Webhook
 from webhooks.services import webhook_create, webhook_send_test
@@ -32,16 +32,9 @@ def _raw_headers(pk) -> bytes | str:
     return value if isinstance(value, str) else bytes(value)
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_encrypts_existing_headers_and_back(organization):
-    old_apps = _migrate(BEFORE)
+    old_apps = migrate_to(BEFORE)
     try:
         OldWebhook = old_apps.get_model("webhooks", "Webhook")
         old = OldWebhook.objects.create(
@@ -54,16 +47,16 @@ def test_the_migration_encrypts_existing_headers_and_back(organization):
         )
         assert "migrated-secret-77" in str(_raw_headers(old.pk))
 
-        after_apps = _migrate(AFTER)
+        after_apps = migrate_to(AFTER)
         raw = _raw_headers(old.pk)
         assert isinstance(raw, bytes) and raw.startswith(b"gAAAAA") and b"migrated-secret-77" not in raw
         # The model as of that migration: later ones add columns (e.g. 0006's flow fields).
         assert after_apps.get_model("webhooks", "Webhook").objects.get(pk=old.pk).headers == HEADERS
 
-        old_apps = _migrate(BEFORE)
+        old_apps = migrate_to(BEFORE)
         assert old_apps.get_model("webhooks", "Webhook").objects.get(pk=old.pk).headers == HEADERS
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to(latest())
 
 
 @pytest.mark.django_db

@@ -5,25 +5,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import IntegrityError, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
+from django.db import IntegrityError, transaction
 
+from tests.migrating import latest, migrate_to
 from webhooks.models import Webhook
 
 BEFORE = [("webhooks", "0004_encrypt_webhook_headers")]
 AFTER = [("webhooks", "0005_webhook_name_unique_url_length")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_renames_duplicates_oldest_first_and_adds_the_constraint(organization, other_organization):
-    old_apps = _migrate(BEFORE)
+    old_apps = migrate_to(BEFORE)
     try:
         OldWebhook = old_apps.get_model("webhooks", "Webhook")
         base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -43,7 +36,7 @@ def test_the_migration_renames_duplicates_oldest_first_and_adds_the_constraint(o
         long_name = "x" * 200
         long_first, long_second = make(organization, long_name, 1), make(organization, long_name, 2)
 
-        _migrate(AFTER)
+        migrate_to(AFTER)
         names = dict(Webhook.objects.values_list("pk", "name"))
         assert names[first] == "crm" and names[taken] == "crm (2)"
         assert names[second] == "crm (3)" and names[third] == "crm (4)"
@@ -53,4 +46,4 @@ def test_the_migration_renames_duplicates_oldest_first_and_adds_the_constraint(o
         with pytest.raises(IntegrityError), transaction.atomic():
             Webhook.objects.filter(pk=second).update(name="crm")
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to(latest())

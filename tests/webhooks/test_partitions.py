@@ -11,10 +11,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from tests.concurrency import Concurrently
+from tests.migrating import latest, migrate_to
 from webhooks import partitions
 from webhooks.models import Delivery, Event, WebhookLog
 from webhooks.services import logs_prune, trigger_event
@@ -191,25 +191,18 @@ BEFORE = [("webhooks", "0010_contracts_flow")]
 AFTER = [("webhooks", "0011_scale_partitions")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_keeps_every_row_of_a_populated_table(organization, webhook):
     _, delivery = _event_with_delivery(organization, timezone.now())
     now = timezone.now()
     try:
-        _migrate(BEFORE)
+        migrate_to(BEFORE)
         assert not partitions.is_partitioned()
         rows = [
             _log(delivery, now - dt.timedelta(days=d, minutes=m), response_status=200) for d in range(5) for m in (1, 2)
         ]
         before = sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
-        _migrate(AFTER)
+        migrate_to(AFTER)
         after = sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
         assert after == before and len(after) == len(rows)
         if connection.vendor == "postgresql":
@@ -220,11 +213,11 @@ def test_the_migration_keeps_every_row_of_a_populated_table(organization, webhoo
                 cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT}")
                 assert cursor.fetchone()[0] == 0  # every row in its own day
         # back again: the plain table, every row still there
-        _migrate(BEFORE)
+        migrate_to(BEFORE)
         assert not partitions.is_partitioned()
         assert sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id")) == before
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to(latest())
 
 
 @pytest.mark.django_db

@@ -11,11 +11,11 @@ from http import HTTPStatus
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from tests.api_errors import field_errors
 from tests.concurrency import Concurrently
+from tests.migrating import latest, migrate_to
 from tests.webhooks.helpers import make_due
 from tests.webhooks.receiver import Reply
 from webhooks import rollups, selectors, tasks
@@ -332,16 +332,9 @@ def test_the_logs_pages_and_stats_use_their_indexes(history, organization, recei
 # --- migration 0006 on a populated database ------------------------------------------------
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_backfills_rollups_from_existing_logs(organization):
-    old = _migrate([("webhooks", "0005_webhook_name_unique_url_length")])
+    old = migrate_to([("webhooks", "0005_webhook_name_unique_url_length")])
     try:
         OldWebhook, OldEvent = old.get_model("webhooks", "Webhook"), old.get_model("webhooks", "Event")
         OldDelivery, OldLog = old.get_model("webhooks", "Delivery"), old.get_model("webhooks", "WebhookLog")
@@ -379,9 +372,9 @@ def test_the_migration_backfills_rollups_from_existing_logs(organization):
                 )
             )
         OldLog.objects.bulk_create(logs)
-        _migrate([("webhooks", "0009_scale_reads")])
+        migrate_to([("webhooks", "0009_scale_reads")])
         # Checked with today's models: later migrations add columns to these tables.
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to(latest())
         succeeded = Delivery.objects.filter(state="succeeded")
         assert succeeded.count() == 32 and not succeeded.filter(delivered_at__isnull=True).exists()
         assert all(d.delivered_at == d.finished_at for d in succeeded)
@@ -390,7 +383,7 @@ def test_the_migration_backfills_rollups_from_existing_logs(organization):
         stats = selectors.webhook_stats(webhook=Webhook.objects.get(name="w0"), window="7d")
         assert stats["window_stats"]["attempts"] == 20 and stats["window_stats"]["failures"] == 4
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to(latest())
 
 
 # --- the bench data loader -----------------------------------------------------------------

@@ -37,14 +37,7 @@ def process(deliveries: list[Delivery]) -> list[Outcome]:
     token, lease_expires_at = deliveries[0].lease_token, deliveries[0].lease_expires_at
     assert token is not None and lease_expires_at is not None, "process() takes claimed deliveries"
     now = timezone.now()
-    sendable, skipped = [], []
-    for delivery in deliveries:
-        reason = skip_reason(delivery)
-        if reason is None:
-            sendable.append(delivery)
-        else:
-            delivery.last_error = reason
-            skipped.append((delivery, reason))
+    sendable, skipped = _split(deliveries)
     outcomes: list[Outcome] = []
     if sendable:
         keys = store.signing_keys({d.webhook_id for d in sendable}, now=now)
@@ -229,12 +222,8 @@ def deliver_due(*, time_budget: float | None = None) -> int:
         recorder.flush(everything=True)
 
 
-def _start(deliveries: list[Delivery], pool, subscribers: dict) -> list[tuple[Delivery, Future]]:
-    """Start sending a claim's deliveries; those not to be sent are recorded at once. The
-    claim's subscriber contexts (webhooks/engine/subscriber_auth.py) go into `subscribers`."""
-    if not deliveries:
-        return []
-    now = timezone.now()
+def _split(deliveries: list[Delivery]) -> tuple[list[Delivery], list[tuple[Delivery, str]]]:
+    """The deliveries to send, and those not to (with the reason: `policy.skip_reason`)."""
     sendable, skipped = [], []
     for delivery in deliveries:
         reason = skip_reason(delivery)
@@ -243,6 +232,16 @@ def _start(deliveries: list[Delivery], pool, subscribers: dict) -> list[tuple[De
         else:
             delivery.last_error = reason
             skipped.append((delivery, reason))
+    return sendable, skipped
+
+
+def _start(deliveries: list[Delivery], pool, subscribers: dict) -> list[tuple[Delivery, Future]]:
+    """Start sending a claim's deliveries; those not to be sent are recorded at once. The
+    claim's subscriber contexts (webhooks/engine/subscriber_auth.py) go into `subscribers`."""
+    if not deliveries:
+        return []
+    now = timezone.now()
+    sendable, skipped = _split(deliveries)
     if skipped:
         token, expires = deliveries[0].lease_token, deliveries[0].lease_expires_at
         assert token is not None and expires is not None, "claimed deliveries"
