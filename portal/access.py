@@ -14,6 +14,9 @@ from organizations.models import Membership, Organization
 from organizations.selectors import membership_list
 
 SESSION_KEY = "portal_link"  # {"organization": id, "role": ...}: a portal-only session
+#: a member of several organizations: the slug of the one the portal shows (the API's
+#: `X-Organization` header, for the portal's session)
+ORGANIZATION_KEY = "portal_organization"
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class PortalAccess:
     organization: Organization
     role: str
     via_link: bool
+    #: (slug, name) of every organization a logged-in member belongs to, for the picker
+    choices: tuple[tuple[str, str], ...] = ()
 
     @property
     def can_write(self) -> bool:
@@ -33,9 +38,12 @@ def portal_access(request) -> PortalAccess | None:
         organization = Organization.objects.filter(pk=scoped["organization"]).first()
         return PortalAccess(organization, scoped["role"], via_link=True) if organization else None
     if request.user.is_authenticated:
-        membership = membership_list(user=request.user).select_related("organization").first()
-        if membership is not None:
-            return PortalAccess(membership.organization, membership.role, via_link=False)
+        memberships = list(membership_list(user=request.user).order_by("organization__name", "organization__slug"))
+        if memberships:
+            chosen = request.session.get(ORGANIZATION_KEY)
+            membership = next((m for m in memberships if m.organization.slug == chosen), memberships[0])
+            choices = tuple((m.organization.slug, m.organization.name) for m in memberships)
+            return PortalAccess(membership.organization, membership.role, via_link=False, choices=choices)
     return None
 
 

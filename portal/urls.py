@@ -31,4 +31,5 @@ urlpatterns = [
         name="portal-integration-credentials",
     ),
     path("events/", views.events, name="portal-events"),
+    path("organization/", views.switch_organization, name="portal-organization"),
 ]

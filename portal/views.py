@@ -26,7 +26,7 @@ from webhooks.selectors import webhook_hourly, webhook_list, webhook_log_list, w
 from webhooks.services.replay import deliveries_recover, log_replay, webhook_send_test
 from webhooks.services.webhooks import webhook_create, webhook_enable, webhook_rotate_secret, webhook_update
 
-from .access import SESSION_KEY, frame_headers, portal_view
+from .access import ORGANIZATION_KEY, SESSION_KEY, frame_headers, portal_access, portal_view
 from .selectors import event_entries, integration_rows
 from .services import LinkRefused, portal_link_consume
 
@@ -85,6 +85,28 @@ def _webhook(request, webhook_id):
 
 def _render(request, template, context=None, status=200):
     return render(request, template, {"access": request.portal, **(context or {})}, status=status)
+
+
+@require_POST
+def switch_organization(request):
+    """A member of several organizations picks the one the portal shows (a link session
+    is bound to its organization and cannot switch)."""
+    access = portal_access(request)
+    if access is None or access.via_link:
+        return frame_headers(redirect("/portal/login/?next=/portal/"))
+    slug = request.POST.get("organization", "")
+    if slug not in {choice for choice, _ in access.choices}:
+        request.portal = access
+        return frame_headers(
+            _render(
+                request,
+                "portal/error.html",
+                {"title": "Not found", "message": "You are not a member of that organization."},
+                status=404,
+            )
+        )
+    request.session[ORGANIZATION_KEY] = slug
+    return frame_headers(redirect("/portal/"))
 
 
 @portal_view()

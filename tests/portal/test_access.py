@@ -214,3 +214,30 @@ def test_recover_takes_a_window_and_bad_times_are_messages():
     since = (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     answer = client.post(f"/portal/webhooks/{webhook.pk}/recover/", {"since": since}, HTTP_HX_REQUEST="true")
     assert b"0 failed deliveries queued again" in answer.content
+
+
+def test_a_member_of_several_organizations_switches_between_them():
+    first = MembershipFactory(role="admin", organization=OrganizationFactory(name="Alpha", slug="alpha"))
+    second = MembershipFactory(
+        role="viewer", user=first.user, organization=OrganizationFactory(name="Beta", slug="beta")
+    )
+    stranger = OrganizationFactory(name="Gamma", slug="gamma")
+    _webhook(first.organization, name="alpha hook")
+    _webhook(second.organization, name="beta hook")
+    _webhook(stranger, name="gamma hook")
+    client = Client()
+    client.force_login(first.user)
+    page = client.get("/portal/webhooks/")
+    assert b"alpha hook" in page.content and b"beta hook" not in page.content  # the first by name
+    assert b'<select id="organization-switch" name="organization">' in page.content
+    assert client.post("/portal/organization/", {"organization": "beta"})["Location"] == "/portal/"
+    page = client.get("/portal/webhooks/")
+    assert b"beta hook" in page.content and b"alpha hook" not in page.content
+    assert b"Role: viewer" in page.content  # the role of that membership
+    refused = client.post("/portal/organization/", {"organization": "gamma"})
+    assert refused.status_code == 404 and b"not a member" in refused.content
+    assert b"beta hook" in client.get("/portal/webhooks/").content  # unchanged
+    # A link session is bound to its organization: it cannot switch.
+    linked = _link_client(stranger)
+    assert linked.post("/portal/organization/", {"organization": "alpha"}).status_code == 302
+    assert b"gamma hook" in linked.get("/portal/webhooks/").content
