@@ -321,7 +321,8 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django_q": {"level": Q_CLUSTER["log_level"]}},
+    # django-q2 logs as "django-q" (django_q/conf.py), not by its module name.
+    "loggers": {"django-q": {"level": Q_CLUSTER["log_level"]}},
 }
 
 # --- Traces (optional) ---------------------------------------------------------------------

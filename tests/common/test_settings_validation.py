@@ -122,3 +122,15 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     undocumented = sorted(name for name in from_env | from_apps if f"`{name}`" not in readme)
     assert not undocumented
+
+
+@pytest.mark.parametrize("level", ["ERROR", "DEBUG"])
+def test_q_log_level_sets_the_level_django_q2_logs_at(level):
+    """`Q_LOG_LEVEL` reaches the logger django-q2 writes to ("django-q"), whatever `LOG_LEVEL` is."""
+    code = (
+        "import logging; from django_q.conf import logger; "
+        "print(logging.getLevelName(logger.getEffectiveLevel()), logger.isEnabledFor(logging.INFO))"
+    )
+    result = manage("shell", "-c", code, Q_LOG_LEVEL=level, LOG_LEVEL="INFO")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == [level, str(level == "DEBUG")]
