@@ -95,6 +95,39 @@ def test_rollups_equal_a_recount_after_mixed_traffic(organization, receiver):
         assert stats["window_stats"]["delivered"] == Delivery.objects.filter(webhook=webhook, state="succeeded").count()
 
 
+@pytest.mark.django_db
+def test_the_hourly_chart_reads_the_rollups_and_equals_the_logs_in_constant_queries(
+    organization, receiver, django_assert_num_queries
+):
+    """The admin's and the portal's 24-hour series come from the rollups: the same counts as
+    the logs of each hour (older hours included), in one query whatever the log volume."""
+    receiver.responder = lambda r: Reply(status=500 if r.json()["data"]["n"] % 3 == 0 else 200)
+    webhook = webhook_create(organization=organization, name="w", url=receiver.url, events=["*"], retry_attempts=0)
+    for n in range(9):
+        trigger_event(organization=organization, event="job.opened", payload={"n": n})
+    tasks.deliver_due()
+    # Move some attempts (logs and their rollups alike) three hours back.
+    three_hours_ago = rollups.hour_of(timezone.now() - timedelta(hours=3))
+    moved = list(WebhookLog.objects.filter(webhook=webhook).values_list("pk", flat=True)[:4])
+    WebhookLog.objects.filter(pk__in=moved).update(created_at=three_hours_ago + timedelta(minutes=1))
+    WebhookHourlyStats.objects.filter(webhook=webhook).delete()
+    for (webhook_id, hour), values in recount().items():
+        WebhookHourlyStats.objects.create(webhook_id=webhook_id, hour=hour, **dict(zip(rollups.COLUMNS, values)))
+
+    with django_assert_num_queries(1) as captured:
+        series = selectors.webhook_hourly(webhook=webhook)
+    (sql,) = [query["sql"] for query in captured.captured_queries]
+    assert "webhook_hourly_stats" in sql and "webhook_logs" not in sql
+    assert len(series) == 24
+    by_hour = {row["hour"]: (row["successes"], row["failures"]) for row in series}
+    logs = WebhookLog.objects.filter(webhook=webhook)
+    for hour, (successes, failures) in by_hour.items():
+        in_hour = logs.filter(created_at__gte=hour, created_at__lt=hour + timedelta(hours=1))
+        assert (successes, failures) == (in_hour.filter(success=True).count(), in_hour.filter(success=False).count())
+    assert sum(s + f for s, f in by_hour.values()) == 9
+    assert sum(by_hour[three_hours_ago]) == 4
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_recording_at_once_lose_no_increment(organization, receiver):
     receiver.responder = lambda r: Reply(status=200 if r.json()["data"]["n"] % 2 else 500)
