@@ -21,6 +21,7 @@ from integrations.oauth.binding import set_binding_cookie
 from integrations.oauth.flows import hash_state, oauth_start_authorization
 from integrations.selectors import integration_list
 from integrations.services import integration_create, integration_set_credentials
+from webhooks.masking import masked_payload, masked_response_body
 from webhooks.models import WebhookLog
 from webhooks.selectors import webhook_hourly, webhook_list, webhook_log_list, webhook_stats
 from webhooks.services.replay import deliveries_recover, log_replay, webhook_send_test
@@ -328,7 +329,9 @@ def webhook_log(request, webhook_id, log_id, notice=""):
             "webhook": webhook,
             "log": log,
             "request_headers": json.dumps(log.request_headers, indent=2),
-            "request_body": json.dumps(log.delivery.event.payload, indent=2),
+            # Values the event type's schema marks sensitive are masked, as in the API and the admin.
+            "request_body": json.dumps(masked_payload(log.delivery.event), indent=2),
+            "response_body": masked_response_body(log),
             "notice": notice,
         },
     )

@@ -63,3 +63,42 @@ def test_the_admin_log_and_event_pages_mask_sensitive_values(admin_client, deliv
         text = response.content.decode()
         assert EMAIL not in text and "weak at sql" not in text and MASK in text
     assert admin_client.get(reverse("admin:webhooks_event_changelist")).status_code == HTTPStatus.OK
+
+
+def test_the_portal_log_pages_mask_sensitive_values(delivered):
+    """The portal shows the request body (the payload) and the response body of an attempt:
+    both with the sensitive values masked, as in the API and the admin."""
+    from django.test import Client
+
+    from tests.factories import MembershipFactory
+
+    membership = MembershipFactory(role="admin", organization=delivered.organization)
+    client = Client()
+    client.force_login(membership.user)
+    for log in WebhookLog.objects.all():
+        response = client.get(f"/portal/webhooks/{delivered.pk}/logs/{log.pk}/")
+        assert response.status_code == HTTPStatus.OK
+        text = response.content.decode()
+        for secret in (EMAIL, "Augusta", str(SALARY), "weak at sql"):
+            assert secret not in text, secret
+        assert MASK in text
+
+
+def test_a_page_of_logs_reads_the_payloads_it_masks_in_one_query(api_client, delivered, django_assert_num_queries):
+    """The logs page joins nothing; the payloads of the attempts whose type marks values
+    sensitive come in one query, whatever the number of logs."""
+    for n in range(5):
+        trigger_event(organization=delivered.organization, event="custom.assessment", payload={"score_note": f"n{n}xx"})
+    tasks.deliver_due()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = api_client.get(f"/api/integrations/webhooks/{delivered.pk}/logs/")
+    assert response.status_code == HTTPStatus.OK and len(response.json()["results"]) == 7
+    text = response.content.decode()
+    assert all(f"n{n}xx" not in text for n in range(5))
+    log_queries = [q["sql"] for q in captured.captured_queries if 'FROM "webhook_logs"' in q["sql"]]
+    payload_queries = [q["sql"] for q in captured.captured_queries if '"webhook_events"."payload"' in q["sql"]]
+    assert len(log_queries) == 1 and "JOIN" not in log_queries[0]
+    assert len(payload_queries) == 1
