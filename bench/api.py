@@ -122,10 +122,15 @@ def storage(dsn: str) -> tuple[float, list[tuple]]:
 
     tables = ("webhook_logs", "webhook_deliveries", "webhook_events", "webhook_hourly_stats")
     with psycopg.connect(dsn) as conn:
+        # A partitioned table (webhook_logs on PostgreSQL) holds nothing itself: sum its
+        # partitions (pg_partition_tree lists nothing for a plain table: the table itself is added).
         rows = conn.execute(
-            "SELECT relname, pg_relation_size(oid), pg_indexes_size(oid), pg_total_relation_size(oid),"
-            " (SELECT count(*) FROM pg_index WHERE indrelid = pg_class.oid)"
-            " FROM pg_class WHERE relname = ANY(%s) ORDER BY relname",
+            "SELECT t.name, sum(pg_relation_size(p.relid))::bigint, sum(pg_indexes_size(p.relid))::bigint,"
+            " sum(pg_total_relation_size(p.relid))::bigint,"
+            " (SELECT count(*) FROM pg_index WHERE indrelid = t.name::regclass)"
+            " FROM unnest(%s::text[]) AS t(name), LATERAL (SELECT relid FROM pg_partition_tree(t.name::regclass)"
+            " UNION SELECT t.name::regclass) p"
+            " GROUP BY t.name ORDER BY t.name",
             (list(tables),),
         ).fetchall()
         attempts = conn.execute("SELECT count(*) FROM webhook_logs").fetchone()[0]
