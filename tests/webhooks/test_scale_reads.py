@@ -18,7 +18,7 @@ from tests.concurrency import Concurrently
 from tests.migrating import latest, migrate_to
 from tests.webhooks.helpers import make_due
 from tests.webhooks.receiver import Reply
-from webhooks import rollups, selectors, tasks
+from webhooks import partitions, rollups, selectors, tasks
 from webhooks.engine.loop import process
 from webhooks.engine.store import claim_due
 from webhooks.models import Delivery, Webhook, WebhookHourlyStats, WebhookLog
@@ -437,6 +437,11 @@ def test_load_bench_data_loads_the_split_and_its_rollups():
     assert big.success_count + big.failure_count == 356
     stats = selectors.webhook_stats(webhook=big, window="30d")
     assert stats["window_stats"]["attempts"] == 356 and stats["window_stats"]["p95_latency_ms"] is not None
+    if partitions.is_partitioned():  # every day loaded has its partition: none in the default
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{partitions.DEFAULT}"')
+            assert cursor.fetchone()[0] == 0
+        assert len(partitions.partitions()) >= 31
 
 
 @pytest.mark.django_db

@@ -22,7 +22,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from organizations.models import Organization
-from webhooks import rollups
+from webhooks import partitions, rollups
 from webhooks.models import Delivery, Event, Webhook, WebhookLog
 from webhooks.services import webhook_create
 
@@ -69,6 +69,12 @@ class Command(BaseCommand):
         ]
         # Ten slots of the split; with fewer webhooks, slots share them.
         slots = [hooks[n % webhooks] for n in range(WEBHOOKS)]
+        # The days loaded get partitions of their own (webhooks/partitions.py), as days
+        # stored by the running system do; otherwise every row would land in the default
+        # partition, where pruning cannot drop a day.
+        partitions.ensure_partitions(
+            today=(timezone.now() - timedelta(days=days)).date(), days_ahead=days + partitions.PARTITION_DAYS_AHEAD
+        )
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 self._generate_in_sql(org, slots, logs, days)
