@@ -145,6 +145,15 @@ def child(rows: int) -> None:
         f"{deleted / elapsed:,.0f} rows/s; left {after_counts}"
     )
     print("  phases end at (s): " + ", ".join(f"{kind} {at:.1f}" for kind, at in phases.items()))
+    # Per table: its rows over the time since the previous phase ended (one retention scope
+    # here, so logs, then deliveries, then events).
+    counts_by_kind = {"logs": result.logs, "deliveries": result.deliveries, "events": result.events}
+    previous = 0.0
+    for kind, at in phases.items():
+        spent = max(at - previous, 1e-6)
+        print(f"  {kind}: {counts_by_kind[kind]:,} rows in {spent:.1f} s = {counts_by_kind[kind] / spent:,.0f} rows/s")
+        previous = at
+    print(f"  partitions dropped: {len(result.partitions_dropped)} ({', '.join(result.partitions_dropped[:2])}...)")
     if before:
         after = _sizes(connection)
         for table in before:

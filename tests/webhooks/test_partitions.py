@@ -238,3 +238,37 @@ def test_the_upgrade_procedure_creates_the_partitions_by_the_schedule():
         assert _relation_exists(partitions.DEFAULT)
     else:
         assert partitions.partitions() == []
+
+
+@pytest.mark.django_db
+def test_batches_delete_raw_without_the_collector_and_take_a_delivery_s_stray_newer_log(organization, webhook):
+    """Finished deliveries and orphan events go by raw batched DELETEs (no collector SELECT
+    of related rows per batch); a log newer than the cutoff of a pruned delivery goes with
+    it (the foreign key would otherwise fail), as the collector's CASCADE did."""
+    from django.test.utils import CaptureQueriesContext
+
+    now = timezone.now()
+    old = now - dt.timedelta(days=40)
+    pairs = [_event_with_delivery(organization, old) for _ in range(5)]
+    for _, delivery in pairs:
+        _log(delivery, old)
+    stray = _log(pairs[0][1], now)  # e.g. a replay's attempt logged after the cutoff
+    kept_event, kept_delivery = _event_with_delivery(organization, now)
+    kept_log = _log(kept_delivery, now)
+
+    with CaptureQueriesContext(connection) as queries:
+        result = logs_prune(older_than_days=30, batch_size=2)
+    assert (result.deliveries, result.events) == (5, 5)
+    assert not WebhookLog.objects.filter(pk=stray.pk).exists()
+    assert list(WebhookLog.objects.values_list("pk", flat=True)) == [kept_log.pk]
+    assert list(Delivery.objects.values_list("pk", flat=True)) == [kept_delivery.pk]
+    assert list(Event.objects.values_list("pk", flat=True)) == [kept_event.pk]
+    sqls = [q["sql"] for q in queries.captured_queries]
+    deletes = [s for s in sqls if s.startswith("DELETE")]
+    # 3 windows of deliveries (2 + 2 + 1): a logs DELETE and a deliveries DELETE each;
+    # 3 windows of events: one DELETE ... NOT EXISTS each; plus the logs older than the cutoff.
+    assert sum('DELETE FROM "webhook_deliveries"' in s for s in deletes) == 3, deletes
+    assert sum('DELETE FROM "webhook_events"' in s and "NOT" in s and "EXISTS" in s for s in deletes) == 3, deletes
+    # No collector: it would SELECT the batch's logs (by delivery) or deliveries (by event).
+    collector = [s for s in sqls if s.startswith("SELECT") and ('"delivery_id" IN' in s or '"event_id" IN' in s)]
+    assert not collector, collector

@@ -165,10 +165,17 @@ def _prune_finished_deliveries(cutoff, scope: Q, batch_size: int, progress, befo
             if not rows:
                 break
             after = rows[-1]
+            ids = [pk for _, pk in rows]
             with transaction.atomic():
+                # Raw deletes, no collector (it would SELECT the batch's logs first): the
+                # only rows referring to a delivery are its logs, deleted by their
+                # `delivery_id` index. A log newer than the cutoff of a delivery finished
+                # before it can exist (clock skew, a replay's attempt): it goes with it,
+                # as the collector's CASCADE did.
+                WebhookLog.objects.filter(delivery_id__in=ids)._raw_delete(WebhookLog.objects.db)
                 # The filter again: a row re-armed (recover) since it was listed stays.
-                batch = Delivery.objects.filter(_finished_before(cutoff), pk__in=[pk for _, pk in rows])
-                deleted = batch.delete()[1].get(Delivery._meta.label, 0)
+                batch = Delivery.objects.filter(_finished_before(cutoff), pk__in=ids)
+                deleted = batch._raw_delete(batch.db)
             deleted_total += deleted
             if progress and deleted:
                 progress("deliveries", before + deleted_total)
@@ -193,11 +200,14 @@ def _prune_orphan_events(cutoff, scope: Q, batch_size: int, progress, before: in
         if not rows:
             break
         after = rows[-1]
+        # One statement: DELETE ... WHERE id IN (window) AND NOT EXISTS (a delivery), raw
+        # (no collector: nothing else refers to an event, and NOT EXISTS rules out the
+        # deliveries), so the batch costs one index window plus one probe per row.
+        batch = Event.objects.filter(pk__in=[pk for _, pk in rows], created_at__lt=cutoff).exclude(
+            Exists(Delivery.objects.filter(event=OuterRef("pk")))
+        )
         with transaction.atomic():
-            batch = Event.objects.filter(pk__in=[pk for _, pk in rows], created_at__lt=cutoff).exclude(
-                Exists(Delivery.objects.filter(event=OuterRef("pk")))
-            )
-            deleted = batch.delete()[1].get(Event._meta.label, 0)
+            deleted = batch._raw_delete(batch.db)
         if deleted:
             deleted_total += deleted
             if progress:
