@@ -192,16 +192,15 @@ def test_statements_per_batch_do_not_grow_with_its_size(organization, webhook):
     assert statements(60, 1000) <= large  # every key held already: nothing to insert
     assert Event.objects.count() == 3 + 58
     if connection.vendor == "postgresql":
-        # The content-filter lookup (webhooks/filters.py; one indexed read of the organization's
-        # filtered webhooks), then the whole batch in one statement, whatever its size.
-        assert large == 2 and statements(MAX_BATCH_EVENTS, 5000) == 2
+        # The whole batch in one statement, whatever its size, content filters evaluated in it.
+        assert large == 1 and statements(MAX_BATCH_EVENTS, 5000) == 1
 
 
 def test_one_keyed_trigger_is_one_statement_on_postgresql(organization, webhook):
     """The first trigger of a key and its repeat: one statement each on PostgreSQL for the
-    event and its deliveries, after the content-filter lookup (the ORM path elsewhere: a
-    read, the two inserts, and the savepoint around them, after the same lookup)."""
-    bound = 2 if connection.vendor == "postgresql" else 7
+    event, its content filters and its deliveries (the ORM path elsewhere: a read, the two
+    inserts, the webhooks with their filters, and the savepoint around them)."""
+    bound = 1 if connection.vendor == "postgresql" else 6
     for attempt in range(2):  # the first, then the repeat
         with CaptureQueriesContext(connection) as queries:
             event = trigger_event(
