@@ -50,15 +50,26 @@ logger = logging.getLogger(__name__)
 # --- events -----------------------------------------------------------------------------
 
 
-def _validate_event(event: str, payload: Any, organization: Organization | None = None) -> str:
+def _validate_event(
+    event: str, payload: Any, organization: Organization | None = None, contracts: dict[str, Any] | None = None
+) -> str:
     """Validate (the event is a catalogue one or `organization`'s custom type; the payload is
-    bounded JSON that its JSON Schema accepts); returns the payload serialized as JSON."""
+    bounded JSON that its JSON Schema accepts); returns the payload serialized as JSON.
+    `contracts` memoizes the contracts of a batch (a custom type is a query: one per name,
+    not per item)."""
     from ..schemas import GENERIC_SCHEMA, validate_payload
     from .event_types import event_contract
 
     if not isinstance(event, str):
         raise ValidationError({"event": "The event type must be a string; see /api/integrations/webhooks/events/."})
-    contract = None if event in {TEST_EVENT, ALL_EVENTS} else event_contract(event, organization=organization)
+    if event in {TEST_EVENT, ALL_EVENTS}:
+        contract = None
+    elif contracts is None:
+        contract = event_contract(event, organization=organization)
+    elif event in contracts:
+        contract = contracts[event]
+    else:
+        contract = contracts[event] = event_contract(event, organization=organization)
     if contract is None:
         raise ValidationError({"event": f"Unknown event type {quoted(event)}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
@@ -219,9 +230,10 @@ def _trigger_many(
         raise ValidationError({"events": f"A list of 1 to {MAX_BATCH_EVENTS} events."})
     results: dict[int, TriggerResult] = {}
     items: list[_Item] = []
+    contracts: dict[str, Any] = {}
     for index, raw in enumerate(events):
         try:
-            items.append(_prepare_raw(index, raw, client, exclude_webhook_ids, organization))
+            items.append(_prepare_raw(index, raw, client, exclude_webhook_ids, organization, contracts))
         except ValidationError as error:
             results[index] = TriggerResult(
                 index=index,
@@ -245,7 +257,12 @@ def _trigger_many(
 
 
 def _prepare_raw(
-    index: int, raw: Any, client: bool, exclude_webhook_ids: Collection[uuid.UUID], organization: Organization
+    index: int,
+    raw: Any,
+    client: bool,
+    exclude_webhook_ids: Collection[uuid.UUID],
+    organization: Organization,
+    contracts: dict[str, Any],
 ) -> _Item:
     if not isinstance(raw, Mapping):
         raise ValidationError({"non_field_errors": "Each event must be an object (event, payload, idempotency_key)."})
@@ -259,7 +276,7 @@ def _prepare_raw(
         validate_client_event(event)
     payload = raw.get("payload")
     key = raw.get("idempotency_key")
-    return _prepare(index, event, {} if payload is None else payload, key, exclude_webhook_ids, organization)
+    return _prepare(index, event, {} if payload is None else payload, key, exclude_webhook_ids, organization, contracts)
 
 
 def _field_errors(error: ValidationError) -> dict[str, list[str]]:
@@ -294,8 +311,9 @@ def _prepare(
     idempotency_key: Any,
     exclude_webhook_ids: Collection[uuid.UUID],
     organization: Organization,
+    contracts: dict[str, Any] | None = None,
 ) -> _Item:
-    serialized = _validate_event(event, payload, organization)  # the one validation of an event
+    serialized = _validate_event(event, payload, organization, contracts)  # the one validation of an event
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
         raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
     excluded = list(exclude_webhook_ids)
