@@ -9,7 +9,8 @@ client's `POST /api/events/` goes through: it refuses system-only events
 On PostgreSQL every trigger, single or batch, with or without idempotency keys, is one
 statement (`_FAN_OUT_SQL` and its keyed and batch shapes): the events are inserted with `ON CONFLICT DO NOTHING` on the
 partial unique index of idempotency keys, their deliveries are inserted from the events
-actually inserted, and the earlier events of repeated keys are read back (with their
+actually inserted (content filters evaluated in the statement: `webhooks_filter_matches`,
+migration 0012), and the earlier events of repeated keys are read back (with their
 delivery counts and whether type and payload match) in the same round trip. Other
 databases take the ORM path (`_fan_out`): a constant number of queries per call.
 """
