@@ -283,6 +283,14 @@ def trigger_path(organization, url: str, events: int) -> None:
     timed("trigger_events, batches of 100 with keys", batches(100, 12_000_000))
     many = timed("trigger_events, batches of 1,000 with keys", batches(1000, 13_000_000))
     print(f"trigger path: batches of 1,000 x{many / one:.1f} single triggers (goal >= 10,000 events/s)", flush=True)
+    # 10 subscribed webhooks, 3 with a content filter (one rejects every event): the filters'
+    # cost at fan-out (evaluated in the statement on PostgreSQL).
+    filters = [{"data.offer_id": {"$startsWith": "off_"}}, {"data.accepted_at": {"$gte": "2026"}}, {"type": "x"}]
+    for n, filter_ in enumerate([None] * 6 + filters):
+        webhook_create(
+            organization=organization, name=f"trigger-path-{n}", url=url, events=["offer.accepted"], filter=filter_
+        )
+    timed("trigger_event, 10 webhooks (3 filtered)", single(False, 14_000_000))
 
 
 def main(argv: list[str] | None = None) -> int:

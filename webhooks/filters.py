@@ -13,8 +13,14 @@ chosen so a filter never raises at fan-out:
 - `$gt`/`$gte`/`$lt`/`$lte` compare numbers with numbers and strings with strings (ISO 8601
   times compare as strings); any other pair does not match (booleans are not numbers);
 - `$eq`/`$neq`/`$in`/`$nin` compare JSON values (`1` equals `1.0`, never `true`);
+- numbers compare as the decimals their JSON says (a float as its shortest repr, as
+  PostgreSQL's jsonb stores it), strings in codepoint order;
 - `$startsWith` matches strings only;
-- a numeric path segment indexes an array (`data.stages.0.name`).
+- a numeric path segment (ASCII digits) indexes an array (`data.stages.0.name`).
+
+On PostgreSQL the fan-out evaluates the same semantics in SQL, inside its one statement:
+`webhooks_filter_matches(filter, body)` (migration 0012); tests/webhooks/test_filter_sql.py
+holds the two to the same answers.
 
 `validate_filter` bounds a filter's size and nesting and names the path of a problem;
 `matches` is pure and cheap (no I/O), so fan-out can run it for every event.
@@ -23,6 +29,7 @@ chosen so a filter never raises at fan-out:
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -130,7 +137,7 @@ def resolve(body: Any, path: str) -> Any:
     for segment in path.split("."):
         if isinstance(value, dict):
             value = value.get(segment, _MISSING)
-        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+        elif isinstance(value, list) and segment.isascii() and segment.isdigit() and int(segment) < len(value):
             value = value[int(segment)]
         else:
             return _MISSING
@@ -139,10 +146,23 @@ def resolve(body: Any, path: str) -> Any:
     return value
 
 
+def _number(value: int | float) -> int | Decimal:
+    """A number as the decimal its JSON says: a float compares as its shortest repr (what
+    json.dumps writes and PostgreSQL's jsonb stores), not as its binary value, so 1e23
+    equals 10**23 here as in the SQL twin (webhooks_filter_matches)."""
+    return Decimal(repr(value)) if isinstance(value, float) else value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _equal(a: Any, b: Any) -> bool:
     """JSON equality: booleans never equal numbers (Python says True == 1), 1 equals 1.0."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if _is_number(a) and _is_number(b):
+        return _number(a) == _number(b)
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, list):
@@ -172,8 +192,10 @@ def _holds(operator: str, value: Any, operand: Any) -> bool:
         return any(_equal(value, item) for item in operand)
     if operator == "$startsWith":
         return isinstance(value, str) and value.startswith(operand)
-    if not _comparable(value, operand):
+    if operator not in COMPARISONS or not _comparable(value, operand):
         return False
+    if _is_number(value):
+        value, operand = _number(value), _number(operand)
     if operator == "$gt":
         return value > operand
     if operator == "$gte":

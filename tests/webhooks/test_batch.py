@@ -192,16 +192,31 @@ def test_statements_per_batch_do_not_grow_with_its_size(organization, webhook):
     assert statements(60, 1000) <= large  # every key held already: nothing to insert
     assert Event.objects.count() == 3 + 58
     if connection.vendor == "postgresql":
-        # The content-filter lookup (webhooks/filters.py; one indexed read of the organization's
-        # filtered webhooks), then the whole batch in one statement, whatever its size.
-        assert large == 2 and statements(MAX_BATCH_EVENTS, 5000) == 2
+        # The whole batch in one statement, whatever its size, content filters evaluated in it.
+        assert large == 1 and statements(MAX_BATCH_EVENTS, 5000) == 1
+
+
+def test_custom_event_types_cost_one_lookup_per_name_not_per_item(organization, webhook):
+    from webhooks.services import event_type_create
+
+    event_type_create(organization=organization, name="custom.a", schema={"type": "object"})
+    event_type_create(organization=organization, name="custom.b", schema={"type": "object"})
+
+    def statements(size: int) -> int:
+        items = [{"event": f"custom.{'ab'[i % 2]}", "payload": {"n": i}} for i in range(size)]
+        with CaptureQueriesContext(connection) as queries:
+            results = trigger_events(organization=organization, events=items)
+        assert all(r.status == "created" for r in results)
+        return len(queries)
+
+    assert statements(2) == statements(40)
 
 
 def test_one_keyed_trigger_is_one_statement_on_postgresql(organization, webhook):
     """The first trigger of a key and its repeat: one statement each on PostgreSQL for the
-    event and its deliveries, after the content-filter lookup (the ORM path elsewhere: a
-    read, the two inserts, and the savepoint around them, after the same lookup)."""
-    bound = 2 if connection.vendor == "postgresql" else 7
+    event, its content filters and its deliveries (the ORM path elsewhere: a read, the two
+    inserts, the webhooks with their filters, and the savepoint around them)."""
+    bound = 1 if connection.vendor == "postgresql" else 6
     for attempt in range(2):  # the first, then the repeat
         with CaptureQueriesContext(connection) as queries:
             event = trigger_event(

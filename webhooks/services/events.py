@@ -9,7 +9,8 @@ client's `POST /api/events/` goes through: it refuses system-only events
 On PostgreSQL every trigger, single or batch, with or without idempotency keys, is one
 statement (`_FAN_OUT_SQL` and its keyed and batch shapes): the events are inserted with `ON CONFLICT DO NOTHING` on the
 partial unique index of idempotency keys, their deliveries are inserted from the events
-actually inserted, and the earlier events of repeated keys are read back (with their
+actually inserted (content filters evaluated in the statement: `webhooks_filter_matches`,
+migration 0012), and the earlier events of repeated keys are read back (with their
 delivery counts and whether type and payload match) in the same round trip. Other
 databases take the ORM path (`_fan_out`): a constant number of queries per call.
 """
@@ -50,15 +51,26 @@ logger = logging.getLogger(__name__)
 # --- events -----------------------------------------------------------------------------
 
 
-def _validate_event(event: str, payload: Any, organization: Organization | None = None) -> str:
+def _validate_event(
+    event: str, payload: Any, organization: Organization | None = None, contracts: dict[str, Any] | None = None
+) -> str:
     """Validate (the event is a catalogue one or `organization`'s custom type; the payload is
-    bounded JSON that its JSON Schema accepts); returns the payload serialized as JSON."""
+    bounded JSON that its JSON Schema accepts); returns the payload serialized as JSON.
+    `contracts` memoizes the contracts of a batch (a custom type is a query: one per name,
+    not per item)."""
     from ..schemas import GENERIC_SCHEMA, validate_payload
     from .event_types import event_contract
 
     if not isinstance(event, str):
         raise ValidationError({"event": "The event type must be a string; see /api/integrations/webhooks/events/."})
-    contract = None if event in {TEST_EVENT, ALL_EVENTS} else event_contract(event, organization=organization)
+    if event in {TEST_EVENT, ALL_EVENTS}:
+        contract = None
+    elif contracts is None:
+        contract = event_contract(event, organization=organization)
+    elif event in contracts:
+        contract = contracts[event]
+    else:
+        contract = contracts[event] = event_contract(event, organization=organization)
     if contract is None:
         raise ValidationError({"event": f"Unknown event type {quoted(event)}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
@@ -219,9 +231,10 @@ def _trigger_many(
         raise ValidationError({"events": f"A list of 1 to {MAX_BATCH_EVENTS} events."})
     results: dict[int, TriggerResult] = {}
     items: list[_Item] = []
+    contracts: dict[str, Any] = {}
     for index, raw in enumerate(events):
         try:
-            items.append(_prepare_raw(index, raw, client, exclude_webhook_ids, organization))
+            items.append(_prepare_raw(index, raw, client, exclude_webhook_ids, organization, contracts))
         except ValidationError as error:
             results[index] = TriggerResult(
                 index=index,
@@ -245,7 +258,12 @@ def _trigger_many(
 
 
 def _prepare_raw(
-    index: int, raw: Any, client: bool, exclude_webhook_ids: Collection[uuid.UUID], organization: Organization
+    index: int,
+    raw: Any,
+    client: bool,
+    exclude_webhook_ids: Collection[uuid.UUID],
+    organization: Organization,
+    contracts: dict[str, Any],
 ) -> _Item:
     if not isinstance(raw, Mapping):
         raise ValidationError({"non_field_errors": "Each event must be an object (event, payload, idempotency_key)."})
@@ -259,7 +277,7 @@ def _prepare_raw(
         validate_client_event(event)
     payload = raw.get("payload")
     key = raw.get("idempotency_key")
-    return _prepare(index, event, {} if payload is None else payload, key, exclude_webhook_ids, organization)
+    return _prepare(index, event, {} if payload is None else payload, key, exclude_webhook_ids, organization, contracts)
 
 
 def _field_errors(error: ValidationError) -> dict[str, list[str]]:
@@ -281,8 +299,9 @@ class _Item:
     payload: dict
     serialized: str  # the payload as the JSON stored and sent
     idempotency_key: str | None
-    # Webhooks this event must not be delivered to: given by the caller (an event about a
-    # webhook is never sent to it); filters that reject the event add theirs here.
+    # Webhooks this event must not be delivered to, given by the caller (an event about a
+    # webhook is never sent to it). Content filters are applied at fan-out (in the
+    # statement on PostgreSQL).
     excluded: list[uuid.UUID]
 
 
@@ -293,8 +312,9 @@ def _prepare(
     idempotency_key: Any,
     exclude_webhook_ids: Collection[uuid.UUID],
     organization: Organization,
+    contracts: dict[str, Any] | None = None,
 ) -> _Item:
-    serialized = _validate_event(event, payload, organization)  # the one validation of an event
+    serialized = _validate_event(event, payload, organization, contracts)  # the one validation of an event
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
         raise ValidationError({"idempotency_key": "A string of 1 to 200 characters."})
     excluded = list(exclude_webhook_ids)
@@ -314,10 +334,9 @@ def _record(organization: Organization, items: list[_Item], traceparent: str | N
                 first_by_key[item.idempotency_key] = item
         else:
             followers.append(item)
-    now = timezone.now()  # the events' time, and the `timestamp` their filters see
-    _add_filter_rejections(organization, stored, now)
     if connection.vendor == "postgresql":
-        results = _fan_out_postgres(organization, stored, now, traceparent)
+        # The events' time, and the `timestamp` their filters see (in the statement).
+        results = _fan_out_postgres(organization, stored, timezone.now(), traceparent)
     else:
         results = _fan_out(organization, stored, traceparent)
     by_index = {r.index: r for r in results}
@@ -404,40 +423,9 @@ def _events_by_key(organization: Organization, keys: Collection[str]) -> dict[st
     return found
 
 
-# Raw SQL: this runs on every trigger, and the ORM's query building cost several times
-# the round trip it makes (bench figures in README "Benchmarks").
-_FILTERED_SQL = (
-    'SELECT id, events, "filter" FROM webhooks WHERE organization_id = %s AND is_active AND "filter" IS NOT NULL'
-)
-
-
-def _add_filter_rejections(organization: Organization, items: list[_Item], now: datetime) -> None:
-    """Add to each item's `excluded` the organization's active webhooks subscribed to it
-    whose content filter rejects it (webhooks/filters.py): one query for all the items, on
-    the partial index `webhook_org_filtered`, which is empty (and cheap) for an organization
-    without filters. The body matched is the one sent: `{"type", "timestamp" (the trigger
-    time, stored as the event's), "data"}` with the payload as JSON."""
-    with connection.cursor() as cursor:
-        cursor.execute(_FILTERED_SQL, [Organization._meta.pk.get_db_prep_value(organization.pk, connection)])
-        rows = cursor.fetchall()
-    if not rows:
-        return
-    filtered = [
-        (pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk)), _json(events), _json(f)) for pk, events, f in rows
-    ]
-    timestamp = now.isoformat().replace("+00:00", "Z")
-    for item in items:
-        body: dict[str, Any] | None = None
-        for pk, events, filter_ in filtered:
-            if ALL_EVENTS in events or item.type in events:
-                if body is None:
-                    body = {"type": item.type, "timestamp": timestamp, "data": json.loads(item.serialized)}
-                if not matches(filter_, body):
-                    item.excluded.append(pk)
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
+def _timestamp(moment: datetime) -> str:
+    """The body's `timestamp`, as webhooks/engine/sending.py writes it for the receiver."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _fan_out(organization: Organization, items: list[_Item], traceparent: str | None = None) -> list[TriggerResult]:
@@ -475,12 +463,19 @@ def _fan_out_once(organization: Organization, items: list[_Item], traceparent: s
         return results
     Event.objects.bulk_create([record for _, record in new])
     webhooks = list(
-        Webhook.objects.filter(organization=organization, is_active=True).only("id", "events", "retry_attempts")
+        Webhook.objects.filter(organization=organization, is_active=True).only(
+            "id", "events", "retry_attempts", "filter"
+        )
     )
     deliveries: list[Delivery] = []
     for item, record in new:
         excluded = set(item.excluded)
         targets = [w for w in webhooks if w.pk not in excluded and w.subscribes_to(item.type)]
+        if any(w.filter for w in targets):
+            # The body sent (webhooks/engine/sending.py), its `timestamp` the stored
+            # `created_at` (set by bulk_create above), as on PostgreSQL.
+            body = {"type": item.type, "timestamp": _timestamp(record.created_at), "data": record.payload}
+            targets = [w for w in targets if matches(w.filter, body)]
         deliveries.extend(
             Delivery(
                 organization=organization,
@@ -508,14 +503,17 @@ _FAN_OUT_SQL = """
 WITH event AS (
     INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
     VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, NULL, %(now)s, %(traceparent)s)
+    RETURNING payload
 )
 INSERT INTO webhook_deliveries
     (id, organization_id, event_id, webhook_id, state, attempts, max_attempts, next_attempt_at, last_error, created_at)
 SELECT gen_random_uuid(), %(organization_id)s, %(event_id)s, w.id, 'pending', 0, 1 + w.retry_attempts,
        statement_timestamp(), '', %(now)s
-FROM webhooks w
+FROM event, webhooks w
 WHERE w.organization_id = %(organization_id)s AND w.is_active
   AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
+  AND (w."filter" IS NULL OR webhooks_filter_matches(w."filter", jsonb_build_object(
+      'type', %(type)s::text, 'timestamp', %(timestamp)s::text, 'data', event.payload)))
 """
 _EXCLUDING = "\n  AND w.id <> ALL(%(excluded)s::uuid[])\n"
 
@@ -530,7 +528,7 @@ WITH event AS (
     INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
     VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, %(key)s, %(now)s, %(traceparent)s)
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id
+    RETURNING id, payload
 ),
 delivery AS (
     INSERT INTO webhook_deliveries
@@ -542,6 +540,8 @@ delivery AS (
     WHERE w.organization_id = %(organization_id)s AND w.is_active
       AND (w.events @> to_jsonb(%(type)s::text) OR w.events @> '"*"'::jsonb)
       AND w.id <> ALL(%(excluded)s::uuid[])
+      AND (w."filter" IS NULL OR webhooks_filter_matches(w."filter", jsonb_build_object(
+          'type', %(type)s::text, 'timestamp', %(timestamp)s::text, 'data', event.payload)))
     RETURNING 1
 )
 SELECT event.id, NULL::text, (SELECT count(*) FROM delivery), NULL::text, NULL::text, NULL::timestamptz,
@@ -579,7 +579,7 @@ event AS (
     SELECT item.id, %(organization_id)s, item.type, item.payload, item.idempotency_key, %(now)s, %(traceparent)s
     FROM item
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, type
+    RETURNING id, type, payload
 ),
 delivery AS (
     INSERT INTO webhook_deliveries
@@ -590,6 +590,8 @@ delivery AS (
     FROM event JOIN webhooks w
       ON w.organization_id = %(organization_id)s AND w.is_active
      AND (w.events @> to_jsonb(event.type::text) OR w.events @> '"*"'::jsonb)
+     AND (w."filter" IS NULL OR webhooks_filter_matches(w."filter", jsonb_build_object(
+         'type', event.type::text, 'timestamp', %(timestamp)s::text, 'data', event.payload)))
     WHERE NOT EXISTS (SELECT 1 FROM excluded x WHERE x.event_id = event.id AND x.webhook_id = w.id)
     RETURNING event_id
 )
@@ -619,6 +621,7 @@ def _fan_out_postgres(
                 "payload": item.serialized,
                 "key": item.idempotency_key,
                 "now": now,
+                "timestamp": _timestamp(now),
                 "excluded": item.excluded,
                 "traceparent": traceparent,
             }
@@ -642,6 +645,7 @@ def _fan_out_postgres(
                     "excluded_webhooks": json.dumps([str(webhook_id) for _, webhook_id in excluded]),
                     "organization_id": organization.pk,
                     "now": now,
+                    "timestamp": _timestamp(now),
                     "traceparent": traceparent,
                 },
             )
