@@ -15,6 +15,7 @@ delivered attempt across the tables it involves.
 
 Options: --logs N (default 10,000), --big (5,000,000 rows), --duration S (wrk, default 3),
 --connections C (default 8), --samples N (sequential requests per target, default 100),
+--worker-class K and --threads N (gunicorn's -k and --threads; default sync, 1),
 --only post (the POST targets alone, without loading log rows). For the POST targets it also
 prints the workers' CPU time per request (or per event), read from /proc, and the load average.
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_api, dropped and
@@ -79,8 +80,16 @@ class Api:
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-        self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-        response = self.conn.getresponse()
+        data = json.dumps(body) if body is not None else None
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # A keep-alive connection (gthread) the server closed while wrk ran: sent nothing.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
         return response.status, response.read()
 
     def timed(self, method: str, path: str, samples: int, body=None) -> tuple[float, float, int]:
@@ -165,7 +174,7 @@ def run(args) -> int:
     port = free_port()
     server = subprocess.Popen(
         [str(Path(PYTHON).parent / "gunicorn"), "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level",
-         "warning", "--access-logfile", "/dev/null"],
+         "warning", "--access-logfile", "/dev/null", "-k", args.worker_class, "--threads", str(args.threads)],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     failed = 0
@@ -292,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds of wrk per target")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--worker-class", default="sync", help="gunicorn's -k (sync, gthread)")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn's --threads (gthread)")
     parser.add_argument(
         "--only", choices=("all", "post"), default="all", help="post: only the POST targets (no log rows loaded)"
     )
