@@ -14,7 +14,10 @@ its `COUNT(*)`, stats from the logs with `percentile_cont`), and it prints the s
 delivered attempt across the tables it involves.
 
 Options: --logs N (default 10,000), --big (5,000,000 rows), --duration S (wrk, default 3),
---connections C (default 8), --samples N (sequential requests per target, default 100).
+--connections C (default 8), --samples N (sequential requests per target, default 100),
+--worker-class K and --threads N (gunicorn's -k and --threads; default sync, 1),
+--only post (the POST targets alone, without loading log rows). For the POST targets it also
+prints the workers' CPU time per request (or per event), read from /proc, and the load average.
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_api, dropped and
 re-created), Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/5).
 """
@@ -77,8 +80,16 @@ class Api:
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-        self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-        response = self.conn.getresponse()
+        data = json.dumps(body) if body is not None else None
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # A keep-alive connection (gthread) the server closed while wrk ran: sent nothing.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
         return response.status, response.read()
 
     def timed(self, method: str, path: str, samples: int, body=None) -> tuple[float, float, int]:
@@ -141,7 +152,8 @@ def run(args) -> int:
     env = _common.scenario_env("postgres", bench="api", extra={"ALLOW_PRIVATE_URLS": "true"}, postgres_redis=True)
     dsn = env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     manage(env, "migrate", "-v0")
-    logs = BIG if args.big else args.logs
+    reads_too = args.only == "all"
+    logs = (BIG if args.big else args.logs) if reads_too else 1
     started = time.monotonic()
     loaded = manage(env, "load_bench_data", "--logs", str(logs))
     hooks = [line.split()[1:] for line in loaded.splitlines() if line.startswith("webhook ")]
@@ -167,7 +179,7 @@ def run(args) -> int:
     port = free_port()
     server = subprocess.Popen(
         [str(Path(PYTHON).parent / "gunicorn"), "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level",
-         "warning", "--access-logfile", "/dev/null"],
+         "warning", "--access-logfile", "/dev/null", "-k", args.worker_class, "--threads", str(args.threads)],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     failed = 0
@@ -184,7 +196,7 @@ def run(args) -> int:
             ("stats (small webhook)", f"{base}{small}/stats/", "stats-small"),
         ]
         print(f"\n{'target':36} {'median':>9} {'p95':>9} {'req/s (wrk)':>12} {'wrk p95':>9}  main's method (SQL only)")
-        for label, path, old in reads:
+        for label, path, old in reads if reads_too else []:
             median, p95, status = api.timed("GET", path, args.samples)
             result = wrk(port, key, path, "get.lua", args)
             failed += status != 200 or result["non2xx"] > 0
@@ -199,9 +211,12 @@ def run(args) -> int:
 
             median, p95, status = trigger_api.timed("POST", "/api/events/", args.samples, body)
             keys = {"WRK_IDEMPOTENCY": "1" if keyed else "0"}
+            cpu = workers_cpu(server.pid)
             result = wrk(port, trigger_key, "/api/events/", "post_event.lua", args, keys)
+            cpu_ms = (workers_cpu(server.pid) - cpu) * 1000 / max(result["requests"], 1)
             failed += status != 202 or result["non2xx"] > 0
             line = f"{label:36} {median:7.1f}ms {p95:7.1f}ms {result['rps']:12.0f} {result['p95_ms']:7.1f}ms"
+            line += f"  workers' CPU {cpu_ms:.2f} ms/request"
             print(line, f" non-2xx {result['non2xx']}" if result["non2xx"] else "", flush=True)
         probe = {"events": [{**event, "idempotency_key": f"probe-{time.time_ns()}"}]}
         status, _ = trigger_api.request("POST", "/api/events/batch/", probe)
@@ -209,18 +224,24 @@ def run(args) -> int:
         if not 200 <= status < 300:
             print(f"{label:36} not available (HTTP {status}: the endpoint is not on this branch)")
         else:
+            cpu = workers_cpu(server.pid)
             result = wrk(port, trigger_key, "/api/events/batch/", "post_batch.lua", args, {"WRK_BATCH": "100"})
+            cpu_ms = (workers_cpu(server.pid) - cpu) * 1000 / max(result["requests"] * 100, 1)
             events_per_s = result["rps"] * 100
+            failed += result["non2xx"] > 0
             print(
                 f"{label:36} {'':>9} {'':>9} {result['rps']:12.0f} {result['p95_ms']:7.1f}ms  "
-                f"= {events_per_s:,.0f} events/s; non-2xx {result['non2xx']}"
+                f"= {events_per_s:,.0f} events/s; non-2xx {result['non2xx']}; workers' CPU {cpu_ms:.3f} ms/event"
             )
+        print(f"Load average during the run: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+    if not reads_too:
+        return 1 if failed else 0
     per_attempt, tables = storage(dsn)
     print(f"\nStorage: {per_attempt / 1000:.2f} kB per delivered attempt (goal <= 0.8 kB), heap + indexes:")
     for name, heap, indexes, total, count in tables:
@@ -251,6 +272,20 @@ def old_method(dsn: str, kind: str | None, big: str, small: str, org, samples: i
     return f"{median:.1f} / {p95:.1f} ms"
 
 
+def workers_cpu(master: int) -> float:
+    """User + system CPU seconds of gunicorn's workers (the master's children), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:  # fields[1] is the parent pid; utime, stime are 14 and 15
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def wait_until_up(port: int, key: str) -> Api:
     deadline = time.monotonic() + 60
     while True:
@@ -271,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds of wrk per target")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--worker-class", default="sync", help="gunicorn's -k (sync, gthread)")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn's --threads (gthread)")
+    parser.add_argument(
+        "--only", choices=("all", "post"), default="all", help="post: only the POST targets (no log rows loaded)"
+    )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
     if not Path(WRK).exists():
         print("wrk is not installed (Debian: apt-get install wrk): skipped.")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -94,9 +95,11 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 
 
 def api_key_mark_used(*, api_key: ApiKey) -> None:
-    """Record use, at most once a minute per key, so reads do not become writes."""
+    """Record use, at most once a minute per key, so reads do not become writes. The UPDATE is
+    conditional: when several workers see the same stale time at once, one of them writes."""
     now = timezone.now()
     if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
         return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from organizations.models import ApiKey
 from organizations.selectors import api_key_authenticate
-from organizations.services import api_key_create, hash_api_key
+from organizations.services import api_key_create, api_key_mark_used, hash_api_key
 from tests.api_errors import error_detail, error_fields, error_type
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +99,37 @@ def test_last_used_is_written_at_most_once_a_minute(api_client, django_assert_nu
     ApiKey.objects.filter(pk=api_client.api_key.pk).update(last_used_at=timezone.now() - timezone.timedelta(hours=1))
     with django_assert_num_queries(2):
         api_client.get("/api/organization/")
+
+
+def test_last_used_update_is_conditional_across_stale_copies(api_client):
+    """Two workers holding the same stale copy of a key: only the first writes."""
+    stale = timezone.now() - timezone.timedelta(hours=1)
+    ApiKey.objects.filter(pk=api_client.api_key.pk).update(last_used_at=stale)
+    first, second = ApiKey.objects.get(pk=api_client.api_key.pk), ApiKey.objects.get(pk=api_client.api_key.pk)
+    api_key_mark_used(api_key=first)
+    written = ApiKey.objects.get(pk=first.pk).last_used_at
+    assert written == first.last_used_at and written > stale
+    api_key_mark_used(api_key=second)  # its copy says an hour ago; the row says now
+    assert ApiKey.objects.get(pk=first.pk).last_used_at == written
+
+
+def test_revocation_by_another_process_is_refused_on_the_next_request(api_client):
+    """The key row is read on every request (nothing cached): a revocation written by any
+    process (here a bare UPDATE, as another worker's would be) refuses the very next request."""
+    assert api_client.get("/api/organization/").status_code == HTTPStatus.OK
+    ApiKey.objects.filter(pk=api_client.api_key.pk).update(revoked_at=timezone.now())
+    assert api_client.get("/api/organization/").status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_authenticate_returns_the_key_and_its_organization_as_stored(api_client, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        api_key = api_key_authenticate(raw_key=api_client.raw_key)
+        organization = api_key.organization
+    stored = ApiKey.objects.select_related("organization").get(pk=api_client.api_key.pk)
+    for field in ApiKey._meta.concrete_fields:
+        assert getattr(api_key, field.attname) == getattr(stored, field.attname), field.name
+    for field in stored.organization._meta.concrete_fields:
+        assert getattr(organization, field.attname) == getattr(stored.organization, field.attname), field.name
+    assert not api_key._state.adding and api_key._state.db == "default"
+    assert api_key_authenticate(raw_key=api_client.raw_key[:-1] + "x") is None  # a wrong secret
+    assert api_key_authenticate(raw_key="ik_nosuchpre_" + "a" * 32) is None  # an unknown prefix

@@ -2,7 +2,9 @@ from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
+from django.db import connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import Webhook as ReferenceVerifier
 
@@ -362,3 +364,18 @@ def test_webhook_can_belong_to_an_integration_of_the_same_organization(api_clien
         response = api_client.post(BASE, {**body, "integration": bad}, format="json")
         assert response.status_code == HTTPStatus.BAD_REQUEST and "integration" in error_fields(response)
     assert Webhook.objects.count() == 1
+
+
+def test_trigger_event_endpoint_query_count(api_client, webhook):
+    """POST /api/events/ once the key's use is recorded: one read of the key (with its
+    organization, no write), then the trigger: on PostgreSQL the webhooks' filters and one
+    statement for the event and its deliveries; on SQLite its separate statements."""
+    body = {"event": "application.created", "payload": {"id": 1}}
+    api_client.post("/api/events/", body, format="json")
+    with CaptureQueriesContext(connection) as captured:
+        response = api_client.post("/api/events/", body, format="json")
+    assert response.status_code == HTTPStatus.ACCEPTED and response.json()["deliveries"] == 1
+    assert response.json()["id"] == str(Event.objects.latest("created_at").pk)
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(statements) <= (3 if connection.vendor == "postgresql" else 7), statements
+    assert sum("organizations_apikey" in sql for sql in statements) == 1, statements  # one read, no write
