@@ -166,7 +166,6 @@ def test_the_webhooks_list_and_logs_pages_make_a_constant_number_of_queries():
                 webhook_id=webhook.pk,
                 delivery=delivery,
                 event_type="application.created",
-                message_id=str(uuid.uuid4()),
                 attempt=1,
                 request_url=webhook.url,
                 success=True,

@@ -28,7 +28,6 @@ def _log(delivery, created_at, **fields):
         webhook_id=delivery.webhook_id,
         delivery=delivery,
         event_type="application.created",
-        message_id=str(uuid.uuid4()),
         attempt=1,
         request_url="https://a.test/",
         created_at=created_at,
@@ -196,14 +195,26 @@ def test_the_migration_keeps_every_row_of_a_populated_table(organization, webhoo
     _, delivery = _event_with_delivery(organization, timezone.now())
     now = timezone.now()
     try:
-        migrate_to(BEFORE)
+        OldLog = migrate_to(BEFORE).get_model("webhooks", "WebhookLog")
         assert not partitions.is_partitioned()
         rows = [
-            _log(delivery, now - dt.timedelta(days=d, minutes=m), response_status=200) for d in range(5) for m in (1, 2)
+            OldLog.objects.create(
+                organization_id=delivery.organization_id,
+                webhook_id=delivery.webhook_id,
+                delivery_id=delivery.pk,
+                event_type="application.created",
+                message_id=delivery.message_id,
+                attempt=1,
+                request_url="https://a.test/",
+                created_at=now - dt.timedelta(days=d, minutes=m),
+                response_status=200,
+            )
+            for d in range(5)
+            for m in (1, 2)
         ]
-        before = sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
+        before = sorted(OldLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
         migrate_to(AFTER)
-        after = sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
+        after = sorted(OldLog.objects.values_list("pk", "created_at", "response_status", "delivery_id"))
         assert after == before and len(after) == len(rows)
         if connection.vendor == "postgresql":
             assert partitions.is_partitioned()
@@ -215,7 +226,7 @@ def test_the_migration_keeps_every_row_of_a_populated_table(organization, webhoo
         # back again: the plain table, every row still there
         migrate_to(BEFORE)
         assert not partitions.is_partitioned()
-        assert sorted(WebhookLog.objects.values_list("pk", "created_at", "response_status", "delivery_id")) == before
+        assert sorted(OldLog.objects.values_list("pk", "created_at", "response_status", "delivery_id")) == before
     finally:
         migrate_to(latest())
 

@@ -206,7 +206,6 @@ def _log(webhook, delivery, created_at, **fields):
         webhook=webhook,
         delivery=delivery,
         event_type=fields.get("event_type", "application.created"),
-        message_id=delivery.message_id,
         attempt=1,
         request_url=webhook.url,
         success=fields.get("success", True),
@@ -353,7 +352,7 @@ def test_the_logs_pages_and_stats_use_their_indexes(history, organization, recei
     order = ("-created_at", "-id")
     page = selectors.webhook_log_list(webhook=other).order_by(*order)
     assert _uses("log_webhook_created", _plan(page[:51]))
-    assert _uses("log_webhook_success", _plan(selectors.webhook_log_list(webhook=other, success=False)[:51]))
+    assert _uses("log_webhook_failed", _plan(selectors.webhook_log_list(webhook=other, success=False)[:51]))
     assert _uses("log_webhook_event", _plan(selectors.webhook_log_list(webhook=other, event="e3")[:51]))
     deep = page.filter(created_at__lte=start + timedelta(seconds=5)).exclude(
         created_at=start + timedelta(seconds=5), pk__gte=uuid.uuid4()

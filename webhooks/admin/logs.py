@@ -81,7 +81,7 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     list_display_links = ["time"]
     list_filter = [WebhookFilter, "success", "event_type", "response_status", "webhook__organization"]
     list_select_related = ["webhook"]
-    search_fields = ["message_id", "webhook__name", "error"]
+    search_fields = ["webhook__name", "error"]
     date_hierarchy = "created_at"
     actions = ["replay"]
     fieldsets = [
@@ -124,6 +124,18 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     def scoped(self, queryset, request):
         """Rows of `queryset` (any model with an `organization`) this user may see."""
         return self._scope(queryset, request)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Also by message id (`msg_<delivery id hex>`: the logs of that delivery)."""
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.startswith("msg_"):
+            try:
+                delivery_id = uuid.UUID(hex=term.removeprefix("msg_"))
+            except ValueError:
+                return results, duplicates
+            results |= queryset.filter(delivery_id=delivery_id)
+        return results, duplicates
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -163,6 +163,11 @@ class WebhookLogSerializer(api.ModelSerializer):
     webhook_id = serializers.UUIDField(read_only=True)
     event = serializers.CharField(source="event_type", read_only=True)
     status = serializers.IntegerField(source="response_status", read_only=True, allow_null=True)
+    # Rebuilt from the row (WebhookLog): the delivery's message id, the headers as sent.
+    message_id = serializers.CharField(read_only=True)
+    request_headers = serializers.DictField(
+        child=serializers.CharField(), read_only=True, help_text="As sent; secret ones and the signature masked."
+    )
     response_body = MaskedResponseBodyField(help_text="As received; values the event's schema marks sensitive masked.")
 
     class Meta:

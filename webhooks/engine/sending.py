@@ -141,7 +141,9 @@ def _attempt(
     delivery: Delivery, body: bytes, keys: list[bytes], subscriber: SubscriberContext | None = None
 ) -> Outcome:
     webhook = delivery.webhook
-    timestamp = int(time.time())
+    # The log's time is the attempt's start; its `webhook-timestamp` is rebuilt from it.
+    started_at = timezone.now()
+    timestamp = int(started_at.timestamp())
     headers = {
         "content-type": "application/json",
         "webhook-id": delivery.message_id,
@@ -149,7 +151,7 @@ def _attempt(
         "webhook-signature": sign(msg_id=delivery.message_id, timestamp=timestamp, body=body, keys=keys),
     }
     custom = webhook.headers or {}
-    outcome = Outcome(delivery=delivery, started_at=timezone.now(), request_headers=loggable_headers(headers, custom))
+    outcome = Outcome(delivery=delivery, started_at=started_at, request_headers=loggable_headers(headers, custom))
     # Subscriber auth (webhooks/engine/subscriber_auth.py): the bearer token replaces a custom
     # Authorization header; logged masked, and redacted from an echoing receiver's answer.
     extra: dict[str, str] = {}
