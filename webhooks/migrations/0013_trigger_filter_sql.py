@@ -157,7 +157,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("webhooks", "0011_scale_partitions"),
+        ("webhooks", "0012_lean_storage"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards, elidable=False)]
