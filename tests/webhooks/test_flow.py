@@ -185,6 +185,28 @@ def test_ordered_head_that_exhausts_its_retries_ends_failed_and_the_next_goes(or
     assert states == {0: "failed", 1: "succeeded", 2: "succeeded"}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_skipped_ordered_head_releases_its_successor_at_once(organization, receiver, second_receiver):
+    """A head that is not sent (its sends kept crashing the worker) ends failed; the next
+    event goes in the same drain, in order, and the other webhook is not held up."""
+    ordered = webhook_create(
+        organization=organization, name="ordered", url=receiver.url, events=["job.created"], ordered=True
+    )
+    webhook_create(organization=organization, name="other", url=second_receiver.url, events=["job.created"])
+    for n in range(3):
+        trigger_event(organization=organization, event="job.created", payload={"n": n})
+    head = Delivery.objects.filter(webhook=ordered).order_by("created_at", "pk").first()
+    Delivery.objects.filter(pk=head.pk).update(attempts=head.max_attempts + 1)  # crashed its worker
+
+    loop.deliver_due(time_budget=5)  # one drain, no new trigger
+    assert [r.json()["data"]["n"] for r in receiver.wait_for(2, timeout=5)] == [1, 2]
+    assert sorted(r.json()["data"]["n"] for r in second_receiver.wait_for(3, timeout=5)) == [0, 1, 2]
+    head.refresh_from_db()
+    assert head.state == Delivery.State.FAILED and head.last_error.startswith("Not sent")
+    states = Delivery.objects.filter(webhook=ordered).exclude(pk=head.pk).values_list("state", flat=True)
+    assert set(states) == {"succeeded"}
+
+
 # --- with real clusters ----------------------------------------------------------------------
 
 

@@ -6,7 +6,10 @@ import datetime as dt
 import json
 import logging
 import os
+import socket
 import stat
+import threading
+import time
 from http import HTTPStatus
 
 import pytest
@@ -17,13 +20,15 @@ from tests.concurrency import Concurrently
 from tests.webhooks.helpers import make_due
 from tests.webhooks.receiver import Receiver, Reply
 from webhooks import tasks
-from webhooks.engine import subscriber_auth
+from webhooks.engine import flow, loop, subscriber_auth
+from webhooks.engine.policy import Outcome
 from webhooks.models import Delivery, SubscriberToken, Webhook, WebhookLog
 from webhooks.services import trigger_event, webhook_create, webhook_update
 
 from .subscriber_servers import TokenServer, issue, make_ca, server_context
 
-pytestmark = pytest.mark.django_db
+# The drain loop reads and fetches tokens in its send threads (their own connections).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 CLIENT_SECRET = "s3cret-client-value-0123456789"
 
@@ -367,3 +372,90 @@ def test_the_token_url_follows_the_ssrf_rules_at_save_and_at_connect_time(
         == "Token endpoint: Refused: the destination address is not public (SSRF protection)."
     )
     assert token_server.grants == []
+
+
+# --- off the drain loop's thread ---------------------------------------------------------------
+
+
+class SilentTokenEndpoint:
+    """Accepts connections, reads what comes, never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/oauth/token"
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def stop(self):
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def test_a_token_endpoint_that_never_answers_delays_only_its_own_webhook(organization, receiver, settings):
+    settings.WEBHOOKS_TIMEOUT = 2
+    second = Receiver().start()
+    silent = SilentTokenEndpoint()
+    try:
+        auth = {**auth_for(token_server=silent), "client_secret": CLIENT_SECRET}
+        hanging = webhook_create(organization=organization, name="a", url=receiver.url, events=["*"], auth=auth)
+        webhook_create(organization=organization, name="b", url=second.url, events=["*"])
+        started = time.time()
+        for n in range(5):
+            trigger_event(organization=organization, event="job.created", payload={"n": n})
+        loop.deliver_due(time_budget=10)
+        arrivals = second.wait_for(5, timeout=5)
+        # B's deliveries went out while A's token request hung (2 s timeout)
+        assert max(r.at for r in arrivals) - started < 1.0
+        assert silent.accepted and not receiver.requests
+        errors = set(Delivery.objects.filter(webhook=hanging).values_list("last_error", flat=True))
+        assert errors == {"Token endpoint: Timed out after 2 s."}
+        assert set(Delivery.objects.filter(webhook=hanging).values_list("state", flat=True)) == {"pending"}
+        logs = WebhookLog.objects.filter(webhook=hanging)
+        assert logs.count() == 5 and CLIENT_SECRET not in json.dumps(list(logs.values()), default=str)
+        # the failed fetch gave its refresh lease back: the retry fetches again
+        assert SubscriberToken.objects.get(webhook=hanging).refreshing_until is None
+    finally:
+        silent.stop()
+        second.stop()
+
+
+def test_a_401_drops_the_token_its_claim_sent_never_a_newer_one(organization, receiver, token_server):
+    """Two claims of one webhook in flight with different tokens: the older claim's 401
+    must not drop the token the newer claim fetched."""
+    webhook = webhook_create(
+        organization=organization, name="oauth", url=receiver.url, events=["*"], auth=auth_for(token_server)
+    )
+    trigger_event(organization=organization, event="job.created", payload={})
+    [delivery] = flow.claim_ready(limit=10).deliveries
+    older, newer = timezone.now() - dt.timedelta(minutes=5), timezone.now()
+    SubscriberToken.objects.create(
+        webhook=webhook, access_token="newer-token", fetched_at=newer, expires_at=newer + dt.timedelta(hours=1)
+    )
+    recorder = loop._Recorder()
+    recorder.started(delivery.lease_token, 1, {webhook.pk: subscriber_auth.SubscriberContext("older", older)})
+    recorder.started("another-claim", 1, {webhook.pk: subscriber_auth.SubscriberContext("newer-token", newer)})
+    outcome = Outcome(delivery=delivery, started_at=timezone.now(), status=401, request_headers={"a": "b"})
+    recorder.finished(outcome)
+    recorder.flush()
+    row = SubscriberToken.objects.get(webhook=webhook)
+    assert row.access_token == "newer-token" and row.fetched_at == newer
+    assert Delivery.objects.get().state == Delivery.State.PENDING  # recorded: a retry
+    assert list(recorder.subscribers) == ["another-claim"]  # the finished claim's are gone
+    # the same claim's 401 with the token it sent does drop that one
+    recorder.started(delivery.lease_token, 0, {webhook.pk: subscriber_auth.SubscriberContext("newer-token", newer)})
+    loop._drop_rejected_tokens([outcome], recorder.subscribers[delivery.lease_token])
+    assert SubscriberToken.objects.get(webhook=webhook).access_token is None

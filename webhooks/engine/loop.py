@@ -12,6 +12,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
 
+from django import db
 from django.utils import timezone
 
 from common import metrics
@@ -91,15 +92,18 @@ class _Recorder:
     that hangs never holds its siblings' results back for longer than that."""
 
     def __init__(self) -> None:
-        #: webhook id -> its subscriber context (auth, certificate) of the latest claim
+        #: token -> the claim's subscriber contexts (auth, certificate) by webhook id: a 401
+        #: drops the token that claim sent, never a newer one another claim fetched
         self.subscribers: dict = {}
         self.open: dict = {}  # token -> number of sends of the claim still in flight
         self.done: dict = {}  # token -> (first finished at, outcomes)
         #: an ordered webhook's head ended since the flag was cleared: its next event is due
         self.released_successor = False
 
-    def started(self, token, count: int) -> None:
+    def started(self, token, count: int, subscribers: dict) -> None:
         self.open[token] = self.open.get(token, 0) + count
+        if subscribers:
+            self.subscribers[token] = subscribers
 
     def finished(self, outcome: Outcome) -> None:
         token = outcome.delivery.lease_token
@@ -118,9 +122,11 @@ class _Recorder:
             at, outcomes = self.done[token]
             if everything or self.open[token] == 0 or clock - at >= RECORD_AFTER:
                 del self.done[token]
+                subscribers = self.subscribers.get(token, {})
                 if self.open[token] == 0:
                     del self.open[token]
-                _record(token, outcomes, self.subscribers)
+                    self.subscribers.pop(token, None)
+                _record(token, outcomes, subscribers)
                 if any(o.final and o.delivery.webhook.ordered for o in outcomes):
                     self.released_successor = True
 
@@ -139,6 +145,12 @@ def _record(token, outcomes: list[Outcome], subscribers: dict) -> None:
 
 def _send(delivery: Delivery, keys: dict, now, subscribers: dict) -> Outcome:
     try:
+        context = subscribers.get(delivery.webhook_id)
+        if context is not None and context.needs_fetch:
+            try:  # off the loop's thread: a token endpoint that hangs holds this send only
+                context.resolve()
+            finally:
+                db.connection.close()  # this send thread's own connection
         return sending.send_batch([delivery], keys, now=now, subscribers=subscribers)[0]
     except Exception as exc:  # never let one send stop the loop
         return Outcome(delivery=delivery, started_at=now, error=f"Unexpected error ({type(exc).__name__}).")
@@ -187,9 +199,7 @@ def deliver_due(*, time_budget: float | None = None) -> int:
                 # has nothing claimable until they end; a claim with none in flight decides.
                 backlog = claim.more or (backlog and bool(in_flight))
                 claimed_none = not claim.deliveries
-                started_sends = _start(claim.deliveries, pool, recorder.subscribers)
-                if started_sends:
-                    recorder.started(started_sends[0][0].lease_token, len(started_sends))
+                started_sends = _start(claim.deliveries, pool, recorder)
                 for delivery, future in started_sends:
                     in_flight[future] = delivery
                 if not in_flight and claim.rate_wait is not None:
@@ -235,9 +245,10 @@ def _split(deliveries: list[Delivery]) -> tuple[list[Delivery], list[tuple[Deliv
     return sendable, skipped
 
 
-def _start(deliveries: list[Delivery], pool, subscribers: dict) -> list[tuple[Delivery, Future]]:
-    """Start sending a claim's deliveries; those not to be sent are recorded at once. The
-    claim's subscriber contexts (webhooks/engine/subscriber_auth.py) go into `subscribers`."""
+def _start(deliveries: list[Delivery], pool, recorder: _Recorder) -> list[tuple[Delivery, Future]]:
+    """Start sending a claim's deliveries; those not to be sent are recorded at once (an
+    ordered webhook's head among them releases its successor). Bearer tokens are read or
+    fetched by the send threads (webhooks/engine/subscriber_auth.py, `resolve`)."""
     if not deliveries:
         return []
     now = timezone.now()
@@ -246,10 +257,13 @@ def _start(deliveries: list[Delivery], pool, subscribers: dict) -> list[tuple[De
         token, expires = deliveries[0].lease_token, deliveries[0].lease_expires_at
         assert token is not None and expires is not None, "claimed deliveries"
         plan = plan_batch([], skipped, now)
-        observe(plan, store.record_batch(token, plan, now=now, lease_expires_at=expires))
+        recorded = store.record_batch(token, plan, now=now, lease_expires_at=expires)
+        observe(plan, recorded)
+        if any(d.webhook.ordered and d.pk in recorded for d, _ in skipped):
+            recorder.released_successor = True  # a skipped head ends failed: the next is due
     if not sendable:
         return []
     keys = store.signing_keys({d.webhook_id for d in sendable}, now=now)
-    claim_subscribers = subscriber_auth.prepare(sendable)
-    subscribers.update(claim_subscribers)
+    claim_subscribers = subscriber_auth.prepare(sendable, fetch=False)
+    recorder.started(sendable[0].lease_token, len(sendable), claim_subscribers)
     return [(delivery, pool.submit(_send, delivery, keys, now, claim_subscribers)) for delivery in sendable]

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +70,34 @@ class SubscriberContext:
     token_fetched_at: datetime | None = None
     certificate_file: str | None = None
     error: str = ""
+    #: the OAuth2 settings whose token is still to be read or fetched (`resolve`)
+    pending_auth: dict[str, str] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def needs_fetch(self) -> bool:
+        """Bearer auth whose token `resolve` has not (or not yet completely) read."""
+        return self.pending_auth is not None or (self._has_auth and self.bearer is None and not self.error)
+
+    def resolve(self) -> None:
+        """Read or fetch the bearer token still pending (once, whichever of the claim's sends
+        of this webhook asks first; the others wait for it). The loop calls it from a send
+        thread, so a token endpoint that hangs holds that webhook's sends only."""
+        with self._lock:  # the claim's other sends of this webhook wait for the first
+            auth, self.pending_auth = self.pending_auth, None
+            if auth is not None:
+                self._fetch(auth)
+
+    def _fetch(self, auth: dict[str, str]) -> None:
+        webhook_id = self._webhook_id
+        try:
+            self.bearer, self.token_fetched_at = bearer_token(webhook_id, auth)
+        except SubscriberAuthError as exc:
+            self.error = str(exc)
+            logger.warning("Webhook %s: no subscriber token: %s", webhook_id, exc)
+
+    _webhook_id: uuid.UUID = field(default=uuid.UUID(int=0), repr=False)
+    _has_auth: bool = field(default=False, repr=False)
 
 
 # --- the token endpoint -------------------------------------------------------------------
@@ -227,8 +255,10 @@ def certificate_file(webhook_id: uuid.UUID, pem: str) -> str:
 # --- per batch -------------------------------------------------------------------------------
 
 
-def prepare(deliveries: list[Delivery]) -> dict[uuid.UUID, SubscriberContext]:
-    """The subscriber context of each of the batch's webhooks that has auth or a certificate."""
+def prepare(deliveries: list[Delivery], *, fetch: bool = True) -> dict[uuid.UUID, SubscriberContext]:
+    """The subscriber context of each of the batch's webhooks that has auth or a certificate.
+    With `fetch=False` bearer tokens are left pending: the sender calls `resolve()` (the
+    drain loop does, in its send threads, so that no token endpoint stalls its loop)."""
     ids = {d.webhook_id for d in deliveries}
     rows = (
         Webhook.objects.filter(pk__in=ids)
@@ -237,7 +267,7 @@ def prepare(deliveries: list[Delivery]) -> dict[uuid.UUID, SubscriberContext]:
     )
     contexts: dict[uuid.UUID, SubscriberContext] = {}
     for webhook_id, auth, pem in rows:
-        context = contexts[webhook_id] = SubscriberContext()
+        context = contexts[webhook_id] = SubscriberContext(_webhook_id=webhook_id)
         if pem is not None:
             if not is_readable(pem):
                 context.error = UNREADABLE_CERTIFICATE
@@ -247,9 +277,7 @@ def prepare(deliveries: list[Delivery]) -> dict[uuid.UUID, SubscriberContext]:
             if not is_readable(auth):
                 context.error = UNREADABLE_AUTH
                 continue
-            try:
-                context.bearer, context.token_fetched_at = bearer_token(webhook_id, auth)
-            except SubscriberAuthError as exc:
-                context.error = str(exc)
-                logger.warning("Webhook %s: no subscriber token: %s", webhook_id, exc)
+            context.pending_auth, context._has_auth = auth, True
+            if fetch:
+                context.resolve()
     return contexts
