@@ -8,10 +8,12 @@ shown with each sensitive value of the event's payload replaced by `[sensitive]`
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connection
 from rest_framework import serializers
 
 from organizations.models import Organization
@@ -131,7 +133,23 @@ def payloads_by_delivery(delivery_ids: Iterable[Any]) -> dict:
     needed = set(delivery_ids)
     if not needed:
         return {}
-    return dict(Delivery.objects.filter(pk__in=needed).values_list("pk", "event__payload"))
+    if connection.vendor != "postgresql":
+        return dict(Delivery.objects.filter(pk__in=needed).values_list("pk", "event__payload"))
+    # The same join written out: the ORM's compiling and converters cost more than the query.
+    with connection.cursor() as cursor:
+        cursor.execute(_payloads_sql(), [list(needed)])
+        return {pk: json.loads(payload) for pk, payload in cursor.fetchall()}
+
+
+@functools.cache
+def _payloads_sql() -> str:
+    quote = connection.ops.quote_name
+    deliveries, events = quote(Delivery._meta.db_table), quote(Event._meta.db_table)
+    return (
+        f"SELECT {deliveries}.{quote('id')}, {events}.{quote('payload')} FROM {deliveries} "  # noqa: S608
+        f"INNER JOIN {events} ON ({deliveries}.{quote('event_id')} = {events}.{quote('id')}) "
+        f"WHERE {deliveries}.{quote('id')} = ANY(%s)"
+    )
 
 
 class MaskedResponseBodyField(serializers.CharField):

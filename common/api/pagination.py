@@ -66,14 +66,23 @@ class CursorPagination(PageSizeMixin, BasePagination):
     ordering = ("-created_at", "-id")
 
     def paginate_queryset(self, queryset, request, view=None):
+        after, size = self.keyset(request)
+        queryset = queryset.order_by(*self.ordering)
+        if after is not None:
+            created_at, pk = after
+            queryset = queryset.filter(created_at__lte=created_at).exclude(created_at=created_at, pk__gte=pk)
+        return self.paginate_rows(list(queryset[: size + 1]), size)
+
+    def keyset(self, request) -> tuple[tuple[datetime, uuid.UUID] | None, int]:
+        """(the last row shown before, or None for page 1; the page size) of `request`: for a
+        caller reading its page itself, `size + 1` rows after that key (see `paginate_rows`)."""
         self.request = request
         size = self.get_page_size(request)
-        queryset = queryset.order_by(*self.ordering)
         raw = request.query_params.get(self.cursor_query_param)
-        if raw is not None:
-            created_at, pk = self.decode(raw)
-            queryset = queryset.filter(created_at__lte=created_at).exclude(created_at=created_at, pk__gte=pk)
-        rows = list(queryset[: size + 1])
+        return (None if raw is None else self.decode(raw)), size
+
+    def paginate_rows(self, rows: list, size: int) -> list:
+        """The page of `rows` (up to `size + 1` of them, in order, after `keyset`'s key)."""
         self.has_next = len(rows) > size
         self.page = rows[:size]
         return self.page

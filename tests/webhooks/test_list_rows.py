@@ -15,11 +15,13 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from tests.webhooks.receiver import Reply
-from webhooks import tasks
-from webhooks.api.rows import LOG_COLUMNS, log_rows
+from webhooks import selectors, tasks
+from webhooks.api.rows import log_rows
 from webhooks.api.serializers import WebhookLogSerializer
+from webhooks.masking import payloads_by_delivery
 from webhooks.models import Delivery, WebhookLog
 from webhooks.schemas import CATALOGUE_EXAMPLES, MASK
+from webhooks.selectors import LOG_COLUMNS
 from webhooks.services import event_type_create, log_replay, trigger_event, webhook_create
 
 pytestmark = pytest.mark.django_db
@@ -194,3 +196,34 @@ def test_queries_per_page_stay_constant(api_client, organization, logs_of_every_
     assert count() == few
     text = api_client.get(url).content.decode()
     assert "weak at sql" not in text and len(api_client.get(url).json()["results"]) == 50
+
+
+def test_the_page_selector_reads_what_the_orm_reads(logs_of_every_kind):
+    """`webhook_log_page` writes its statement out on PostgreSQL: the same rows, values and
+    order as the ORM's `webhook_log_list(...).values(...)` for every filter and any key."""
+    hook = logs_of_every_kind
+    ordered = list(WebhookLog.objects.filter(webhook=hook).order_by("-created_at", "-id"))
+    middle = ordered[3]
+    keys = [None, (middle.created_at, middle.pk), (ordered[-1].created_at, ordered[-1].pk)]
+    filters = [
+        {},
+        {"success": True},
+        {"success": False},
+        {"event": "custom.assessment"},
+        {"event": ""},
+        {"since": middle.created_at},
+        {"until": middle.created_at},
+        {"since": ordered[-1].created_at, "until": ordered[1].created_at, "success": False},
+    ]
+    for after in keys:
+        for given in filters:
+            logs = selectors.webhook_log_list(webhook=hook, **given)
+            if after is not None:
+                logs = logs.filter(created_at__lte=after[0]).exclude(created_at=after[0], pk__gte=after[1])
+            for limit in (1, 4, 51):
+                want = list(logs.values(*LOG_COLUMNS)[:limit])
+                assert selectors.webhook_log_page(webhook=hook, after=after, limit=limit, **given) == want
+    assert selectors.webhook_log_page(webhook=hook, limit=51, success=False)  # the cases are not all empty
+    deliveries = list(Delivery.objects.values_list("pk", flat=True))
+    assert payloads_by_delivery(deliveries) == dict(Delivery.objects.values_list("pk", "event__payload"))
+    assert payloads_by_delivery([]) == {}

@@ -15,24 +15,6 @@ from rest_framework.settings import ISO_8601, api_settings
 from webhooks.masking import log_sensitive_paths, mask_body, payloads_by_delivery
 from webhooks.models import WebhookLog
 
-#: what a logs page reads of each row (`WebhookLogSerializer` shows all of it)
-LOG_COLUMNS = (
-    "id",
-    "organization_id",
-    "webhook_id",
-    "delivery_id",
-    "event_type",
-    "attempt",
-    "success",
-    "response_status",
-    "duration_ms",
-    "error",
-    "request_url",
-    "custom_headers",
-    "response_body",
-    "created_at",
-)
-
 
 def datetime_representation() -> Callable[[Any], Any]:
     """DRF's `DateTimeField().to_representation` under the current settings and time zone;
@@ -55,7 +37,7 @@ def datetime_representation() -> Callable[[Any], Any]:
 
 
 def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`WebhookLogSerializer(many=True).data` of `rows` (dicts of `LOG_COLUMNS`). Masking works
+    """`WebhookLogSerializer(many=True).data` of `rows` (dicts of `selectors.LOG_COLUMNS`). Masking works
     out each event type's sensitive paths once and reads the payloads it needs in one query
     (none when no row has a body whose type marks something sensitive)."""
     cache: dict = {}

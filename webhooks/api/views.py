@@ -108,8 +108,10 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         webhook = self.get_object()
         filters = WebhookLogFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        logs = selectors.webhook_log_list(webhook=webhook, **filters.validated_data).values(*rows.LOG_COLUMNS)
-        page = self.paginate_queryset(logs) or []
+        paginator = self.paginator
+        after, size = paginator.keyset(request)
+        logs = selectors.webhook_log_page(webhook=webhook, after=after, limit=size + 1, **filters.validated_data)
+        page = paginator.paginate_rows(logs, size)
         # What WebhookLogSerializer(page, many=True).data gives, built from the rows (webhooks/api/rows.py).
         return self.get_paginated_response(rows.log_rows(page))
 
