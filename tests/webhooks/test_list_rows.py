@@ -1,5 +1,6 @@
-"""The logs list builds its rows by hand (webhooks/api/rows.py): byte-for-byte what
-`WebhookLogSerializer` gives, for rows of every kind, with a constant number of queries."""
+"""The logs and webhook lists build their rows by hand (webhooks/api/rows.py): byte-for-byte
+what `WebhookLogSerializer` and `WebhookSerializer` give, for rows of every kind, with a
+constant number of queries."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from rest_framework.renderers import JSONRenderer
 
 from tests.webhooks.receiver import Reply
 from webhooks import selectors, tasks
-from webhooks.api.rows import log_rows
-from webhooks.api.serializers import WebhookLogSerializer
+from webhooks.api.rows import log_rows, webhook_rows
+from webhooks.api.serializers import WebhookLogSerializer, WebhookSerializer
 from webhooks.masking import payloads_by_delivery
-from webhooks.models import Delivery, WebhookLog
+from webhooks.models import Delivery, Webhook, WebhookLog
 from webhooks.schemas import CATALOGUE_EXAMPLES, MASK
 from webhooks.selectors import LOG_COLUMNS
 from webhooks.services import event_type_create, log_replay, trigger_event, webhook_create
@@ -227,3 +228,77 @@ def test_the_page_selector_reads_what_the_orm_reads(logs_of_every_kind):
     deliveries = list(Delivery.objects.values_list("pk", flat=True))
     assert payloads_by_delivery(deliveries) == dict(Delivery.objects.values_list("pk", "event__payload"))
     assert payloads_by_delivery([]) == {}
+
+
+@pytest.fixture
+def webhooks_of_every_kind(organization, receiver, use_fernet_keys, settings):
+    """Plain, with sensitive headers, an integration, flow limits, a filter and a transform,
+    OAuth2 settings, a client certificate's expiry, disabled with counters, and one whose
+    headers and secret no key in FERNET_KEYS decrypts any more."""
+    from integrations.services import integration_create
+
+    integration = integration_create(
+        organization=organization, name="HR", provider="rippling", auth_type="api_key", credentials={"api_key": "k"}
+    )
+    base = {"organization": organization, "url": receiver.url, "events": ["*"]}
+    webhook_create(**base, name="plain")
+    webhook_create(
+        **base,
+        name="controls",
+        headers={"Authorization": "Bearer s3cr3t-token", "X-Team": "hiring"},
+        integration=integration,
+        rate_limit=2.5,
+        max_concurrency=3,
+        ordered=True,
+        filter={"data.job.department": {"$in": ["engineering"]}},
+        transform="data.candidate",
+    )
+    oauth = webhook_create(
+        **base,
+        name="oauth",
+        auth={
+            "type": "oauth2_client_credentials",
+            "token_url": receiver.url,
+            "client_id": "our-client",
+            "client_secret": "client-s3cr3t",
+        },
+    )
+    Webhook.objects.filter(pk=oauth.pk).update(
+        client_certificate_expires_at=datetime(2027, 5, 6, 7, 8, 9, 123, tzinfo=UTC),
+        is_active=False,
+        disabled_at=timezone.now(),
+        disabled_reason="Disabled after 50 consecutive failures.",
+        success_count=12,
+        failure_count=50,
+        consecutive_failures=50,
+        last_failure_at=timezone.now(),
+    )
+    old_key = settings.FERNET_KEYS[0]
+    use_fernet_keys(["another-key"])
+    webhook_create(**base, name="new key", headers={"X-Api-Key": "k-123"})
+    use_fernet_keys([old_key])  # the webhook written under "another-key" cannot be read
+    return organization
+
+
+def test_webhook_rows_equal_the_serializer_byte_for_byte(webhooks_of_every_kind):
+    webhooks = list(selectors.webhook_list(organization=webhooks_of_every_kind).order_by("name"))
+    expected = WebhookSerializer(webhooks, many=True).data
+    built = webhook_rows(webhooks)
+    assert len(built) == 4
+    for want, have in zip(expected, built, strict=True):
+        assert list(have) == list(want)
+        assert rendered(have) == rendered(want)
+    text = rendered(built).decode()
+    assert "s3cr3t" not in text and "k-123" not in text and '"secret_readable":false' in text
+    assert '"client_secret_set":true' in text and '"integration":null' in text and "2027-05-06T07:08:09.000123Z" in text
+    with timezone.override("Asia/Kolkata"):
+        assert rendered(webhook_rows(webhooks)) == rendered(WebhookSerializer(webhooks, many=True).data)
+
+
+def test_the_webhook_list_is_the_serializer_output(api_client, webhooks_of_every_kind, django_assert_num_queries):
+    api_client.get(BASE)  # the API key's `last_used_at` is written at most once a minute
+    with django_assert_num_queries(3):  # the key, the count, the page
+        response = api_client.get(f"{BASE}?page_size=3")
+    assert response.status_code == HTTPStatus.OK and response.json()["count"] == 4
+    webhooks = list(selectors.webhook_list(organization=webhooks_of_every_kind)[:3])
+    assert response.json()["results"] == [dict(row) for row in WebhookSerializer(webhooks, many=True).data]

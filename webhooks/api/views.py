@@ -76,6 +76,11 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         # The logs list needs the webhook's id only: its encrypted columns are not decrypted.
         return webhooks.only("id") if self.action == "logs" else webhooks
 
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        # What WebhookSerializer(page, many=True).data gives, built by hand (webhooks/api/rows.py).
+        return self.get_paginated_response(rows.webhook_rows(page or []))
+
     def create(self, request, *args, **kwargs):
         serializer = WebhookCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
