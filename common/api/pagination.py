@@ -57,8 +57,9 @@ class CursorPagination(PageSizeMixin, BasePagination):
     Rows come newest first by (`created_at`, `id`), both descending, and a page starts
     strictly after the last row of the previous one: rows inserted meanwhile never shift a
     page (no duplicates, no gaps), and any page costs an index range scan, however deep.
-    A cursor that cannot be decoded is a 400. The queryset may be of model instances or of
-    `.values()` dicts (with `created_at` and `id`).
+    A cursor that cannot be decoded is a 400. A view may read its page itself: `keyset`
+    gives the key and size, `paginate_rows` takes the rows, model instances or dicts with
+    `created_at` and `id` (the logs list: `selectors.webhook_log_page`).
     """
 
     page_size = api_settings.PAGE_SIZE
@@ -107,7 +108,7 @@ class CursorPagination(PageSizeMixin, BasePagination):
         if not self.has_next:
             return None
         last = self.page[-1]
-        # Model instances, or `.values()` rows (the logs list builds its rows from those).
+        # A model instance, or a dict row (`paginate_rows`).
         created_at, pk = (last["created_at"], last["id"]) if isinstance(last, dict) else (last.created_at, last.pk)
         url = self.request.build_absolute_uri()
         return replace_query_param(url, self.cursor_query_param, self.encode(created_at, pk))
