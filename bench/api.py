@@ -198,11 +198,13 @@ def run(args) -> int:
         print(f"\n{'target':36} {'median':>9} {'p95':>9} {'req/s (wrk)':>12} {'wrk p95':>9}  main's method (SQL only)")
         for label, path, old in reads if reads_too else []:
             median, p95, status = api.timed("GET", path, args.samples)
+            cpu = workers_cpu(server.pid)
             result = wrk(port, key, path, "get.lua", args)
+            cpu_ms = (workers_cpu(server.pid) - cpu) * 1000 / max(result["requests"], 1)
             failed += status != 200 or result["non2xx"] > 0
             print(f"{label:36} {median:7.1f}ms {p95:7.1f}ms {result['rps']:12.0f} {result['p95_ms']:7.1f}ms  "
-                  f"{old_method(dsn, old, big, small, org, args.samples)}{'' if status == 200 else f'  HTTP {status}'}",
-                  flush=True)  # fmt: skip
+                  f"{old_method(dsn, old, big, small, org, args.samples)}{'' if status == 200 else f'  HTTP {status}'}"
+                  f"  workers' CPU {cpu_ms:.2f} ms/request", flush=True)  # fmt: skip
         event = {"event": "application.created", "payload": {"application_id": "a1", "stage": "applied"}}
         for label, keyed in (("POST /api/events/", False), ("POST /api/events/ + idempotency key", True)):
 

@@ -8,16 +8,19 @@ shown with each sensitive value of the event's payload replaced by `[sensitive]`
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connection
 from rest_framework import serializers
 
 from organizations.models import Organization
 
+from .events import is_custom_event
 from .models import Delivery, Event, WebhookLog
-from .schemas import GENERIC_SCHEMA, mask_text, masked, sensitive_paths, sensitive_values
+from .schemas import GENERIC_SCHEMA, mask_text, masked, sensitive_paths, values_at
 from .services.event_types import event_contract
 
 
@@ -45,38 +48,108 @@ def masked_response_body(log: WebhookLog, cache: dict | None = None, payloads: d
     else through `log.delivery.event`."""
     if not log.response_body:
         return log.response_body
-    schema = _log_schema(log, cache)
-    if not sensitive_paths(schema):
+    paths = log_sensitive_paths(log.organization_id, log.event_type, cache)
+    if not paths:
         return log.response_body
     payload = payloads[log.delivery_id] if payloads is not None else log.delivery.event.payload
-    values = sensitive_values(schema, payload)
+    return mask_body(log.response_body, paths, payload)
+
+
+def mask_body(body: str, paths: tuple[tuple[str, ...], ...], payload: Any) -> str:
+    """`body` with the values of `payload` at `paths` (sensitive ones) masked."""
+    values = sensitive_values_at(paths, payload)
     if not values:
-        return log.response_body
+        return body
     # Also as the JSON that carried them (a receiver echoing the body escapes the same way).
     escaped = [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]
-    return mask_text(log.response_body, sorted({*values, *escaped}, key=len, reverse=True))
+    return mask_text(body, sorted({*values, *escaped}, key=len, reverse=True))
 
 
-def _log_schema(log: WebhookLog, cache: dict | None) -> dict[str, Any]:
+def sensitive_values_at(paths: tuple[tuple[str, ...], ...], payload: Any) -> list[str]:
+    """`schemas.sensitive_values` for paths already worked out: the text of each value at
+    `paths`, longest first, none shorter than 3 characters."""
+    found: set[str] = set()
+    for path in paths:
+        for value in values_at(payload, path):
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                text = str(value)
+                if len(text) >= 3:
+                    found.add(text)
+    return sorted(found, key=len, reverse=True)
+
+
+def log_schema(organization_id: Any, event_type: str, cache: dict | None) -> dict[str, Any]:
     """The schema of a log's event type, from the log's own columns (no join): a custom
     type is looked up in the log's organization."""
-    key = (log.organization_id, log.event_type)
+    key = (organization_id, event_type)
     if cache is not None and key in cache:
         return cache[key]
-    contract = event_contract(log.event_type, organization=Organization(pk=log.organization_id))
+    contract = event_contract(event_type, organization=Organization(pk=organization_id))
     schema = contract.schema if contract is not None else GENERIC_SCHEMA
     if cache is not None:
         cache[key] = schema
     return schema
 
 
+def log_sensitive_paths(organization_id: Any, event_type: str, cache: dict | None) -> tuple[tuple[str, ...], ...]:
+    """The sensitive paths of a log's event type, worked out once per type in `cache` (the
+    schema's canonical JSON is what `sensitive_paths` costs, not the walk)."""
+    key = ("sensitive_paths", organization_id, event_type)
+    if cache is not None and key in cache:
+        return cache[key]
+    schema = log_schema(organization_id, event_type, cache)
+    paths = tuple(sensitive_paths(schema)) if is_custom_event(event_type) else _catalogue_paths(schema)
+    if cache is not None:
+        cache[key] = paths
+    return paths
+
+
+#: id(schema) -> (schema, its sensitive paths) of catalogue schemas (and GENERIC_SCHEMA): the
+#: same objects from one request to the next, unlike a custom type's, read from its row.
+_CATALOGUE_PATHS: dict[int, tuple[dict[str, Any], tuple[tuple[str, ...], ...]]] = {}
+
+
+def _catalogue_paths(schema: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    # Held with the schema, so that the id cannot name another object; `register_event`
+    # replaces a definition (and its schema) rather than changing it.
+    entry = _CATALOGUE_PATHS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = _CATALOGUE_PATHS[id(schema)] = (schema, tuple(sensitive_paths(schema)))
+    return entry[1]
+
+
 def payloads_for(logs: Iterable[WebhookLog], cache: dict) -> dict:
     """The payloads masking `logs` needs (those with a body whose type marks values
     sensitive), in one query, by delivery id; none when no log needs one."""
-    needed = {log.delivery_id for log in logs if log.response_body and sensitive_paths(_log_schema(log, cache))}
+    return payloads_by_delivery(
+        log.delivery_id
+        for log in logs
+        if log.response_body and log_sensitive_paths(log.organization_id, log.event_type, cache)
+    )
+
+
+def payloads_by_delivery(delivery_ids: Iterable[Any]) -> dict:
+    """The event payload of each delivery, in one query (none for no ids)."""
+    needed = set(delivery_ids)
     if not needed:
         return {}
-    return dict(Delivery.objects.filter(pk__in=needed).values_list("pk", "event__payload"))
+    if connection.vendor != "postgresql":
+        return dict(Delivery.objects.filter(pk__in=needed).values_list("pk", "event__payload"))
+    # The same join written out: the ORM's compiling and converters cost more than the query.
+    with connection.cursor() as cursor:
+        cursor.execute(_payloads_sql(), [list(needed)])
+        return {pk: json.loads(payload) for pk, payload in cursor.fetchall()}
+
+
+@functools.cache
+def _payloads_sql() -> str:
+    quote = connection.ops.quote_name
+    deliveries, events = quote(Delivery._meta.db_table), quote(Event._meta.db_table)
+    return (
+        f"SELECT {deliveries}.{quote('id')}, {events}.{quote('payload')} FROM {deliveries} "  # noqa: S608
+        f"INNER JOIN {events} ON ({deliveries}.{quote('event_id')} = {events}.{quote('id')}) "
+        f"WHERE {deliveries}.{quote('id')} = ANY(%s)"
+    )
 
 
 class MaskedResponseBodyField(serializers.CharField):
@@ -94,6 +167,10 @@ class MaskedResponseBodyField(serializers.CharField):
             logs = list(instance) if isinstance(instance, list | tuple) else [value]
             state["_payloads"] = payloads_for(logs, cache)
         payloads = state["_payloads"]
-        if value.delivery_id not in payloads and value.response_body and sensitive_paths(_log_schema(value, cache)):
+        if (
+            value.delivery_id not in payloads
+            and value.response_body
+            and log_sensitive_paths(value.organization_id, value.event_type, cache)
+        ):
             payloads.update(payloads_for([value], cache))  # an instance outside the page read first
         return masked_response_body(value, cache, payloads)

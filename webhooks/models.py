@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
@@ -281,11 +282,16 @@ class WebhookLog(models.Model):
     @property
     def request_headers(self) -> dict[str, str]:
         """The request's headers as sent, custom ones first (masked as stored)."""
-        stored = self.custom_headers or {}
+        return self.headers_as_sent(self.custom_headers, message_id=self.message_id, created_at=self.created_at)
+
+    @staticmethod
+    def headers_as_sent(stored: dict | None, *, message_id: str, created_at: datetime) -> dict[str, str]:
+        """`request_headers` from a row's columns (the logs list builds it from `.values()`)."""
+        stored = stored or {}
         standard = {
             "content-type": stored.get("content-type", "application/json"),
-            "webhook-id": self.message_id,
-            "webhook-timestamp": stored.get("webhook-timestamp", str(int(self.created_at.timestamp()))),
+            "webhook-id": message_id,
+            "webhook-timestamp": stored.get("webhook-timestamp", str(int(created_at.timestamp()))),
             "webhook-signature": REDACTED,
         }
         return {**{name: value for name, value in stored.items() if name not in standard}, **standard}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import Aggregate, FloatField, QuerySet, Sum
@@ -46,6 +49,80 @@ def webhook_log_list(
     if until:
         logs = logs.filter(created_at__lte=until)
     return logs.order_by("-created_at", "-id")
+
+
+#: what a page of logs reads of each row (`WebhookLogSerializer` shows all of it)
+LOG_COLUMNS = (
+    "id",
+    "organization_id",
+    "webhook_id",
+    "delivery_id",
+    "event_type",
+    "attempt",
+    "success",
+    "response_status",
+    "duration_ms",
+    "error",
+    "request_url",
+    "custom_headers",
+    "response_body",
+    "created_at",
+)
+
+
+def webhook_log_page(
+    *,
+    webhook: Webhook,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int,
+    success: bool | None = None,
+    event: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Up to `limit` rows of `webhook_log_list(...)` strictly after the key `after`
+    (`created_at`, `id`), as `.values(*LOG_COLUMNS)` dicts.
+
+    On PostgreSQL one statement written out here, the same as the ORM's (predicates, order,
+    the indexes they use), without its compiling and per-row converters: about 1.5 ms of
+    CPU a page of 50 (bench/README.md "The logs page"); elsewhere the ORM's."""
+    if connection.vendor != "postgresql":
+        logs = webhook_log_list(webhook=webhook, success=success, event=event, since=since, until=until)
+        if after is not None:
+            logs = logs.filter(created_at__lte=after[0]).exclude(created_at=after[0], pk__gte=after[1])
+        return list(logs.values(*LOG_COLUMNS)[:limit])
+    where: list[str] = ["webhook_id = %s"]
+    params: list[Any] = [webhook.pk]
+    for condition, value in (
+        ("success = %s", success),
+        ("event_type = %s", event or None),
+        ("created_at >= %s", since),
+        ("created_at <= %s", until),
+    ):
+        if value is not None:
+            where.append(condition)
+            params.append(value)
+    if after is not None:
+        where.append("created_at <= %s AND NOT (created_at = %s AND id >= %s)")
+        params.extend([after[0], after[0], after[1]])
+    sql = _log_page_sql(" AND ".join(where))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        rows = cursor.fetchall()
+    headers = LOG_COLUMNS.index("custom_headers")
+    decode = json.loads
+    return [
+        dict(zip(LOG_COLUMNS, (*row[:headers], decode(row[headers]), *row[headers + 1 :]), strict=True)) for row in rows
+    ]
+
+
+@functools.cache
+def _log_page_sql(where: str) -> str:
+    quote = connection.ops.quote_name
+    fields = {field.attname: field.column for field in WebhookLog._meta.concrete_fields}
+    columns = ", ".join(quote(fields[name]) for name in LOG_COLUMNS)
+    table = quote(WebhookLog._meta.db_table)
+    return f"SELECT {columns} FROM {table} WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s"  # noqa: S608
 
 
 class PercentileCont(Aggregate):

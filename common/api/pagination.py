@@ -57,7 +57,9 @@ class CursorPagination(PageSizeMixin, BasePagination):
     Rows come newest first by (`created_at`, `id`), both descending, and a page starts
     strictly after the last row of the previous one: rows inserted meanwhile never shift a
     page (no duplicates, no gaps), and any page costs an index range scan, however deep.
-    A cursor that cannot be decoded is a 400.
+    A cursor that cannot be decoded is a 400. A view may read its page itself: `keyset`
+    gives the key and size, `paginate_rows` takes the rows, model instances or dicts with
+    `created_at` and `id` (the logs list: `selectors.webhook_log_page`).
     """
 
     page_size = api_settings.PAGE_SIZE
@@ -65,14 +67,23 @@ class CursorPagination(PageSizeMixin, BasePagination):
     ordering = ("-created_at", "-id")
 
     def paginate_queryset(self, queryset, request, view=None):
+        after, size = self.keyset(request)
+        queryset = queryset.order_by(*self.ordering)
+        if after is not None:
+            created_at, pk = after
+            queryset = queryset.filter(created_at__lte=created_at).exclude(created_at=created_at, pk__gte=pk)
+        return self.paginate_rows(list(queryset[: size + 1]), size)
+
+    def keyset(self, request) -> tuple[tuple[datetime, uuid.UUID] | None, int]:
+        """(the last row shown before, or None for page 1; the page size) of `request`: for a
+        caller reading its page itself, `size + 1` rows after that key (see `paginate_rows`)."""
         self.request = request
         size = self.get_page_size(request)
-        queryset = queryset.order_by(*self.ordering)
         raw = request.query_params.get(self.cursor_query_param)
-        if raw is not None:
-            created_at, pk = self.decode(raw)
-            queryset = queryset.filter(created_at__lte=created_at).exclude(created_at=created_at, pk__gte=pk)
-        rows = list(queryset[: size + 1])
+        return (None if raw is None else self.decode(raw)), size
+
+    def paginate_rows(self, rows: list, size: int) -> list:
+        """The page of `rows` (up to `size + 1` of them, in order, after `keyset`'s key)."""
         self.has_next = len(rows) > size
         self.page = rows[:size]
         return self.page
@@ -97,8 +108,10 @@ class CursorPagination(PageSizeMixin, BasePagination):
         if not self.has_next:
             return None
         last = self.page[-1]
+        # A model instance, or a dict row (`paginate_rows`).
+        created_at, pk = (last["created_at"], last["id"]) if isinstance(last, dict) else (last.created_at, last.pk)
         url = self.request.build_absolute_uri()
-        return replace_query_param(url, self.cursor_query_param, self.encode(last.created_at, last.pk))
+        return replace_query_param(url, self.cursor_query_param, self.encode(created_at, pk))
 
     def get_paginated_response(self, data):
         return Response({"next": self.get_next_link(), "results": data})

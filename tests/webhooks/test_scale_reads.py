@@ -11,6 +11,7 @@ from http import HTTPStatus
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.api_errors import field_errors
@@ -361,6 +362,21 @@ def test_the_logs_pages_and_stats_use_their_indexes(history, organization, recei
     )
     assert _uses("log_webhook_created", _plan(deep[:51]))
     assert _uses("webhook_hourly_stats_unique", _plan(WebhookHourlyStats.objects.filter(webhook=webhook)))
+    # The API's page, a statement written out (selectors.webhook_log_page): the same indexes.
+    key = (start + timedelta(seconds=5), uuid.uuid4())
+    assert _uses("log_webhook_created", _page_plan(webhook=other))
+    assert _uses("log_webhook_created", _page_plan(webhook=other, after=key))
+    assert _uses("log_webhook_failed", _page_plan(webhook=other, success=False, after=key))
+    assert _uses("log_webhook_event", _page_plan(webhook=other, event="e3"))
+
+
+def _page_plan(**given) -> str:
+    with CaptureQueriesContext(connection) as captured:
+        selectors.webhook_log_page(limit=51, **given)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {captured.captured_queries[-1]['sql']}")
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 # --- migration 0006 on a populated database ------------------------------------------------
