@@ -90,22 +90,27 @@ def _slow_by_age(oldest_expiry: datetime | None, now: datetime) -> bool:
     return now - claimed_at > SLOW_AFTER
 
 
-def _blocked(now: datetime) -> tuple[set, float | None]:
-    """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), and
-    the seconds until the first of the rate-limited ones left out has a token."""
-    flying = _in_flight()
-    if not flying:
-        blocked: set = set()
-    else:
-        rows = Webhook.objects.filter(pk__in=list(flying)).values_list(
-            "pk", "max_concurrency", "last_failure_at", "last_success_at"
+def _blocked(now: datetime) -> tuple[set, float | None, dict]:
+    """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), the
+    seconds until the first of the rate-limited ones left out has a token, and the leases in
+    flight per webhook (`_in_flight`), read with their webhooks' caps in one query."""
+    leased = Delivery.objects.filter(
+        state=Delivery.State.PENDING, lease_token__isnull=False, lease_expires_at__gt=Now()
+    )
+    rows = (
+        leased.values_list(
+            "webhook_id", "webhook__max_concurrency", "webhook__last_failure_at", "webhook__last_success_at"
         )
-        blocked = set()
-        for pk, max_concurrency, failed_at, succeeded_at in rows:
-            count, oldest = flying[pk]
-            slow = _is_failing(failed_at, succeeded_at) or _slow_by_age(oldest, now)
-            if count >= _cap(max_concurrency, slow):
-                blocked.add(pk)
+        .annotate(n=Count("pk"), oldest=Min("lease_expires_at"))
+        .order_by()
+    )
+    flying: dict = {}
+    blocked: set = set()
+    for pk, max_concurrency, failed_at, succeeded_at, count, oldest in rows:
+        flying[pk] = (count, oldest)
+        slow = _is_failing(failed_at, succeeded_at) or _slow_by_age(oldest, now)
+        if count >= _cap(max_concurrency, slow):
+            blocked.add(pk)
     clock = time.monotonic()
     rate_wait: float | None = None
     for pk, until in list(_rate_blocked.items()):
@@ -114,7 +119,7 @@ def _blocked(now: datetime) -> tuple[set, float | None]:
         else:
             blocked.add(pk)
             rate_wait = until - clock if rate_wait is None else min(rate_wait, until - clock)
-    return blocked, rate_wait
+    return blocked, rate_wait, flying
 
 
 def _eligible(blocked: set):
@@ -146,9 +151,13 @@ def _candidates(limit: int, retry_limit: int, blocked: set) -> tuple[list[Delive
     return first + retries, len(retries) >= room
 
 
-def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], float | None, bool]:
+def _admit(candidates: list[Delivery], now: datetime, flying: dict) -> tuple[list[Delivery], float | None, bool]:
     """The candidates within their webhook's concurrency cap and rate bucket; the seconds
-    until a rate-limited one has a token; whether a concurrency cap held one back."""
+    until a rate-limited one has a token; whether a concurrency cap held one back.
+
+    `flying` is `_blocked`'s count of leases per webhook, read in this transaction without
+    a lock: enough for the slow lane of webhooks without limits (an estimate either way);
+    those with a limit have their rows locked and their leases counted again under it."""
     by_webhook: dict = defaultdict(list)
     for delivery in candidates:
         by_webhook[delivery.webhook_id].append(delivery)
@@ -162,7 +171,8 @@ def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], f
         # One global order (by pk), like the recorder's: concurrent claims cannot deadlock.
         rows = Webhook.objects.select_for_update().filter(pk__in=limited).order_by("pk")
         tats = dict(rows.values_list("pk", "rate_tat_us"))
-    flying = _in_flight(list(by_webhook))
+        counted = _in_flight(limited)
+        flying = {**flying, **{pk: counted.get(pk, (0, None)) for pk in limited}}
     taken: list[Delivery] = []
     rate_wait: float | None = None
     held_back = False
@@ -199,11 +209,11 @@ def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
     retry_limit = limit if retry_limit is None else retry_limit
     now = timezone.now()
     with transaction.atomic():
-        blocked, blocked_wait = _blocked(now)
+        blocked, blocked_wait, flying = _blocked(now)
         candidates, more = _candidates(limit, retry_limit, blocked)
         if not candidates:
             return Claim(rate_wait=blocked_wait, more=more)
-        deliveries, rate_wait, held_back = _admit(candidates, now)
+        deliveries, rate_wait, held_back = _admit(candidates, now, flying)
         more = more or held_back  # the loop comes back for them when a slot frees
         if blocked_wait is not None:
             rate_wait = blocked_wait if rate_wait is None else min(rate_wait, blocked_wait)
