@@ -53,6 +53,12 @@ SLOW_AFTER = timedelta(seconds=1)
 _rate_blocked: dict[uuid.UUID, float] = {}
 
 
+#: the claim's queries (each lane's, the leases in flight, the webhooks), built once per
+#: process: filtering, slicing or `.all()` copy a queryset and never change it, and building
+#: these costs a claim more CPU than running them
+_lanes: dict = {}
+
+
 @dataclass
 class Claim:
     deliveries: list[Delivery] = field(default_factory=list)
@@ -94,19 +100,21 @@ def _blocked(now: datetime) -> tuple[set, float | None, dict]:
     """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), the
     seconds until the first of the rate-limited ones left out has a token, and the leases in
     flight per webhook (`_in_flight`), read with their webhooks' caps in one query."""
-    leased = Delivery.objects.filter(
-        state=Delivery.State.PENDING, lease_token__isnull=False, lease_expires_at__gt=Now()
-    )
-    rows = (
-        leased.values_list(
-            "webhook_id", "webhook__max_concurrency", "webhook__last_failure_at", "webhook__last_success_at"
+    rows = _lanes.get("leased")
+    if rows is None:  # built once per process, like the lanes
+        leased = Delivery.objects.filter(
+            state=Delivery.State.PENDING, lease_token__isnull=False, lease_expires_at__gt=Now()
         )
-        .annotate(n=Count("pk"), oldest=Min("lease_expires_at"))
-        .order_by()
-    )
+        rows = _lanes["leased"] = (
+            leased.values_list(
+                "webhook_id", "webhook__max_concurrency", "webhook__last_failure_at", "webhook__last_success_at"
+            )
+            .annotate(n=Count("pk"), oldest=Min("lease_expires_at"))
+            .order_by()
+        )
     flying: dict = {}
     blocked: set = set()
-    for pk, max_concurrency, failed_at, succeeded_at, count, oldest in rows:
+    for pk, max_concurrency, failed_at, succeeded_at, count, oldest in rows.all():
         flying[pk] = (count, oldest)
         slow = _is_failing(failed_at, succeeded_at) or _slow_by_age(oldest, now)
         if count >= _cap(max_concurrency, slow):
@@ -122,33 +130,56 @@ def _blocked(now: datetime) -> tuple[set, float | None, dict]:
     return blocked, rate_wait, flying
 
 
-def _eligible(blocked: set):
+def _eligible():
     older_pending = Delivery.objects.filter(webhook_id=OuterRef("webhook_id"), state=Delivery.State.PENDING).filter(
         Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
     )
-    queryset = (
-        Delivery.objects.filter(_due(), next_attempt_at__lte=Now())
-        .exclude(webhook_id__in=blocked)
-        .filter(Q(webhook__ordered=False) | ~Exists(older_pending))
+    return Delivery.objects.filter(_due(), next_attempt_at__lte=Now()).filter(
+        Q(webhook__ordered=False) | ~Exists(older_pending)
     )
-    return queryset
 
 
 def _locked_query(queryset):
     if connection.features.has_select_for_update_skip_locked:
         queryset = queryset.select_for_update(skip_locked=True, of=("self",))
-    secrets = [f"webhook__{name}" for name in (*SECRET_FIELDS, "auth", "client_certificate")]
-    return queryset.select_related("event", "webhook").defer(*secrets)
+    return queryset.select_related("event")
+
+
+def _lane(retries: bool, blocked: set):
+    """The lane's eligible deliveries, oldest due first, locked, without the blocked webhooks'."""
+    queryset = _lanes.get(retries)
+    if queryset is None:
+        attempts = Q(attempts__gt=0) if retries else Q(attempts=0)
+        queryset = _lanes[retries] = _locked_query(_eligible().filter(attempts).order_by("next_attempt_at"))
+    return queryset.exclude(webhook_id__in=blocked) if blocked else queryset
+
+
+def _with_webhooks(deliveries: list[Delivery]) -> list[Delivery]:
+    """Each delivery with its webhook, one instance per webhook read by one query: a claim
+    of many deliveries of few webhooks builds (and decrypts the headers of) each webhook
+    once. Secrets and subscriber credentials are left out: `store.signing_keys` and
+    webhooks/engine/subscriber_auth.py read them per batch, so one that cannot be
+    decrypted does not make the claim itself fail."""
+    if not deliveries:
+        return deliveries
+    readable = _lanes.get("webhooks")
+    if readable is None:
+        readable = _lanes["webhooks"] = Webhook.objects.defer(*SECRET_FIELDS, "auth", "client_certificate")
+    webhooks = {w.pk: w for w in readable.filter(pk__in={d.webhook_id for d in deliveries})}
+    for delivery in deliveries:
+        # Deleting a webhook deletes its deliveries first, which waits for this claim's lock.
+        delivery.webhook = webhooks[delivery.webhook_id]
+    return deliveries
 
 
 def _candidates(limit: int, retry_limit: int, blocked: set) -> tuple[list[Delivery], bool]:
     """First attempts, then retries; and whether a lane came back full."""
-    first = list(_locked_query(_eligible(blocked).filter(attempts=0).order_by("next_attempt_at"))[:limit])
+    first = list(_lane(False, blocked)[:limit])
     room = min(limit - len(first), retry_limit)
     if room <= 0:
-        return first, len(first) >= limit or retry_limit <= 0
-    retries = list(_locked_query(_eligible(blocked).filter(attempts__gt=0).order_by("next_attempt_at"))[:room])
-    return first + retries, len(retries) >= room
+        return _with_webhooks(first), len(first) >= limit or retry_limit <= 0
+    retries = list(_lane(True, blocked)[:room])
+    return _with_webhooks(first + retries), len(retries) >= room
 
 
 def _admit(candidates: list[Delivery], now: datetime, flying: dict) -> tuple[list[Delivery], float | None, bool]:
