@@ -166,8 +166,9 @@ def _attempt(
         # The timeout bounds each read; the deadline the whole request, body included.
         with request_deadline(timeout):
             session = get_session()
+            fixed = {**custom, **extra, "content-type": headers["content-type"]}
             response = session.send(
-                _prepared(session, webhook.url, {**custom, **extra, "content-type": headers["content-type"]}, headers, body),
+                _prepared(session, webhook.url, fixed, headers, body),
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,

@@ -23,6 +23,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import InvalidToken
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -169,7 +170,8 @@ def _insert_logs(outcomes: list[Outcome]) -> None:
     statement whatever the batch size, which psycopg parses once per process."""
     if not outcomes:
         return
-    fields = [WebhookLog._meta.get_field(name) for name in _LOG_FIELDS]
+    concrete = {f.name: f for f in WebhookLog._meta.concrete_fields}
+    fields = [concrete[name] for name in _LOG_FIELDS]
     quote = connection.ops.quote_name
     table, columns = quote(WebhookLog._meta.db_table), ", ".join(quote(f.column) for f in fields)
     rows = [_log_values(o) for o in outcomes]
@@ -237,11 +239,13 @@ def _finish_deliveries_at_once(token: uuid.UUID, plan: BatchPlan, now: datetime)
         f"{column['finished_at']} = CASE WHEN v.state = %s THEN NULL ELSE %s::timestamptz END, "
         f"{column['delivered_at']} = CASE WHEN v.state = %s THEN COALESCE(d.{column['delivered_at']}, %s::timestamptz) "
         f"ELSE d.{column['delivered_at']} END "
-        f"FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::text[]) AS v(id, state, next_attempt_at, last_error) "
+        "FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::text[]) "
+        "AS v(id, state, next_attempt_at, last_error) "
         f"WHERE d.{column['id']} = v.id AND d.{column['lease_token']} = %s::uuid RETURNING d.{column['id']}"
     )
     ids, states, next_attempts, errors = (list(column) for column in zip(*rows, strict=True))
-    params = [Delivery.State.PENDING.value, now, Delivery.State.SUCCEEDED.value, now, ids, states, next_attempts, errors, token]
+    params: list[Any] = [Delivery.State.PENDING.value, now, Delivery.State.SUCCEEDED.value, now]
+    params += [ids, states, next_attempts, errors, token]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {pk for (pk,) in cursor.fetchall()}
