@@ -251,11 +251,14 @@ def send_batch(
     *,
     now: datetime,
     subscribers: dict[uuid.UUID, SubscriberContext] | None = None,
+    bodies: dict[uuid.UUID, bytes] | None = None,
 ) -> list[Outcome]:
     """Send each delivery (concurrently); a webhook whose keys are None (its secret cannot
     be decrypted) gets an outcome saying so instead of a request, and so does one whose
-    subscriber context has an error or whose transform fails on its event."""
-    bodies: dict[uuid.UUID, bytes] = {}
+    subscriber context has an error or whose transform fails on its event. `bodies` (event
+    id -> body) may be shared by the calls for one claim: an event sent to several webhooks
+    is encoded once."""
+    bodies = {} if bodies is None else bodies
     subscribers = subscribers or {}
     jobs: list[tuple[Delivery, bytes, list[bytes], SubscriberContext | None]] = []
     unreadable = []
