@@ -53,6 +53,12 @@ SLOW_AFTER = timedelta(seconds=1)
 _rate_blocked: dict[uuid.UUID, float] = {}
 
 
+#: the claim's queries (each lane's, the leases in flight, the webhooks), built once per
+#: process: filtering, slicing or `.all()` copy a queryset and never change it, and building
+#: these costs a claim more CPU than running them
+_lanes: dict = {}
+
+
 @dataclass
 class Claim:
     deliveries: list[Delivery] = field(default_factory=list)
@@ -90,22 +96,29 @@ def _slow_by_age(oldest_expiry: datetime | None, now: datetime) -> bool:
     return now - claimed_at > SLOW_AFTER
 
 
-def _blocked(now: datetime) -> tuple[set, float | None]:
-    """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), and
-    the seconds until the first of the rate-limited ones left out has a token."""
-    flying = _in_flight()
-    if not flying:
-        blocked: set = set()
-    else:
-        rows = Webhook.objects.filter(pk__in=list(flying)).values_list(
-            "pk", "max_concurrency", "last_failure_at", "last_success_at"
+def _blocked(now: datetime) -> tuple[set, float | None, dict]:
+    """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), the
+    seconds until the first of the rate-limited ones left out has a token, and the leases in
+    flight per webhook (`_in_flight`), read with their webhooks' caps in one query."""
+    rows = _lanes.get("leased")
+    if rows is None:  # built once per process, like the lanes
+        leased = Delivery.objects.filter(
+            state=Delivery.State.PENDING, lease_token__isnull=False, lease_expires_at__gt=Now()
         )
-        blocked = set()
-        for pk, max_concurrency, failed_at, succeeded_at in rows:
-            count, oldest = flying[pk]
-            slow = _is_failing(failed_at, succeeded_at) or _slow_by_age(oldest, now)
-            if count >= _cap(max_concurrency, slow):
-                blocked.add(pk)
+        rows = _lanes["leased"] = (
+            leased.values_list(
+                "webhook_id", "webhook__max_concurrency", "webhook__last_failure_at", "webhook__last_success_at"
+            )
+            .annotate(n=Count("pk"), oldest=Min("lease_expires_at"))
+            .order_by()
+        )
+    flying: dict = {}
+    blocked: set = set()
+    for pk, max_concurrency, failed_at, succeeded_at, count, oldest in rows.all():
+        flying[pk] = (count, oldest)
+        slow = _is_failing(failed_at, succeeded_at) or _slow_by_age(oldest, now)
+        if count >= _cap(max_concurrency, slow):
+            blocked.add(pk)
     clock = time.monotonic()
     rate_wait: float | None = None
     for pk, until in list(_rate_blocked.items()):
@@ -114,41 +127,68 @@ def _blocked(now: datetime) -> tuple[set, float | None]:
         else:
             blocked.add(pk)
             rate_wait = until - clock if rate_wait is None else min(rate_wait, until - clock)
-    return blocked, rate_wait
+    return blocked, rate_wait, flying
 
 
-def _eligible(blocked: set):
+def _eligible():
     older_pending = Delivery.objects.filter(webhook_id=OuterRef("webhook_id"), state=Delivery.State.PENDING).filter(
         Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
     )
-    queryset = (
-        Delivery.objects.filter(_due(), next_attempt_at__lte=Now())
-        .exclude(webhook_id__in=blocked)
-        .filter(Q(webhook__ordered=False) | ~Exists(older_pending))
+    return Delivery.objects.filter(_due(), next_attempt_at__lte=Now()).filter(
+        Q(webhook__ordered=False) | ~Exists(older_pending)
     )
-    return queryset
 
 
 def _locked_query(queryset):
     if connection.features.has_select_for_update_skip_locked:
         queryset = queryset.select_for_update(skip_locked=True, of=("self",))
-    secrets = [f"webhook__{name}" for name in (*SECRET_FIELDS, "auth", "client_certificate")]
-    return queryset.select_related("event", "webhook").defer(*secrets)
+    return queryset.select_related("event")
+
+
+def _lane(retries: bool, blocked: set):
+    """The lane's eligible deliveries, oldest due first, locked, without the blocked webhooks'."""
+    queryset = _lanes.get(retries)
+    if queryset is None:
+        attempts = Q(attempts__gt=0) if retries else Q(attempts=0)
+        queryset = _lanes[retries] = _locked_query(_eligible().filter(attempts).order_by("next_attempt_at"))
+    return queryset.exclude(webhook_id__in=blocked) if blocked else queryset
+
+
+def _with_webhooks(deliveries: list[Delivery]) -> list[Delivery]:
+    """Each delivery with its webhook, one instance per webhook read by one query: a claim
+    of many deliveries of few webhooks builds (and decrypts the headers of) each webhook
+    once. Secrets and subscriber credentials are left out: `store.signing_keys` and
+    webhooks/engine/subscriber_auth.py read them per batch, so one that cannot be
+    decrypted does not make the claim itself fail."""
+    if not deliveries:
+        return deliveries
+    readable = _lanes.get("webhooks")
+    if readable is None:
+        readable = _lanes["webhooks"] = Webhook.objects.defer(*SECRET_FIELDS, "auth", "client_certificate")
+    webhooks = {w.pk: w for w in readable.filter(pk__in={d.webhook_id for d in deliveries})}
+    for delivery in deliveries:
+        # Deleting a webhook deletes its deliveries first, which waits for this claim's lock.
+        delivery.webhook = webhooks[delivery.webhook_id]
+    return deliveries
 
 
 def _candidates(limit: int, retry_limit: int, blocked: set) -> tuple[list[Delivery], bool]:
     """First attempts, then retries; and whether a lane came back full."""
-    first = list(_locked_query(_eligible(blocked).filter(attempts=0).order_by("next_attempt_at"))[:limit])
+    first = list(_lane(False, blocked)[:limit])
     room = min(limit - len(first), retry_limit)
     if room <= 0:
-        return first, len(first) >= limit or retry_limit <= 0
-    retries = list(_locked_query(_eligible(blocked).filter(attempts__gt=0).order_by("next_attempt_at"))[:room])
-    return first + retries, len(retries) >= room
+        return _with_webhooks(first), len(first) >= limit or retry_limit <= 0
+    retries = list(_lane(True, blocked)[:room])
+    return _with_webhooks(first + retries), len(retries) >= room
 
 
-def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], float | None, bool]:
+def _admit(candidates: list[Delivery], now: datetime, flying: dict) -> tuple[list[Delivery], float | None, bool]:
     """The candidates within their webhook's concurrency cap and rate bucket; the seconds
-    until a rate-limited one has a token; whether a concurrency cap held one back."""
+    until a rate-limited one has a token; whether a concurrency cap held one back.
+
+    `flying` is `_blocked`'s count of leases per webhook, read in this transaction without
+    a lock: enough for the slow lane of webhooks without limits (an estimate either way);
+    those with a limit have their rows locked and their leases counted again under it."""
     by_webhook: dict = defaultdict(list)
     for delivery in candidates:
         by_webhook[delivery.webhook_id].append(delivery)
@@ -162,7 +202,8 @@ def _admit(candidates: list[Delivery], now: datetime) -> tuple[list[Delivery], f
         # One global order (by pk), like the recorder's: concurrent claims cannot deadlock.
         rows = Webhook.objects.select_for_update().filter(pk__in=limited).order_by("pk")
         tats = dict(rows.values_list("pk", "rate_tat_us"))
-    flying = _in_flight(list(by_webhook))
+        counted = _in_flight(limited)
+        flying = {**flying, **{pk: counted.get(pk, (0, None)) for pk in limited}}
     taken: list[Delivery] = []
     rate_wait: float | None = None
     held_back = False
@@ -199,11 +240,11 @@ def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
     retry_limit = limit if retry_limit is None else retry_limit
     now = timezone.now()
     with transaction.atomic():
-        blocked, blocked_wait = _blocked(now)
+        blocked, blocked_wait, flying = _blocked(now)
         candidates, more = _candidates(limit, retry_limit, blocked)
         if not candidates:
             return Claim(rate_wait=blocked_wait, more=more)
-        deliveries, rate_wait, held_back = _admit(candidates, now)
+        deliveries, rate_wait, held_back = _admit(candidates, now, flying)
         more = more or held_back  # the loop comes back for them when a slot frees
         if blocked_wait is not None:
             rate_wait = blocked_wait if rate_wait is None else min(rate_wait, blocked_wait)

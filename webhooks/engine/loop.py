@@ -143,7 +143,7 @@ def _record(token, outcomes: list[Outcome], subscribers: dict) -> None:
         scheduling.wake_at(plan.earliest_retry)
 
 
-def _send(delivery: Delivery, keys: dict, now, subscribers: dict) -> Outcome:
+def _send(delivery: Delivery, keys: dict, now, subscribers: dict, bodies: dict) -> Outcome:
     try:
         context = subscribers.get(delivery.webhook_id)
         if context is not None and context.needs_fetch:
@@ -151,7 +151,7 @@ def _send(delivery: Delivery, keys: dict, now, subscribers: dict) -> Outcome:
                 context.resolve()
             finally:
                 db.connection.close()  # this send thread's own connection
-        return sending.send_batch([delivery], keys, now=now, subscribers=subscribers)[0]
+        return sending.send_batch([delivery], keys, now=now, subscribers=subscribers, bodies=bodies)[0]
     except Exception as exc:  # never let one send stop the loop
         return Outcome(delivery=delivery, started_at=now, error=f"Unexpected error ({type(exc).__name__}).")
 
@@ -266,4 +266,5 @@ def _start(deliveries: list[Delivery], pool, recorder: _Recorder) -> list[tuple[
     keys = store.signing_keys({d.webhook_id for d in sendable}, now=now)
     claim_subscribers = subscriber_auth.prepare(sendable, fetch=False)
     recorder.started(sendable[0].lease_token, len(sendable), claim_subscribers)
-    return [(delivery, pool.submit(_send, delivery, keys, now, claim_subscribers)) for delivery in sendable]
+    bodies: dict = {}  # the claim's event bodies, encoded once per event by the first send
+    return [(delivery, pool.submit(_send, delivery, keys, now, claim_subscribers, bodies)) for delivery in sendable]

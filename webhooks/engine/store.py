@@ -18,10 +18,12 @@ and the admin write other fields of the same rows at the same time.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import InvalidToken
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -123,23 +125,130 @@ def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]
 # --- recording ----------------------------------------------------------------------------
 
 
-def _log_row(outcome: Outcome) -> WebhookLog:
+#: WebhookLog fields in the order `_log_values` gives them
+_LOG_FIELDS = (
+    "id",
+    "organization",
+    "webhook",
+    "delivery",
+    "event_type",
+    "attempt",
+    "request_url",
+    "custom_headers",
+    "response_status",
+    "response_body",
+    "duration_ms",
+    "error",
+    "success",
+    "created_at",
+)
+
+
+def _log_values(outcome: Outcome) -> tuple:
     delivery = outcome.delivery
-    return WebhookLog(
-        organization_id=delivery.organization_id,
-        webhook_id=delivery.webhook_id,
-        delivery_id=delivery.pk,
-        event_type=delivery.event.type,
-        attempt=delivery.attempts,
-        request_url=delivery.webhook.url,
-        custom_headers=WebhookLog.custom_only(outcome.request_headers),
-        response_status=outcome.status,
-        response_body=outcome.body_excerpt,
-        duration_ms=round(outcome.duration_ms, 3),
-        error=outcome.error[:500],
-        success=outcome.success,
-        created_at=outcome.started_at,
+    return (
+        uuid.uuid4(),
+        delivery.organization_id,
+        delivery.webhook_id,
+        delivery.pk,
+        delivery.event.type,
+        delivery.attempts,
+        delivery.webhook.url,
+        WebhookLog.custom_only(outcome.request_headers),
+        outcome.status,
+        outcome.body_excerpt,
+        round(outcome.duration_ms, 3),
+        outcome.error[:500],
+        outcome.success,
+        outcome.started_at,
     )
+
+
+def _insert_logs(outcomes: list[Outcome]) -> None:
+    """One INSERT of the attempts' logs: what `bulk_create` writes, without building a model
+    instance per row. On PostgreSQL the rows go as one array per column (`unnest`): a short
+    statement whatever the batch size, which psycopg parses once per process."""
+    if not outcomes:
+        return
+    concrete = {f.name: f for f in WebhookLog._meta.concrete_fields}
+    fields = [concrete[name] for name in _LOG_FIELDS]
+    quote = connection.ops.quote_name
+    table, columns = quote(WebhookLog._meta.db_table), ", ".join(quote(f.column) for f in fields)
+    rows = [_log_values(o) for o in outcomes]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            arrays = [list(column) for column in zip(*rows, strict=True)]
+            headers = _LOG_FIELDS.index("custom_headers")
+            arrays[headers] = [json.dumps(value) for value in arrays[headers]]
+            casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields).replace("jsonb[]", "text[]")
+            names = ", ".join(f"c{i}" for i in range(len(fields)))
+            selected = ", ".join(f"c{i}::jsonb" if i == headers else f"c{i}" for i in range(len(fields)))
+            # The names are the model's, the values parameters.
+            sql = f"INSERT INTO {table} ({columns}) SELECT {selected} FROM unnest({casts}) AS v({names})"  # noqa: S608
+            cursor.execute(sql, arrays)
+            return
+        prepared = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True)] for row in rows]
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        size = connection.ops.bulk_batch_size(fields, prepared) or len(prepared)
+        for start in range(0, len(prepared), size):
+            chunk = prepared[start : start + size]
+            sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(chunk))}"  # noqa: S608
+            cursor.execute(sql, [value for row in chunk for value in row])
+
+
+def _finish_deliveries(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
+    """Move the batch's deliveries this worker still owns (lease token) to their next state;
+    returns their ids. PostgreSQL: one `UPDATE ... FROM (VALUES ...) RETURNING` for every
+    next state at once (it locks the rows it changes); SQLite (claims serialized by its
+    IMMEDIATE transactions): the owned rows, then one UPDATE per next state."""
+    if connection.vendor == "postgresql":
+        return _finish_deliveries_at_once(token, plan, now)
+    owned = set(
+        Delivery.objects.select_for_update()
+        .filter(pk__in=plan.delivery_ids(), lease_token=token)
+        .values_list("pk", flat=True)
+    )
+    for state, ids in plan.groups.items():
+        mine = [pk for pk in ids if pk in owned]
+        if mine:
+            Delivery.objects.filter(pk__in=mine, lease_token=token).update(
+                state=state.state,
+                next_attempt_at=state.next_attempt_at,
+                lease_token=None,
+                lease_expires_at=None,
+                last_error=state.error,
+                finished_at=None if state.state == Delivery.State.PENDING else now,
+                # The first success only: a replay that succeeds again keeps it.
+                **({"delivered_at": Coalesce("delivered_at", now)} if state.state == Delivery.State.SUCCEEDED else {}),
+            )
+    return owned
+
+
+def _finish_deliveries_at_once(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
+    rows = [(pk, state.state, state.next_attempt_at, state.error) for state, ids in plan.groups.items() for pk in ids]
+    if not rows:
+        return set()
+    column = {f.name: connection.ops.quote_name(f.column) for f in Delivery._meta.concrete_fields}
+    # The names are the model's, the values parameters (one array per column: a short
+    # statement psycopg parses once). `delivered_at`: the first success only (a replay
+    # that succeeds again keeps it).
+    sql = (
+        f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} AS d SET "  # noqa: S608
+        f"{column['state']} = v.state, {column['next_attempt_at']} = v.next_attempt_at, "
+        f"{column['lease_token']} = NULL, {column['lease_expires_at']} = NULL, {column['last_error']} = v.last_error, "
+        f"{column['finished_at']} = CASE WHEN v.state = %s THEN NULL ELSE %s::timestamptz END, "
+        f"{column['delivered_at']} = CASE WHEN v.state = %s THEN COALESCE(d.{column['delivered_at']}, %s::timestamptz) "
+        f"ELSE d.{column['delivered_at']} END "
+        "FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::text[]) "
+        "AS v(id, state, next_attempt_at, last_error) "
+        f"WHERE d.{column['id']} = v.id AND d.{column['lease_token']} = %s::uuid RETURNING d.{column['id']}"
+    )
+    ids, states, next_attempts, errors = (list(column) for column in zip(*rows, strict=True))
+    params: list[Any] = [Delivery.State.PENDING.value, now, Delivery.State.SUCCEEDED.value, now]
+    params += [ids, states, next_attempts, errors, token]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {pk for (pk,) in cursor.fetchall()}
 
 
 def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
@@ -153,31 +262,8 @@ def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # Only rows this worker still owns: a lease taken over by another worker, or a
         # delivery deleted with its webhook meanwhile, gets no log and moves no counter.
-        owned = set(
-            Delivery.objects.select_for_update()
-            .filter(pk__in=plan.delivery_ids(), lease_token=token)
-            .values_list("pk", flat=True)
-        )
-        logs = [_log_row(o) for o in plan.outcomes if o.delivery.pk in owned]
-        if logs:
-            WebhookLog.objects.bulk_create(logs)
-        for state, ids in plan.groups.items():
-            mine = [pk for pk in ids if pk in owned]
-            if mine:
-                Delivery.objects.filter(pk__in=mine, lease_token=token).update(
-                    state=state.state,
-                    next_attempt_at=state.next_attempt_at,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    last_error=state.error,
-                    finished_at=None if state.state == Delivery.State.PENDING else now,
-                    # The first success only: a replay that succeeds again keeps it.
-                    **(
-                        {"delivered_at": Coalesce("delivered_at", now)}
-                        if state.state == Delivery.State.SUCCEEDED
-                        else {}
-                    ),
-                )
+        owned = _finish_deliveries(token, plan, now)
+        _insert_logs([o for o in plan.outcomes if o.delivery.pk in owned])
         # Webhook rows are locked in one global order, so that concurrent batches touching
         # the same webhooks cannot deadlock.
         disabled = []

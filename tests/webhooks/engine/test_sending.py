@@ -193,3 +193,29 @@ def test_python_callers_may_pass_uuids_dates_and_decimals(organization, webhook,
     tasks.deliver_due()
     data = receiver.wait_for(1)[0].json()["data"]
     assert data == {"id": str(ident), "at": "2026-11-25T12:00:00Z", "salary": "10.50"}
+
+
+def test_each_delivery_gets_its_own_headers_and_body_and_a_changed_webhook_its_new_settings(organization, receiver):
+    """Requests are prepared once per webhook and copied per delivery (sending `_prepared`):
+    each delivery still carries its own id, signature, body and Content-Length, and a
+    webhook whose headers or URL change sends with the new ones at once."""
+    from webhooks.services import webhook_update
+
+    webhook = webhook_create(
+        organization=organization, name="h", url=receiver.url, events=["*"], headers={"X-Tenant": "acme"}
+    )
+    for size in (1, 300):
+        trigger_event(organization=organization, event="job.opened", payload={"pad": "x" * size})
+    tasks.deliver_due()
+    first = receiver.wait_for(2)
+    verifier = ReferenceVerifier(webhook.secret)
+    assert len({r.headers["webhook-id"] for r in first}) == 2
+    for request in first:
+        assert int(request.headers["content-length"]) == len(request.body)
+        verifier.verify(request.body, request.headers)  # raises on a signature of another body
+        assert request.headers["x-tenant"] == "acme"
+    webhook_update(webhook=webhook, headers={"X-Tenant": "globex"}, url=receiver.url + "-moved")
+    trigger_event(organization=organization, event="job.opened", payload={})
+    tasks.deliver_due()
+    last = receiver.wait_for(3)[-1]
+    assert last.headers["x-tenant"] == "globex" and last.path.endswith("-moved")

@@ -165,3 +165,40 @@ def test_counters_alone_do_not_move_updated_at(organization, receiver):
     webhook.refresh_from_db()
     assert webhook.success_count == 1 and webhook.last_success_at is not None
     assert webhook.updated_at == long_ago  # statistics have times of their own
+
+
+def _statements(captured) -> list[str]:
+    """What the engine sent, without the savepoints of the test's own transaction."""
+    return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+
+
+def test_a_claim_and_its_record_take_the_same_few_statements_whatever_their_size(organization, receiver):
+    """No statement per delivery: a claim of 4 deliveries and one of 40 (two webhooks) take the
+    same statements, and few of them (PostgreSQL: the caps, the lane, the webhooks, the lease;
+    then the keys, the subscriber settings, and one write each for states, logs and rollups
+    plus one counter UPDATE per webhook)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webhooks.engine.flow import claim_ready
+
+    for name in ("a", "b"):
+        webhook_create(organization=organization, name=name, url=receiver.url, events=["application.created"])
+    counts = []
+    for events in (2, 20):
+        for seq in range(events):
+            trigger_event(organization=organization, event="application.created", payload={"seq": seq})
+        with CaptureQueriesContext(connection) as claiming:
+            claim = claim_ready(limit=2 * events, retry_limit=0)
+        assert len(claim.deliveries) == 2 * events
+        with CaptureQueriesContext(connection) as recording:
+            process(claim.deliveries)
+        receiver.wait_for(2 * events)
+        assert Delivery.objects.filter(state=Delivery.State.SUCCEEDED).count() == WebhookLog.objects.count()
+        counts.append((len(_statements(claiming)), len(_statements(recording))))
+    assert counts[0] == counts[1], counts
+    assert WebhookLog.objects.count() == 44
+    if connection.vendor == "postgresql":
+        # claim: caps + first attempts + webhooks + lease UPDATE; record: keys + subscriber
+        # settings + SET LOCAL + states + logs + 2 webhook counters + rollups
+        assert counts[0] == (4, 8), counts
