@@ -40,7 +40,8 @@ def too_deep_message(limit: int) -> str:
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         limit = app_settings.max_json_depth()
-        encoding = parsers.get_encoding(parser_context or {})
+        # DRF's charset choice (it refuses bytes-to-bytes codecs such as bz2_codec).
+        encoding = parsers.get_encoding(parser_context or {})  # type: ignore[attr-defined]
         try:
             # What DRF's parser does (json.load of the decoded stream), keeping the text.
             text = codecs.getreader(encoding)(stream).read()
