@@ -19,9 +19,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threaded workers keep client connections alive (the sync worker closes every one after its
 # answer, so each request pays a TCP connect and accept) and overlap one request's database
 # and Redis waits with another's work: with it `bench/api.py` served `POST /api/events/` at
-# 138-276 req/s against 53-100 for sync workers, back to back (README "Scale"; bench/README.md
-# for the load those figures were taken under). Each thread holds its own database
-# connection (CONN_MAX_AGE): workers x threads connections per host. `-k`, `--threads` and
+# 138-276 req/s against 53-100 for sync workers, back to back at load 5-8 (as fast as sync on a
+# nearly idle machine in one run each; README "Scale", bench/README.md). Each thread holds
+# its own database connection (CONN_MAX_AGE): workers x threads connections per host. `-k`, `--threads` and
 # `--keep-alive` on the command line override these.
 worker_class = "gthread"
 threads = 4
