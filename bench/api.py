@@ -15,7 +15,8 @@ delivered attempt across the tables it involves.
 
 Options: --logs N (default 10,000), --big (5,000,000 rows), --duration S (wrk, default 3),
 --connections C (default 8), --samples N (sequential requests per target, default 100),
---worker-class K and --threads N (gunicorn's -k and --threads; default sync, 1),
+--worker-class K and --threads N (gunicorn's -k and --threads; default config/gunicorn.py's,
+gthread with 4 threads: what production runs),
 --only post (the POST targets alone, without loading log rows). For the POST targets it also
 prints the workers' CPU time per request (or per event), read from /proc, and the load average.
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_api, dropped and
@@ -308,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds of wrk per target")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--worker-class", default="sync", help="gunicorn's -k (sync, gthread)")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn's --threads (gthread)")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn's -k (gthread, the default, or sync)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn's --threads (gthread; default 4)")
     parser.add_argument(
         "--only", choices=("all", "post"), default="all", help="post: only the POST targets (no log rows loaded)"
     )

@@ -31,6 +31,7 @@ _context: dict[str, contextvars.ContextVar[str | None]] = {
 _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("log_secrets", default=())
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 #: an incoming request id is kept only when it looks like one (no spaces, quotes, controls)
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -167,7 +168,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
+        # META directly: `request.headers` would build a mapping of every header first.
+        request_id = request_id_for(request.META.get(_REQUEST_ID_META))
         request.request_id = request_id  # type: ignore[attr-defined]
         start_request(request_id)
         response = self.get_response(request)

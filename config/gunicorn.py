@@ -16,6 +16,16 @@ from pathlib import Path
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threaded workers keep client connections alive (the sync worker closes every one after its
+# answer, so each request pays a TCP connect and accept) and overlap one request's database
+# and Redis waits with another's work: with it `bench/api.py` served `POST /api/events/` at
+# 138-276 req/s against 53-100 for sync workers, back to back at load 5-8 (as fast as sync on a
+# nearly idle machine in one run each; README "Scale", bench/README.md). Each thread holds
+# its own database connection (CONN_MAX_AGE): workers x threads connections per host. `-k`, `--threads` and
+# `--keep-alive` on the command line override these.
+worker_class = "gthread"
+threads = 4
+keepalive = 5
 
 multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="prometheus-multiproc-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir

@@ -13,15 +13,24 @@
 
 Bodies larger than `DATA_UPLOAD_MAX_MEMORY_SIZE` never get here: `common.api.middleware`
 answers them with a 413 first.
+
+Both checks walk the parsed value only when its text says they could fail: nesting past the
+limit needs more than `limit` brackets in the text, and a NUL or a lone surrogate can only
+come from a `\\u` escape or from the decoded text itself (searched in one pass). Most bodies
+skip both walks.
 """
 
 from __future__ import annotations
 
+import codecs
+import json
+
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
+from rest_framework.utils import json as drf_json
 
 from common import app_settings
-from common.jsonvalues import contains_unstorable_text, nesting_exceeds
+from common.jsonvalues import UNSTORABLE_TEXT, contains_unstorable_text, nesting_exceeds
 
 
 def too_deep_message(limit: int) -> str:
@@ -31,12 +40,18 @@ def too_deep_message(limit: int) -> str:
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         limit = app_settings.max_json_depth()
+        # DRF's charset choice (it refuses bytes-to-bytes codecs such as bz2_codec).
+        encoding = parsers.get_encoding(parser_context or {})  # type: ignore[attr-defined]
         try:
-            data = super().parse(stream, media_type, parser_context)
+            # What DRF's parser does (json.load of the decoded stream), keeping the text.
+            text = codecs.getreader(encoding)(stream).read()
+            data = json.loads(text, parse_constant=drf_json.strict_constant if self.strict else None)
         except RecursionError:  # the decoder's own limit, far past ours
             raise ParseError(too_deep_message(limit)) from None
-        if nesting_exceeds(data, limit):
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        if text.count("[") + text.count("{") > limit and nesting_exceeds(data, limit):
             raise ParseError(too_deep_message(limit))
-        if contains_unstorable_text(data):
+        if ("\\u" in text or UNSTORABLE_TEXT.search(text)) and contains_unstorable_text(data):
             raise ParseError("JSON parse error - strings must not contain NUL characters or lone surrogates.")
         return data

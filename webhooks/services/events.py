@@ -75,21 +75,26 @@ def _validate_event(
         raise ValidationError({"event": f"Unknown event type {quoted(event)}; see /api/integrations/webhooks/events/."})
     if not isinstance(payload, dict):
         raise ValidationError({"payload": "The payload must be a JSON object."})
-    # Before anything recursive (the JSON encoder) sees it: a payload nested ~1,000 deep
-    # would raise RecursionError there. The API's parser refuses such bodies already; this
-    # bounds Python callers the same way.
+    # The nesting bound (the API's parser refuses deeper bodies already; this bounds Python
+    # callers the same way) is walked only when the JSON text could break it: a value nested
+    # N deep has at least N brackets in its text. A payload nested ~1,000 deep makes the
+    # encoder raise RecursionError: then, as for any payload the encoder refuses, the walk
+    # says whether depth is the reason.
     depth = common_settings.max_json_depth()
-    if nesting_exceeds(payload, depth):
-        raise ValidationError({"payload": f"The payload nests objects and arrays more than {depth} levels deep."})
+    too_deep = ValidationError({"payload": f"The payload nests objects and arrays more than {depth} levels deep."})
     try:
         serialized = json.dumps(
             payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False, cls=DjangoJSONEncoder
         )
         size = len(serialized.encode("utf-8"))  # lone surrogates fail here
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
+        if nesting_exceeds(payload, depth):
+            raise too_deep from None
         raise ValidationError(
             {"payload": "The payload must be JSON (no NaN or Infinity, no lone surrogates)."}
         ) from None
+    if serialized.count("[") + serialized.count("{") > depth and nesting_exceeds(payload, depth):
+        raise too_deep
     # PostgreSQL text and jsonb cannot hold NUL. The encoder writes one as \u0000 (lone
     # surrogates failed above), so only a payload whose JSON has that text is walked.
     if "\\u0000" in serialized and contains_unstorable_text(payload):
