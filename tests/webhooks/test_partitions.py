@@ -64,9 +64,8 @@ def test_partitions_are_created_ahead_idempotently_and_take_their_days_rows_from
         assert cursor.fetchone()[0] == 1
 
     created = partitions.ensure_partitions(today=far, days_ahead=2)
-    assert created == [
-        partitions.partition_for(far + dt.timedelta(days=n), table).name for table in partitions.TABLES for n in range(3)
-    ]
+    days = [far + dt.timedelta(days=n) for n in range(3)]
+    assert created == [partitions.partition_for(day, table).name for table in partitions.TABLES for day in days]
     assert partitions.ensure_partitions(today=far, days_ahead=2) == []
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {partitions.partition_for(far).name} WHERE id = %s", [moved.pk])
