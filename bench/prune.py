@@ -52,10 +52,10 @@ def _load(connection, org_id: str, webhook_id: str, rows: int) -> None:
             )
             at_log = f"now() - make_interval(secs => (i / 2) * {span / events})"
             cursor.execute(
-                "INSERT INTO webhook_logs (id, event_type, message_id, attempt, request_url, request_headers, "
+                "INSERT INTO webhook_logs (id, event_type, attempt, request_url, request_headers, "
                 "response_status, response_body, duration_ms, error, success, created_at, delivery_id, "
                 "organization_id, webhook_id) "
-                f"SELECT {uid('a', 'i')}, 'application.created', 'msg', 1, 'https://a.test/', '{{}}', 200, "
+                f"SELECT {uid('a', 'i')}, 'application.created', 1, 'https://a.test/', '{{}}', 200, "
                 f"'ok', 12.5, '', true, {at_log}, {uid('d', 'greatest(i / 2, 1)')}, %s, %s "
                 f"FROM generate_series(2, {2 * events + 1}) i",
                 [org_id, webhook_id],
@@ -80,10 +80,10 @@ def _load(connection, org_id: str, webhook_id: str, rows: int) -> None:
         at_log = f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ((i / 2) * {span / events}) || ' seconds')"
         cursor.execute(
             series.format(n=2 * events + 1)
-            + "INSERT INTO webhook_logs (id, event_type, message_id, attempt, request_url, request_headers, "
+            + "INSERT INTO webhook_logs (id, event_type, attempt, request_url, request_headers, "
             "response_status, response_body, duration_ms, error, success, created_at, delivery_id, "
             "organization_id, webhook_id) "
-            "SELECT printf('a%031x', i), 'application.created', 'msg', 1, 'https://a.test/', '{}', 200, 'ok', "
+            "SELECT printf('a%031x', i), 'application.created', 1, 'https://a.test/', '{}', 200, 'ok', "
             f"12.5, '', 1, {at_log}, printf('d%031x', max(i / 2, 1)), '{org}', '{hook}' FROM s WHERE i >= 2"
         )
         cursor.execute("ANALYZE")

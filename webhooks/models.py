@@ -178,7 +178,11 @@ class Delivery(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     # No single-column indexes: `unique_delivery_per_webhook` leads with the event and
     # `delivery_webhook_state` with the webhook, so they serve these lookups (and cascades).
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    # Not a database constraint: `webhook_events` is partitioned on PostgreSQL (a foreign key
+    # to it would need its `created_at`); the ORM's cascade and retention keep the order.
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False, db_constraint=False
+    )
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -243,7 +247,8 @@ class WebhookLog(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     # Indexed by the composite indexes below, which lead with it.
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="logs", db_index=False)
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="logs")
+    # Not a database constraint: `webhook_deliveries` is partitioned on PostgreSQL (see Delivery.event).
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="logs", db_constraint=False)
     event_type = models.CharField(max_length=100)
     attempt = models.PositiveIntegerField()
     request_url = models.URLField(max_length=MAX_URL_LENGTH)

@@ -1,15 +1,26 @@
-"""Daily time partitions of `webhook_logs` on PostgreSQL (docs/RELIABILITY.md, "Retention").
+"""Daily time partitions of `webhook_logs`, `webhook_deliveries` and `webhook_events` on
+PostgreSQL (docs/RELIABILITY.md, "Retention at scale").
 
-`webhook_logs` is `PARTITION BY RANGE (created_at)`: one partition a UTC day, named
-`webhook_logs_pYYYYMMDD`, plus `webhook_logs_default`, so an insert never fails when the
-schedule has not created a day yet. The schedule `webhooks.create_partitions` creates
-`PARTITION_DAYS_AHEAD` days ahead; pruning detaches and drops whole days older than the
-retention (O(1), disk returned at once) and batch-deletes only the boundary day.
+Each table is `PARTITION BY RANGE (created_at)`: one partition a UTC day, named
+`<table>_pYYYYMMDD`, plus `<table>_default`, so an insert never fails when the schedule has
+not created a day yet. The schedule `webhooks.create_partitions` creates
+`PARTITION_DAYS_AHEAD` days ahead for the three tables; pruning (webhooks/services/retention.py)
+detaches and drops whole days older than the retention (O(1), disk returned at once): a
+day's rows that must stay (a delivery still pending, an event a kept delivery refers to)
+are moved into the default partition first, and only the boundary day and the default
+partition are deleted in batches.
 
-Only the logs are partitioned: deliveries and events are the *targets* of foreign keys
-(logs → deliveries, deliveries → events), and a partitioned table's unique keys must
-include the partition key, so a foreign key to them would need `created_at` in every
-referencing row. They stay plain tables, pruned in batches driven by their indexes.
+A partitioned table's unique keys must include the partition key, so on PostgreSQL:
+- the primary keys are `(id, created_at)` (ids are UUIDs; the ORM keeps `id` as its key);
+- `unique_delivery_per_webhook` is `(event_id, webhook_id, created_at)` (one trigger
+  statement writes an event's deliveries with its `created_at`, so it still holds one
+  delivery per event and webhook);
+- an event's idempotency key is held by `webhook_event_keys` (a plain table, unique on
+  `(organization_id, idempotency_key)`), which the trigger statement inserts into with
+  `ON CONFLICT`; `unique_event_idempotency_key` on the events is a plain index there;
+- nothing refers to a partitioned table by foreign key: logs -> deliveries and deliveries
+  -> events are not database constraints (`db_constraint=False`); the ORM's cascades still
+  run, and retention and erasure delete in that order (logs, deliveries, events).
 
 On other databases (SQLite) every function here is a no-op.
 """
@@ -23,10 +34,24 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-TABLE = "webhook_logs"
+LOGS, DELIVERIES, EVENTS = "webhook_logs", "webhook_deliveries", "webhook_events"
+#: Partitioned on PostgreSQL, in the order pruning goes (nothing refers to a log; logs refer
+#: to deliveries, deliveries to events).
+TABLES = (LOGS, DELIVERIES, EVENTS)
+#: The logs' (kept for callers that knew only the logs)
+TABLE = LOGS
 DEFAULT = f"{TABLE}_default"
+#: Holds the events' idempotency keys on PostgreSQL (see the module's docstring).
+EVENT_KEYS = "webhook_event_keys"
 PARTITION_DAYS_AHEAD = 7
-_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
+
+
+def default_of(table: str) -> str:
+    return f"{table}_default"
+
+
+def _name_pattern(table: str) -> re.Pattern[str]:
+    return re.compile(rf"^{table}_p(\d{{8}})$")
 
 
 @dataclass(frozen=True)
@@ -43,15 +68,15 @@ class Partition:
         return self.start + dt.timedelta(days=1)
 
 
-def partition_for(day: dt.date) -> Partition:
-    return Partition(f"{TABLE}_p{day:%Y%m%d}", day)
+def partition_for(day: dt.date, table: str = TABLE) -> Partition:
+    return Partition(f"{table}_p{day:%Y%m%d}", day)
 
 
 def supported(conn=None) -> bool:
     return (conn or connection).vendor == "postgresql"
 
 
-def is_partitioned(conn=None) -> bool:
+def is_partitioned(conn=None, table: str = TABLE) -> bool:
     conn = conn or connection
     if not supported(conn):
         return False
@@ -59,64 +84,77 @@ def is_partitioned(conn=None) -> bool:
         cursor.execute(
             "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
             "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
-            [TABLE],
+            [table],
         )
         return cursor.fetchone() is not None
 
 
-def partitions(conn=None) -> list[Partition]:
-    """The daily partitions attached to `webhook_logs`, oldest first (the default excluded)."""
+def partitions(conn=None, table: str = TABLE) -> list[Partition]:
+    """The daily partitions attached to `table`, oldest first (the default excluded)."""
     conn = conn or connection
-    if not is_partitioned(conn):
+    if not is_partitioned(conn, table):
         return []
     with conn.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s::regclass",
-            [TABLE],
+            [table],
         )
         names = [row[0] for row in cursor.fetchall()]
     found = []
+    pattern = _name_pattern(table)
     for name in names:
-        match = _NAME.match(name)
+        match = pattern.match(name)
         if match:
             found.append(Partition(name, dt.datetime.strptime(match.group(1), "%Y%m%d").date()))
     return sorted(found, key=lambda p: p.day)
 
 
-def _create(cursor, partition: Partition) -> None:
+def _create(cursor, partition: Partition, table: str) -> None:
     """Create and attach one day. Rows of that day already in the default partition are
     moved into it first (an attach would otherwise fail on them)."""
     start, end = partition.start.isoformat(), partition.end.isoformat()
-    cursor.execute(f'LOCK TABLE "{DEFAULT}" IN ACCESS EXCLUSIVE MODE')
-    cursor.execute(f'CREATE TABLE "{partition.name}" (LIKE "{TABLE}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
+    default = default_of(table)
+    cursor.execute(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE')
+    cursor.execute(f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
     cursor.execute(
-        f'WITH moved AS (DELETE FROM "{DEFAULT}" WHERE created_at >= %s AND created_at < %s RETURNING *) '  # noqa: S608 - identifiers are this module's constants
+        f'WITH moved AS (DELETE FROM "{default}" WHERE created_at >= %s AND created_at < %s RETURNING *) '  # noqa: S608 - identifiers are this module's constants
         f'INSERT INTO "{partition.name}" SELECT * FROM moved',
         [start, end],
     )
+    # Deferred foreign-key checks of this transaction's writes to the table must run before
+    # it is altered (Django's constraints are INITIALLY DEFERRED).
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute(
-        f'ALTER TABLE "{TABLE}" ATTACH PARTITION "{partition.name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
+        f'ALTER TABLE "{table}" ATTACH PARTITION "{partition.name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
     )
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
-def ensure_partitions(*, days_ahead: int = PARTITION_DAYS_AHEAD, today: dt.date | None = None, conn=None) -> list[str]:
-    """Create the daily partitions from today to `days_ahead` days ahead that are missing.
-    Idempotent; returns the names created."""
+def ensure_partitions(
+    *,
+    days_ahead: int = PARTITION_DAYS_AHEAD,
+    today: dt.date | None = None,
+    conn=None,
+    tables: tuple[str, ...] = TABLES,
+) -> list[str]:
+    """Create the daily partitions from today to `days_ahead` days ahead that are missing,
+    for each partitioned table of `tables`. Idempotent; returns the names created."""
     conn = conn or connection
-    if not is_partitioned(conn):
-        return []
     today = today or timezone.now().astimezone(dt.UTC).date()
-    existing = {p.day for p in partitions(conn)}
     created = []
-    for offset in range(days_ahead + 1):
-        day = today + dt.timedelta(days=offset)
-        if day in existing:
+    for table in tables:
+        if not is_partitioned(conn, table):
             continue
-        partition = partition_for(day)
-        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-            _create(cursor, partition)
-        created.append(partition.name)
+        existing = {p.day for p in partitions(conn, table)}
+        for offset in range(days_ahead + 1):
+            day = today + dt.timedelta(days=offset)
+            if day in existing:
+                continue
+            partition = partition_for(day, table)
+            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                _create(cursor, partition, table)
+            created.append(partition.name)
     return created
 
 
@@ -125,87 +163,168 @@ def _count(cursor, name: str) -> int:
     return int(cursor.fetchone()[0])
 
 
-def drop_partitions_before(cutoff: dt.datetime, *, dry_run: bool = False, conn=None) -> tuple[list[str], int]:
-    """Detach and drop every daily partition whose whole day is older than `cutoff`.
-    Returns (names, rows they held). `dry_run` only counts."""
+def old_partitions(cutoff: dt.datetime, table: str = TABLE, conn=None) -> list[Partition]:
+    """The daily partitions of `table` whose whole day is older than `cutoff`."""
+    return [p for p in partitions(conn, table) if p.end <= cutoff]
+
+
+def drop_partitions_before(
+    cutoff: dt.datetime,
+    *,
+    dry_run: bool = False,
+    conn=None,
+    table: str = TABLE,
+    keep: str | None = None,
+    keep_params: list | None = None,
+) -> tuple[list[str], int]:
+    """Detach and drop every daily partition of `table` whose whole day is older than
+    `cutoff`. `keep` (an SQL condition on the partition's rows, with `keep_params`) names
+    the rows that must stay: they are moved into the parent table once the partition is
+    detached, so into the default partition (no partition covers their day any more).
+    Returns (names, rows dropped, kept ones not counted). `dry_run` only counts.
+
+    Each partition is one short transaction holding an ACCESS EXCLUSIVE lock on `table`
+    (DETACH PARTITION takes it): writers wait for it, none loses a row."""
     conn = conn or connection
     dropped, rows = [], 0
-    for partition in partitions(conn):
-        if partition.end > cutoff:
-            continue
+    where = f"WHERE NOT ({keep})" if keep else ""
+    for partition in old_partitions(cutoff, table, conn):
         with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-            rows += _count(cursor, partition.name)
-            if not dry_run:
+            if dry_run:
+                cursor.execute(f'SELECT count(*) FROM "{partition.name}" {where}', keep_params or [])  # noqa: S608 - identifiers are this module's constants
+                rows += int(cursor.fetchone()[0])
+            else:
+                total = _count(cursor, partition.name)
                 # Deferred foreign-key checks of this transaction's own writes must run
                 # before the table goes (Django's constraints are INITIALLY DEFERRED).
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f'ALTER TABLE "{TABLE}" DETACH PARTITION "{partition.name}"')
+                cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition.name}"')
+                moved = 0
+                if keep:
+                    cursor.execute(
+                        f'INSERT INTO "{table}" SELECT * FROM "{partition.name}" WHERE {keep}',  # noqa: S608 - identifiers are this module's constants
+                        keep_params or [],
+                    )
+                    moved = cursor.rowcount
                 cursor.execute(f'DROP TABLE "{partition.name}"')
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+                rows += total - moved
         dropped.append(partition.name)
     return dropped, rows
 
 
-# --- the migration (webhooks 0007) -------------------------------------------------------
+# --- the migrations (webhooks 0011: the logs; 0014: deliveries and events) ---------------
+
+#: Unique on a plain table, a plain index on a partitioned one (its uniqueness is held
+#: elsewhere: `webhook_event_keys`).
+_UNIQUE_WHEN_PLAIN = frozenset({"unique_event_idempotency_key"})
 
 
-def _indexes_and_fks(cursor, table: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _indexes_and_constraints(cursor, table: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(indexes not backing a constraint, constraints: unique and foreign keys), each as
+    (name, definition)."""
     cursor.execute(
         "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-        "WHERE x.indrelid = %s::regclass AND NOT x.indisprimary",
+        "WHERE x.indrelid = %s::regclass AND NOT x.indisprimary "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
         [table],
     )
     indexes = list(cursor.fetchall())
     cursor.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('f', 'u') ORDER BY contype DESC, conname",
         [table],
     )
     return indexes, list(cursor.fetchall())
 
 
-def convert(schema_editor, *, partitioned: bool, batch_days: int = 1) -> None:
-    """Rebuild `webhook_logs` as a partitioned table (or back as a plain one), keeping its
-    name, columns, indexes (same names), check and foreign-key constraints, and every row:
-    rename the old table, create the new one, copy a day at a time, drop the old one."""
+def _index_for(name: str, definition: str, *, partitioned: bool) -> str:
+    if partitioned:
+        return definition.replace("CREATE UNIQUE INDEX", "CREATE INDEX", 1)
+    if name in _UNIQUE_WHEN_PLAIN:
+        return definition.replace("CREATE INDEX", "CREATE UNIQUE INDEX", 1)
+    return definition
+
+
+def _constraint_for(definition: str, *, partitioned: bool) -> str:
+    """A unique constraint gains the partition key on a partitioned table, loses it back."""
+    if not definition.startswith("UNIQUE ("):
+        return definition
+    if partitioned and "created_at" not in definition:
+        return definition.replace(")", ", created_at)", 1)
+    if not partitioned:
+        return definition.replace(", created_at)", ")", 1)
+    return definition
+
+
+def convert(schema_editor, *, partitioned: bool, table: str = TABLE) -> None:
+    """Rebuild `table` as one partitioned by day on `created_at` (or back as a plain one),
+    keeping its name, columns, indexes and constraints (same names: check, unique, foreign
+    keys from it) and every row: rename the old table, create the new one with a partition
+    for each day that has rows, copy the rows in one statement (each goes to its day), drop
+    the old one. A foreign key *to* the table must be gone first (migration 0014 drops
+    them). Unique keys gain `created_at` (see the module's docstring) and lose it back."""
     conn = schema_editor.connection
-    if not supported(conn) or is_partitioned(conn) == partitioned:
+    if not supported(conn) or is_partitioned(conn, table) == partitioned:
         return
-    old = f"{TABLE}_old"
+    old = f"{table}_old"
     with conn.cursor() as cursor:
-        indexes, fks = _indexes_and_fks(cursor, TABLE)
-        cursor.execute(f'ALTER TABLE "{TABLE}" RENAME TO "{old}"')
-        cursor.execute(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{TABLE}_pkey" TO "{old}_pkey"')
+        # The rows copied are checked as they go: a table with deferred checks pending
+        # cannot be altered (the partitions created ahead below), nor can the next one.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        indexes, constraints = _indexes_and_constraints(cursor, table)
+        cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+        cursor.execute(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{table}_pkey" TO "{old}_pkey"')
         for name, _ in indexes:
             cursor.execute(f'ALTER INDEX "{name}" RENAME TO "{name[:55]}_old"')
-        for name, _ in fks:
+        for name, _ in constraints:
             cursor.execute(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{name}" TO "{name[:55]}_old"')
         suffix = " PARTITION BY RANGE (created_at)" if partitioned else ""
         key = "(id, created_at)" if partitioned else "(id)"
-        cursor.execute(f'CREATE TABLE "{TABLE}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS){suffix}')
-        cursor.execute(f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{TABLE}_pkey" PRIMARY KEY {key}')
-        for _, definition in indexes:
-            cursor.execute(re.sub(rf' ON (ONLY )?(\S+\.)?"?{old}"? ', f' ON "{TABLE}" ', definition, count=1))
-        for name, definition in fks:
-            cursor.execute(f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{name}" {definition}')
-        days: list[dt.date] = []
+        cursor.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS){suffix}')
+        cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{table}_pkey" PRIMARY KEY {key}')
+        for name, definition in indexes:
+            definition = _index_for(name, definition, partitioned=partitioned)
+            cursor.execute(re.sub(rf' ON (ONLY )?(\S+\.)?"?{old}"? ', f' ON "{table}" ', definition, count=1))
+        for name, definition in constraints:
+            definition = _constraint_for(definition, partitioned=partitioned)
+            cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
         if partitioned:
-            cursor.execute(f'CREATE TABLE "{DEFAULT}" PARTITION OF "{TABLE}" DEFAULT')
+            cursor.execute(f'CREATE TABLE "{default_of(table)}" PARTITION OF "{table}" DEFAULT')
             cursor.execute(f"SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM \"{old}\" ORDER BY 1")  # noqa: S608 - identifiers are this module's constants
-            days = [row[0] for row in cursor.fetchall()]
-            for day in days:
-                partition = partition_for(day)
+            for (day,) in cursor.fetchall():
+                partition = partition_for(day, table)
                 cursor.execute(
-                    f'CREATE TABLE "{partition.name}" PARTITION OF "{TABLE}" FOR VALUES FROM (%s) TO (%s)',
+                    f'CREATE TABLE "{partition.name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
                     [partition.start.isoformat(), partition.end.isoformat()],
                 )
-            for day in days:
-                partition = partition_for(day)
-                cursor.execute(
-                    f'INSERT INTO "{TABLE}" SELECT * FROM "{old}" WHERE created_at >= %s AND created_at < %s',  # noqa: S608 - identifiers are this module's constants
-                    [partition.start.isoformat(), partition.end.isoformat()],
-                )
-        else:
-            cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{old}"')  # noqa: S608 - identifiers are this module's constants
+        cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')  # noqa: S608 - identifiers are this module's constants
         cursor.execute(f'DROP TABLE "{old}"')
     if partitioned:
-        ensure_partitions(conn=conn)
+        ensure_partitions(conn=conn, tables=(table,))
+    with conn.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def create_event_keys(schema_editor) -> None:
+    """`webhook_event_keys`: the events' idempotency keys, filled from the events."""
+    conn = schema_editor.connection
+    if not supported(conn):
+        return
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f'CREATE TABLE "{EVENT_KEYS}" (organization_id uuid NOT NULL, idempotency_key varchar(200) NOT NULL, '
+            "event_id uuid NOT NULL, created_at timestamptz NOT NULL, "
+            f'CONSTRAINT "{EVENT_KEYS}_pkey" PRIMARY KEY (organization_id, idempotency_key))'
+        )
+        cursor.execute(f'CREATE INDEX "{EVENT_KEYS}_created_at" ON "{EVENT_KEYS}" (created_at)')
+        cursor.execute(
+            f'INSERT INTO "{EVENT_KEYS}" (organization_id, idempotency_key, event_id, created_at) '  # noqa: S608 - identifiers are this module's constants
+            f'SELECT organization_id, idempotency_key, id, created_at FROM "{EVENTS}" WHERE idempotency_key IS NOT NULL'
+        )
+
+
+def drop_event_keys(schema_editor) -> None:
+    if supported(schema_editor.connection):
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE IF EXISTS "{EVENT_KEYS}"')

@@ -1,6 +1,7 @@
-"""Retention at scale: daily partitions of webhook_logs (PostgreSQL), created ahead and
-dropped whole; orphan events pruned along the created_at index (both backends); the
-migration that converts a populated table."""
+"""Retention at scale: daily partitions of webhook_logs, webhook_deliveries and
+webhook_events (PostgreSQL), created ahead and dropped whole, the rows that must stay kept;
+orphan events pruned along the created_at index (both backends); the migrations that
+convert populated tables."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def test_partitions_are_created_ahead_idempotently_and_take_their_days_rows_from
         assert cursor.fetchone()[0] == 1
 
     created = partitions.ensure_partitions(today=far, days_ahead=2)
-    assert created == [partitions.partition_for(far + dt.timedelta(days=n)).name for n in range(3)]
+    days = [far + dt.timedelta(days=n) for n in range(3)]
+    assert created == [partitions.partition_for(day, table).name for table in partitions.TABLES for day in days]
     assert partitions.ensure_partitions(today=far, days_ahead=2) == []
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {partitions.partition_for(far).name} WHERE id = %s", [moved.pk])
@@ -75,8 +77,9 @@ def test_partitions_are_created_ahead_idempotently_and_take_their_days_rows_from
     from webhooks import tasks
 
     tasks.create_partitions()
-    days = {p.day for p in partitions.partitions()}
-    assert {today + dt.timedelta(days=n) for n in range(partitions.PARTITION_DAYS_AHEAD + 1)} <= days
+    for table in partitions.TABLES:
+        days = {p.day for p in partitions.partitions(table=table)}
+        assert {today + dt.timedelta(days=n) for n in range(partitions.PARTITION_DAYS_AHEAD + 1)} <= days, table
 
 
 @postgres_only
@@ -95,7 +98,8 @@ def test_prune_drops_whole_old_days_and_batch_deletes_only_the_boundary(organiza
     out = StringIO()
     call_command("prune_webhook_logs", "--older-than-days", "10", "--dry-run", stdout=out)
     assert "Would delete 4 logs" in out.getvalue()
-    assert f"2 whole daily log partitions would be dropped: {old_partition.name}," in out.getvalue()
+    # the two days of each of the three tables (the deliveries' and events' empty)
+    assert f"6 whole daily partitions would be dropped: {old_partition.name}," in out.getvalue()
     assert _relation_exists(old_partition.name) and WebhookLog.objects.count() == 6
 
     out = StringIO()
@@ -158,7 +162,8 @@ def test_orphan_event_batches_walk_the_created_at_index_with_not_exists():
         assert "webhook_deliveries" in batch_plan and "INDEX" in batch_plan and "(event_id=?)" in batch_plan, batch_plan
         assert "SCAN webhook_deliveries " not in batch_plan + " "
     else:
-        assert "webhook_events_created_at" in window_plan, window_plan
+        # Each partition's copy of the index (`webhook_events_pYYYYMMDD_created_at_idx`).
+        assert "created_at_idx" in window_plan or "webhook_events_created_at" in window_plan, window_plan
         assert "Seq Scan" not in window_plan + batch_plan
 
 

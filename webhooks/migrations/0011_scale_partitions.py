@@ -8,13 +8,13 @@ from django.db import migrations
 def forwards(apps, schema_editor):
     from webhooks import partitions
 
-    partitions.convert(schema_editor, partitioned=True)
+    partitions.convert(schema_editor, partitioned=True, table=partitions.LOGS)
 
 
 def backwards(apps, schema_editor):
     from webhooks import partitions
 
-    partitions.convert(schema_editor, partitioned=False)
+    partitions.convert(schema_editor, partitioned=False, table=partitions.LOGS)
 
 
 class Migration(migrations.Migration):

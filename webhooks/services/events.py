@@ -7,8 +7,9 @@ client's `POST /api/events/` goes through: it refuses system-only events
 (`POST /api/events/batch/`): one transaction, per-item results.
 
 On PostgreSQL every trigger, single or batch, with or without idempotency keys, is one
-statement (`_FAN_OUT_SQL` and its keyed and batch shapes): the events are inserted with `ON CONFLICT DO NOTHING` on the
-partial unique index of idempotency keys, their deliveries are inserted from the events
+statement (`_FAN_OUT_SQL` and its keyed and batch shapes): an event's idempotency key is
+inserted into `webhook_event_keys` with `ON CONFLICT` (webhooks/partitions.py), the event only
+if its key was taken, their deliveries are inserted from the events
 actually inserted (content filters evaluated in the statement: `webhooks_filter_matches`,
 migration 0012), and the earlier events of repeated keys are read back (with their
 delivery counts and whether type and payload match) in the same round trip. Other
@@ -28,8 +29,8 @@ from typing import Any, Literal
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
-from django.db.models.functions import Now
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from common import app_settings as common_settings
@@ -418,8 +419,13 @@ def _events_by_key(organization: Organization, keys: Collection[str]) -> dict[st
     """The stored events holding `keys`, each with its `delivery_count`, marked as repeats."""
     found: dict[str, Event] = {}
     if keys:
+        # A subquery, not a GROUP BY: on PostgreSQL the events' primary key is
+        # (id, created_at) (partitioned), so grouping by `id` alone would not do.
+        count = (
+            Delivery.objects.filter(event=OuterRef("pk")).order_by().values("event").annotate(n=Count("*")).values("n")
+        )
         rows = Event.objects.filter(organization=organization, idempotency_key__in=list(keys)).annotate(
-            _deliveries=Count("deliveries")
+            _deliveries=Coalesce(Subquery(count), 0)
         )
         for event in rows:
             event.delivery_count = event._deliveries
@@ -528,11 +534,22 @@ _EXCLUDING = "\n  AND w.id <> ALL(%(excluded)s::uuid[])\n"
 # count and whether the type and the payload (as jsonb: key order does not matter) are the
 # same. Neither means a concurrent trigger with the key committed meanwhile (ON CONFLICT
 # waited for it): the event is read back after. Columns of the answer as in the batch one.
+#
+# The key is held by `webhook_event_keys` (webhook_events is partitioned by day, so a unique
+# index on it cannot span the days: webhooks/partitions.py): the key row is inserted unless
+# the key is held, and the event only if it was. A key whose event is gone (erased, or
+# deleted by the ORM) is released by `_release_dangling_keys` and the trigger retried.
 _FAN_OUT_KEYED_SQL = """
-WITH event AS (
+WITH held_key AS (
+    INSERT INTO webhook_event_keys AS k (organization_id, idempotency_key, event_id, created_at)
+    VALUES (%(organization_id)s, %(key)s, %(event_id)s, %(now)s)
+    ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    RETURNING event_id
+),
+event AS (
     INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
-    VALUES (%(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, %(key)s, %(now)s, %(traceparent)s)
-    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    SELECT %(event_id)s, %(organization_id)s, %(type)s, %(payload)s::jsonb, %(key)s, %(now)s, %(traceparent)s
+    FROM held_key
     RETURNING id, payload
 ),
 delivery AS (
@@ -555,8 +572,8 @@ FROM event
 UNION ALL
 SELECT held.id, held.idempotency_key, (SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = held.id),
        held.type, held.payload::text, held.created_at, held.type = %(type)s, held.payload = %(payload)s::jsonb
-FROM webhook_events held
-WHERE held.organization_id = %(organization_id)s AND held.idempotency_key = %(key)s
+FROM webhook_event_keys k JOIN webhook_events held ON held.id = k.event_id
+WHERE k.organization_id = %(organization_id)s AND k.idempotency_key = %(key)s
 """
 
 # Many events (trigger_events), with or without keys, the same in bulk:
@@ -579,11 +596,18 @@ excluded (event_id, webhook_id) AS (
         jsonb_array_elements_text(%(excluded_events)s::jsonb), jsonb_array_elements_text(%(excluded_webhooks)s::jsonb)
     ) AS zipped (event_id, webhook_id)
 ),
+held_key AS (
+    INSERT INTO webhook_event_keys AS k (organization_id, idempotency_key, event_id, created_at)
+    SELECT %(organization_id)s, item.idempotency_key, item.id, %(now)s
+    FROM item WHERE item.idempotency_key IS NOT NULL
+    ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    RETURNING event_id
+),
 event AS (
     INSERT INTO webhook_events (id, organization_id, type, payload, idempotency_key, created_at, traceparent)
     SELECT item.id, %(organization_id)s, item.type, item.payload, item.idempotency_key, %(now)s, %(traceparent)s
     FROM item
-    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    WHERE item.idempotency_key IS NULL OR item.id IN (SELECT event_id FROM held_key)
     RETURNING id, type, payload
 ),
 delivery AS (
@@ -607,9 +631,11 @@ UNION ALL
 SELECT held.id, held.idempotency_key,
        (SELECT count(*) FROM webhook_deliveries d WHERE d.event_id = held.id),
        held.type, held.payload::text, held.created_at, held.type = item.type, held.payload = item.payload
-FROM webhook_events held JOIN item ON item.idempotency_key = held.idempotency_key
-WHERE held.organization_id = %(organization_id)s
-  AND held.idempotency_key = ANY(ARRAY(SELECT idempotency_key FROM item WHERE idempotency_key IS NOT NULL))
+FROM webhook_event_keys k
+JOIN webhook_events held ON held.id = k.event_id
+JOIN item ON item.idempotency_key = k.idempotency_key
+WHERE k.organization_id = %(organization_id)s
+  AND k.idempotency_key = ANY(ARRAY(SELECT idempotency_key FROM item WHERE idempotency_key IS NOT NULL))
 """
 
 
@@ -676,6 +702,10 @@ def _fan_out_postgres(
         held[key] = (first, same_type, same_payload)
     lost = [i.idempotency_key for i in items if i.id not in inserted and i.idempotency_key not in held]
     late = _events_by_key(organization, lost) if lost else {}  # type: ignore[arg-type]
+    dangling = [i for i in items if i.idempotency_key in lost and i.idempotency_key not in late]
+    retried: dict[int, TriggerResult] = {}
+    if dangling and _release_dangling_keys(organization, [i.idempotency_key for i in dangling]):  # type: ignore[misc]
+        retried = {r.index: r for r in _fan_out_postgres(organization, dangling, now, traceparent)}
     results: list[TriggerResult] = []
     for item in items:
         if item.id in inserted:
@@ -700,12 +730,26 @@ def _fan_out_postgres(
                 results.append(_conflict_result(item, first, differs))
             else:
                 results.append(TriggerResult(item.index, "repeat", item.type, first))
+        elif item.index in retried:
+            results.append(retried[item.index])
         else:
             late_first = late.get(item.idempotency_key)  # type: ignore[arg-type]
             if late_first is None:
                 raise IntegrityError(f"The event of idempotency key {quoted(item.idempotency_key)} vanished.")
             results.append(_repeat_or_conflict(item, late_first))
     return results
+
+
+def _release_dangling_keys(organization: Organization, keys: list[str]) -> int:
+    """Delete the key rows of `keys` whose event is gone (read now, so an event committed
+    by a concurrent trigger since the statement began keeps its key). Returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM webhook_event_keys k WHERE k.organization_id = %s AND k.idempotency_key = ANY(%s) "
+            "AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.id = k.event_id)",
+            [organization.pk, keys],
+        )
+        return cursor.rowcount
 
 
 def _loaded(record: Event) -> Event:

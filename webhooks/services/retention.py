@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -28,7 +28,8 @@ class PruneResult:
     events: int = 0
     #: events without deliveries that are newer than the cutoff: kept until they are older
     orphans_kept: int = 0
-    #: whole daily partitions of webhook_logs dropped (PostgreSQL); their rows count in `logs`
+    #: whole daily partitions dropped (PostgreSQL: webhook_logs, webhook_deliveries and
+    #: webhook_events, in that order); their rows count in `logs`, `deliveries`, `events`
     partitions_dropped: list[str] = field(default_factory=list)
 
 
@@ -111,15 +112,105 @@ def logs_prune(
     # and drop the daily partitions); the rest (the boundary days, types kept longer or
     # shorter, the default partition, SQLite) is deleted in batches below.
     oldest_cutoff = now - timedelta(days=max(scope_days for scope_days, *_ in scopes))
-    result.partitions_dropped, dropped_rows = partitions.drop_partitions_before(oldest_cutoff, dry_run=dry_run)
-    if not dry_run and dropped_rows:
-        result.logs += dropped_rows
-        if progress:
-            progress("logs", result.logs)
+    _drop_partitions(oldest_cutoff, result, dry_run, progress)
     for scope_days, of_logs, of_deliveries, of_events in scopes:
         cutoff = now - timedelta(days=scope_days)
         _prune_scope(cutoff, of_logs, of_deliveries, of_events, result, batch_size, dry_run, progress)
     return result
+
+
+_FINISHED_BEFORE_SQL = "state IN ('succeeded', 'failed') AND finished_at IS NOT NULL AND finished_at < %s"
+
+
+def _drop_partitions(cutoff, result: PruneResult, dry_run: bool, progress) -> None:
+    """PostgreSQL: detach and drop the whole days older than `cutoff` (older than every
+    retention in force) of the logs, then the deliveries, then the events. A day's rows that
+    must stay go to the default partition first: deliveries not finished before the cutoff,
+    events a remaining delivery refers to. Nothing refers to a row dropped: the logs of a
+    dropped delivery in later days go first, the events go after the deliveries."""
+    dropped, rows = partitions.drop_partitions_before(cutoff, dry_run=dry_run, table=partitions.LOGS)
+    result.partitions_dropped += dropped
+    if not dry_run:
+        result.logs += rows
+        if progress and rows:
+            progress("logs", result.logs)
+    old_deliveries = partitions.old_partitions(cutoff, partitions.DELIVERIES)
+    if old_deliveries:
+        end = old_deliveries[-1].end
+        if not dry_run:
+            # A log newer than the cutoff of a delivery about to go (e.g. a replay's attempt,
+            # or clock skew) goes with it, as the batches below do: one hash join of the logs
+            # left (the window) with the deliveries of the days dropped.
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "DELETE FROM webhook_logs l USING webhook_deliveries d WHERE l.delivery_id = d.id "
+                    "AND d.created_at < %s AND d.state IN ('succeeded', 'failed') AND d.finished_at IS NOT NULL "
+                    "AND d.finished_at < %s",
+                    [end, cutoff],
+                )
+                result.logs += cursor.rowcount
+        dropped, rows = partitions.drop_partitions_before(
+            cutoff,
+            dry_run=dry_run,
+            table=partitions.DELIVERIES,
+            keep=f"NOT ({_FINISHED_BEFORE_SQL})",
+            keep_params=[cutoff],
+        )
+        result.partitions_dropped += dropped
+        if not dry_run:
+            result.deliveries += rows
+            if progress and rows:
+                progress("deliveries", result.deliveries)
+    old_events = partitions.old_partitions(cutoff, partitions.EVENTS)
+    if old_events and dry_run:  # their rows are counted with the batches' (would-be orphans)
+        result.partitions_dropped += [p.name for p in old_events]
+    elif old_events:
+        # The events of the days dropped that a remaining delivery refers to (pending ones
+        # moved to the default partition above, or any later one): one join, before the
+        # drops. No code path creates a delivery for an event older than the retention
+        # (replays re-arm the delivery they replay), so none appears meanwhile.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT d.event_id FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id "
+                "WHERE e.created_at < %s",
+                [old_events[-1].end],
+            )
+            referenced = [row[0] for row in cursor.fetchall()]
+        dropped, rows = partitions.drop_partitions_before(
+            cutoff, table=partitions.EVENTS, keep="id = ANY(%s::uuid[])", keep_params=[referenced]
+        )
+        result.partitions_dropped += dropped
+        result.events += rows
+        if progress and rows:
+            progress("events", result.events)
+    if partitions.is_partitioned(table=partitions.EVENTS) and not dry_run:
+        _prune_event_keys(cutoff)
+
+
+def _prune_event_keys(cutoff, batch_size: int = 10_000) -> None:
+    """Idempotency keys older than `cutoff` whose event is gone (pruned, erased) release
+    their key: deleted a window of the `created_at` index at a time (keyset on
+    `(created_at, event_id)`: the keys of kept events are passed once)."""
+    table = partitions.EVENT_KEYS
+    after = None
+    while True:
+        where, params = "created_at < %s", [cutoff]
+        if after is not None:
+            where += " AND (created_at, event_id) > (%s, %s)"
+            params += list(after)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH w AS (SELECT ctid, event_id, created_at FROM {table} WHERE {where} "  # noqa: S608 - a module constant
+                "ORDER BY created_at, event_id LIMIT %s), "
+                f"gone AS (DELETE FROM {table} k USING w WHERE k.ctid = w.ctid "
+                "AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.id = w.event_id) RETURNING 1) "
+                "SELECT created_at, event_id FROM w ORDER BY created_at DESC, event_id DESC LIMIT 1",
+                [*params, batch_size],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return
+        after = row
 
 
 def _prune_scope(

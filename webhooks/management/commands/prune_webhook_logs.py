@@ -40,7 +40,7 @@ class Command(BaseCommand):
         if result.partitions_dropped:
             verb = "would be" if dry_run else "were"
             self.stdout.write(
-                f"{count_of(len(result.partitions_dropped), 'whole daily log partition')} {verb} dropped: "
+                f"{count_of(len(result.partitions_dropped), 'whole daily partition')} {verb} dropped: "
                 f"{', '.join(result.partitions_dropped)}."
             )
         if result.orphans_kept:

@@ -1,0 +1,248 @@
+"""Retention at scale, deliveries and events (migration webhooks 0014): on PostgreSQL both
+are partitioned by day like the logs; pruning drops their whole old days and keeps, in the
+default partition, a delivery not finished before the cutoff and an event a remaining
+delivery refers to; idempotency keys are held by `webhook_event_keys`. The key behaviours
+also run on SQLite (plain tables)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.migrating import latest, migrate_to
+from webhooks import partitions
+from webhooks.models import Delivery, Event, WebhookLog
+from webhooks.services import logs_prune, trigger_event, trigger_events
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
+
+
+def _log(delivery, created_at):
+    return WebhookLog.objects.create(
+        organization_id=delivery.organization_id,
+        webhook_id=delivery.webhook_id,
+        delivery=delivery,
+        event_type="application.created",
+        attempt=1,
+        request_url="https://a.test/",
+        created_at=created_at,
+    )
+
+
+def _at(organization, at, *, finished: bool = True, delivery_at=None, key: str | None = None):
+    """An event created `at`, its one delivery created `delivery_at` (default `at`), finished
+    `at` or still pending. UPDATEs move the rows into the partitions of those days."""
+    event = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key=key)
+    Event.objects.filter(pk=event.pk).update(created_at=at)
+    delivery = Delivery.objects.get(event_id=event.pk)
+    fields = {"created_at": delivery_at or at}
+    if finished:
+        fields |= {"state": Delivery.State.SUCCEEDED, "finished_at": at}
+    Delivery.objects.filter(pk=delivery.pk).update(**fields)
+    return event, delivery
+
+
+def _in(table: str, pk) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT 1 FROM "{table}" WHERE id = %s', [pk])
+        return cursor.fetchone() is not None
+
+
+def _exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [name])
+        return cursor.fetchone()[0] is not None
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_prune_drops_old_days_of_deliveries_and_events_and_keeps_what_must_stay(organization, webhook):
+    now = timezone.now()
+    old_day = (now - dt.timedelta(days=20)).astimezone(dt.UTC).date()
+    partitions.ensure_partitions(today=old_day, days_ahead=1)
+    at = partitions.partition_for(old_day).start + dt.timedelta(hours=3)
+    done_event, done = _at(organization, at)
+    stray_event, stray_delivery = _at(organization, at)
+    stray_log = _log(stray_delivery, now)  # e.g. a replay's attempt, logged after the cutoff
+    pending_event, pending = _at(organization, at, finished=False)
+    old_log_of_pending = _log(pending, at)
+    # an old event whose (pending) delivery was written later, in today's partition
+    late_event, late_delivery = _at(organization, at, finished=False, delivery_at=now)
+    keyed_event, _ = _at(organization, at, key="k-gone")
+    kept_keyed_event, _ = _at(organization, at, finished=False, key="k-kept")
+    new_event, new_delivery = _at(organization, now)
+    for table in (partitions.DELIVERIES, partitions.EVENTS):
+        assert _in(
+            partitions.partition_for(old_day, table).name, done.pk if table == partitions.DELIVERIES else done_event.pk
+        )
+
+    dry = logs_prune(older_than_days=10, dry_run=True)
+    assert {partitions.partition_for(old_day, t).name for t in partitions.TABLES} <= set(dry.partitions_dropped)
+    assert (dry.deliveries, dry.events) == (3, 3) and _in(
+        partitions.partition_for(old_day, "webhook_events").name, done_event.pk
+    )
+
+    result = logs_prune(older_than_days=10)
+    for table in partitions.TABLES:  # gone whole: their disk is returned
+        for day in (old_day, old_day + dt.timedelta(days=1)):
+            assert not _exists(partitions.partition_for(day, table).name)
+            assert partitions.partition_for(day, table).name in result.partitions_dropped
+    assert (result.deliveries, result.events) == (3, 3)
+    assert set(Delivery.objects.values_list("pk", flat=True)) == {
+        pending.pk,
+        late_delivery.pk,
+        new_delivery.pk,
+        *Delivery.objects.filter(event=kept_keyed_event).values_list("pk", flat=True),
+    }
+    assert set(Event.objects.values_list("pk", flat=True)) == {
+        pending_event.pk,
+        late_event.pk,
+        kept_keyed_event.pk,
+        new_event.pk,
+    }
+    # kept rows of the dropped days live in the default partitions now, unchanged
+    assert _in(partitions.default_of(partitions.DELIVERIES), pending.pk)
+    assert _in(partitions.default_of(partitions.EVENTS), pending_event.pk)
+    assert _in(partitions.default_of(partitions.EVENTS), late_event.pk)
+    assert Delivery.objects.get(pk=pending.pk).state == Delivery.State.PENDING
+    assert Event.objects.get(pk=pending_event.pk).created_at == at
+    # the stray newer log of a dropped delivery went with it; the pending one's old log by age
+    assert not WebhookLog.objects.filter(pk__in=[stray_log.pk, old_log_of_pending.pk]).exists()
+    assert not Event.objects.filter(pk__in=[done_event.pk, stray_event.pk, keyed_event.pk]).exists()
+    # the pruned event's key is free again, the kept one's still held
+    again = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k-gone")
+    assert not again.is_repeat and again.pk != keyed_event.pk
+    repeat = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k-kept")
+    assert repeat.is_repeat and repeat.pk == kept_keyed_event.pk
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT idempotency_key, event_id FROM {partitions.EVENT_KEYS} ORDER BY 1")
+        assert cursor.fetchall() == [("k-gone", again.pk), ("k-kept", kept_keyed_event.pk)]
+
+    # a second run: the kept rows stay until they are finished and old, then go in batches
+    Delivery.objects.filter(pk__in=[pending.pk, late_delivery.pk]).update(state=Delivery.State.FAILED, finished_at=at)
+    second = logs_prune(older_than_days=10)
+    assert second.deliveries == 2 and second.events == 2
+    assert not Event.objects.filter(pk__in=[pending_event.pk, late_event.pk]).exists()
+
+
+@pytest.mark.django_db
+def test_a_key_whose_event_was_deleted_is_free_again(organization, webhook):
+    """Erasure and the ORM delete events without touching `webhook_event_keys`: the next
+    trigger with the key releases it (read after the statement) and stores a new event."""
+    first = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k1")
+    Event.objects.filter(pk=first.pk).delete()
+    second = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k1")
+    assert not second.is_repeat and second.pk != first.pk and second.delivery_count == 1
+    assert (
+        trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k1").pk
+        == second.pk
+    )
+    Event.objects.filter(pk=second.pk).delete()
+    results = trigger_events(
+        organization=organization,
+        events=[{"event": "application.created", "idempotency_key": "k1"}, {"event": "application.created"}],
+    )
+    assert [r.status for r in results] == ["created", "created"]
+    assert Event.objects.filter(idempotency_key="k1").get().pk == results[0].event.pk
+
+
+BEFORE = [("webhooks", "0013_trigger_filter_sql")]
+AFTER = [("webhooks", "0014_scale_partitions_deliveries_events")]
+
+
+def _foreign_keys(table: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT confrelid::regclass::text FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [table],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _unique(table: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass AND indisunique ORDER BY 1",
+            [table],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_partitions_populated_deliveries_and_events_and_back(organization, webhook):
+    now = timezone.now()
+    try:
+        apps = migrate_to(BEFORE)
+        OldEvent, OldDelivery = apps.get_model("webhooks", "Event"), apps.get_model("webhooks", "Delivery")
+        events = [
+            OldEvent.objects.create(
+                organization_id=organization.pk,
+                type="application.created",
+                payload={"n": n},
+                idempotency_key=f"key-{n}" if n % 2 else None,
+            )
+            for n in range(6)
+        ]
+        for n, event in enumerate(events):
+            OldEvent.objects.filter(pk=event.pk).update(created_at=now - dt.timedelta(days=n))
+            OldDelivery.objects.create(
+                organization_id=organization.pk,
+                event_id=event.pk,
+                webhook_id=webhook.pk,
+                state="pending" if n == 5 else "succeeded",
+                created_at=now - dt.timedelta(days=n),
+            )
+        OldDelivery.objects.update(created_at=now)  # auto_now_add: the dates again, by UPDATE
+        for n, event in enumerate(events):
+            OldDelivery.objects.filter(event_id=event.pk).update(created_at=now - dt.timedelta(days=n))
+
+        def rows():
+            return (
+                sorted(OldEvent.objects.values_list("pk", "created_at", "payload", "idempotency_key")),
+                sorted(OldDelivery.objects.values_list("pk", "event_id", "state", "created_at")),
+            )
+
+        before = rows()
+        if connection.vendor == "postgresql":
+            assert not partitions.is_partitioned(table=partitions.DELIVERIES)
+            assert "webhook_events" in _foreign_keys("webhook_deliveries")
+        migrate_to(AFTER)
+        assert rows() == before
+        if connection.vendor == "postgresql":
+            for table in (partitions.DELIVERIES, partitions.EVENTS):
+                assert partitions.is_partitioned(table=table)
+                days = {p.day for p in partitions.partitions(table=table)}
+                assert {(now - dt.timedelta(days=n)).astimezone(dt.UTC).date() for n in range(6)} <= days
+                with connection.cursor() as cursor:
+                    cursor.execute(f'SELECT count(*) FROM "{partitions.default_of(table)}"')
+                    assert cursor.fetchone()[0] == 0  # every row in its own day
+            assert _foreign_keys("webhook_deliveries") == {"webhooks", "organizations_organization"}
+            assert "webhook_deliveries" not in _foreign_keys("webhook_logs")
+            assert any("(event_id, webhook_id, created_at)" in d for d in _unique("webhook_deliveries"))
+            assert not any("idempotency_key" in d for d in _unique("webhook_events"))
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT idempotency_key, event_id FROM {partitions.EVENT_KEYS} ORDER BY 1")
+                assert cursor.fetchall() == [(e.idempotency_key, e.pk) for e in events if e.idempotency_key]
+        # the keys still hold after the migration
+        repeat = trigger_event(
+            organization=organization, event="application.created", payload={"n": 3}, idempotency_key="key-3"
+        )
+        assert repeat.is_repeat and repeat.pk == events[3].pk
+        Event.objects.exclude(pk__in=[e.pk for e in events]).delete()
+        after = rows()
+        assert after == before
+        migrate_to(BEFORE)  # back: plain tables, the constraints as they were, every row
+        assert rows() == before
+        if connection.vendor == "postgresql":
+            for table in (partitions.DELIVERIES, partitions.EVENTS):
+                assert not partitions.is_partitioned(table=table)
+            assert "webhook_events" in _foreign_keys("webhook_deliveries")
+            assert "webhook_deliveries" in _foreign_keys("webhook_logs")
+            assert any("(event_id, webhook_id)" in d for d in _unique("webhook_deliveries"))
+            assert any("(organization_id, idempotency_key)" in d for d in _unique("webhook_events"))
+            assert not _exists(partitions.EVENT_KEYS)
+    finally:
+        migrate_to(latest())
