@@ -7,15 +7,19 @@ also run on SQLite (plain tables)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from tests.migrating import latest, migrate_to
+from tests.webhooks.contracts.test_erasure import CANDIDATE, EMAIL, _payload, findings
 from webhooks import partitions
 from webhooks.models import Delivery, Event, WebhookLog
+from webhooks.services import events as events_service
 from webhooks.services import logs_prune, trigger_event, trigger_events
+from webhooks.services.erasure import subject_erase
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
 
@@ -130,8 +134,8 @@ def test_prune_drops_old_days_of_deliveries_and_events_and_keeps_what_must_stay(
 
 @pytest.mark.django_db
 def test_a_key_whose_event_was_deleted_is_free_again(organization, webhook):
-    """Erasure and the ORM delete events without touching `webhook_event_keys`: the next
-    trigger with the key releases it (read after the statement) and stores a new event."""
+    """The ORM deletes events without touching `webhook_event_keys`: the next trigger with
+    the key releases it (read after the statement) and stores a new event."""
     first = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k1")
     Event.objects.filter(pk=first.pk).delete()
     second = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k1")
@@ -147,6 +151,81 @@ def test_a_key_whose_event_was_deleted_is_free_again(organization, webhook):
     )
     assert [r.status for r in results] == ["created", "created"]
     assert Event.objects.filter(idempotency_key="k1").get().pk == results[0].event.pk
+
+
+@postgres_only  # on SQLite a trigger holds the write lock from its read of the keys to its insert
+@pytest.mark.django_db(transaction=True)
+def test_two_triggers_reusing_a_released_key_at_once_store_one_event(organization, webhook, monkeypatch):
+    """The seam of a dangling key: a second trigger (its own connection, in a thread) stores
+    its event with the key between this trigger's read of the held keys and its release.
+    This trigger must answer with that event, not store another nor fail."""
+    first = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k1")
+    Event.objects.filter(pk=first.pk).delete()  # the key row outlives its event
+    read_held = events_service._events_by_key
+    winner: dict = {}
+
+    def other_trigger_commits_meanwhile(org, keys):
+        found = read_held(org, keys)
+        if not winner:
+            winner["started"] = True
+
+            def trigger():
+                try:
+                    winner["event"] = trigger_event(
+                        organization=organization, event="application.created", payload={}, idempotency_key="k1"
+                    )
+                finally:
+                    connection.close()
+
+            thread = threading.Thread(target=trigger)
+            thread.start()
+            thread.join(timeout=30)
+        return found
+
+    monkeypatch.setattr(events_service, "_events_by_key", other_trigger_commits_meanwhile)
+    loser = trigger_event(organization=organization, event="application.created", payload={}, idempotency_key="k1")
+    assert not winner["event"].is_repeat
+    assert loser.is_repeat and loser.pk == winner["event"].pk
+    assert list(Event.objects.filter(idempotency_key="k1").values_list("pk", flat=True)) == [loser.pk]
+    assert Delivery.objects.filter(event_id=loser.pk).count() == 1
+
+
+@pytest.mark.django_db
+def test_erasure_leaves_no_key_naming_the_subject(organization, webhook):
+    """An idempotency key that names the candidate goes with the erasure, whether its event
+    was deleted (delivered) or redacted (still pending); the same key then stores a new event."""
+    payload = _payload("application.created", {"id": CANDIDATE, "email": EMAIL})
+    delivered = trigger_event(
+        organization=organization,
+        event="application.created",
+        payload=payload,
+        idempotency_key=f"application.created/{CANDIDATE}",
+    )
+    Delivery.objects.filter(event_id=delivered.pk).update(state="succeeded", finished_at=delivered.created_at)
+    pending = trigger_event(
+        organization=organization,
+        event="application.created",
+        payload=payload,
+        idempotency_key=f"application.updated/{CANDIDATE}",
+    )
+    other = trigger_event(
+        organization=organization, event="application.created", payload={}, idempotency_key="cand_other"
+    )
+    result = subject_erase(organization=organization, candidate_id=CANDIDATE, email=EMAIL, erased_by="dpo")
+    assert findings(CANDIDATE) == []
+    if connection.vendor == "postgresql":
+        assert result.deleted[partitions.EVENT_KEYS] == 2
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT event_id FROM {partitions.EVENT_KEYS}")
+            assert [row[0] for row in cursor.fetchall()] == [other.pk]
+    assert Event.objects.filter(pk=pending.pk).exists()
+    again = trigger_event(
+        organization=organization,
+        event="application.created",
+        payload={},
+        idempotency_key=f"application.created/{CANDIDATE}",
+    )
+    assert not again.is_repeat
 
 
 BEFORE = [("webhooks", "0013_trigger_filter_sql")]

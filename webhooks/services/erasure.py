@@ -31,7 +31,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Cast
 
@@ -191,6 +191,27 @@ def _redact_copies(organization: Organization, subject: dict[str, str], counts: 
                     counts[model._meta.db_table] += 1
 
 
+def _release_keys(organization: Organization, deleted_events: list, subject: dict[str, str], counts: Counter) -> None:
+    """PostgreSQL: `webhook_event_keys` (a plain table of the trigger path, no model; the
+    events table is partitioned) holds each keyed event's idempotency key. The rows of the
+    events deleted above go, and so does every key that names the subject, whichever event
+    it holds (that event's own key was redacted above): a later trigger with the old key
+    stores a new event, as on SQLite, where the key is the event's column."""
+    from webhooks import partitions
+
+    if not partitions.supported(connection):
+        return
+    patterns = ["%" + re.sub(r"([\\%_])", r"\\\1", value) + "%" for value in subject.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{partitions.EVENT_KEYS}" k WHERE k.organization_id = %s '  # noqa: S608 - the module's constant
+            "AND (k.event_id = ANY(%s::uuid[]) OR k.idempotency_key ILIKE ANY(%s))",
+            [organization.pk, [str(pk) for pk in deleted_events], patterns],
+        )
+        if cursor.rowcount:
+            counts[partitions.EVENT_KEYS] += cursor.rowcount
+
+
 def subject_erase(
     *, organization: Organization, erased_by: str, candidate_id: Any = None, email: Any = None
 ) -> ErasureResult:
@@ -220,6 +241,7 @@ def subject_erase(
                 Event.objects.filter(pk=event.pk).update(payload=payload)
                 redacted[Event._meta.db_table] += 1
         _redact_copies(organization, subject, redacted)
+        _release_keys(organization, idle, subject, deleted)
         erasure = SubjectErasure.objects.create(
             organization=organization,
             subject_hashes={kind: subject_hash(organization, kind, value) for kind, value in subject.items()},

@@ -639,8 +639,18 @@ WHERE k.organization_id = %(organization_id)s
 """
 
 
+#: How many times a trigger retries items whose key row outlived its event (erased or pruned):
+#: each retry either stores the item or finds the event that a concurrent trigger stored.
+_DANGLING_RETRIES = 3
+
+
 def _fan_out_postgres(
-    organization: Organization, items: list[_Item], now: datetime, traceparent: str | None = None
+    organization: Organization,
+    items: list[_Item],
+    now: datetime,
+    traceparent: str | None = None,
+    *,
+    retries: int = _DANGLING_RETRIES,
 ) -> list[TriggerResult]:
     with connection.cursor() as cursor:
         if len(items) == 1:
@@ -704,8 +714,11 @@ def _fan_out_postgres(
     late = _events_by_key(organization, lost) if lost else {}  # type: ignore[arg-type]
     dangling = [i for i in items if i.idempotency_key in lost and i.idempotency_key not in late]
     retried: dict[int, TriggerResult] = {}
-    if dangling and _release_dangling_keys(organization, [i.idempotency_key for i in dangling]):  # type: ignore[misc]
-        retried = {r.index: r for r in _fan_out_postgres(organization, dangling, now, traceparent)}
+    if dangling and retries > 0:
+        # Whether this trigger or a concurrent one released the key row, the retry stores the
+        # item or, if the other trigger stored its event first, answers with that event.
+        _release_dangling_keys(organization, [i.idempotency_key for i in dangling])  # type: ignore[misc]
+        retried = {r.index: r for r in _fan_out_postgres(organization, dangling, now, traceparent, retries=retries - 1)}
     results: list[TriggerResult] = []
     for item in items:
         if item.id in inserted:
