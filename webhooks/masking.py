@@ -20,7 +20,7 @@ from organizations.models import Organization
 
 from .events import is_custom_event
 from .models import Delivery, Event, WebhookLog
-from .schemas import GENERIC_SCHEMA, mask_text, masked, sensitive_paths, values_at
+from .schemas import GENERIC_SCHEMA, mask_text, masked, sensitive_paths, sensitive_values_at
 from .services.event_types import event_contract
 
 
@@ -63,19 +63,6 @@ def mask_body(body: str, paths: tuple[tuple[str, ...], ...], payload: Any) -> st
     # Also as the JSON that carried them (a receiver echoing the body escapes the same way).
     escaped = [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]
     return mask_text(body, sorted({*values, *escaped}, key=len, reverse=True))
-
-
-def sensitive_values_at(paths: tuple[tuple[str, ...], ...], payload: Any) -> list[str]:
-    """`schemas.sensitive_values` for paths already worked out: the text of each value at
-    `paths`, longest first, none shorter than 3 characters."""
-    found: set[str] = set()
-    for path in paths:
-        for value in values_at(payload, path):
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
-                text = str(value)
-                if len(text) >= 3:
-                    found.add(text)
-    return sorted(found, key=len, reverse=True)
 
 
 def log_schema(organization_id: Any, event_type: str, cache: dict | None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -443,8 +443,13 @@ def sensitive_values(schema: dict[str, Any], payload: Any) -> list[str]:
     """The text of each sensitive value in `payload` (to mask where a copy of it appears,
     e.g. a receiver echoing the body), longest first; values shorter than 3 characters are
     left alone (masking "1" everywhere would hide more than it protects)."""
+    return sensitive_values_at(sensitive_paths(schema), payload)
+
+
+def sensitive_values_at(paths: Iterable[tuple[str, ...]], payload: Any) -> list[str]:
+    """`sensitive_values` for paths already worked out (once per event type, not per log)."""
     found: set[str] = set()
-    for path in sensitive_paths(schema):
+    for path in paths:
         for value in values_at(payload, path):
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 text = str(value)
