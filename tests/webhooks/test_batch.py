@@ -213,16 +213,18 @@ def test_custom_event_types_cost_one_lookup_per_name_not_per_item(organization, 
 
 
 def test_one_keyed_trigger_is_one_statement_on_postgresql(organization, webhook):
-    """The first trigger of a key and its repeat: one statement each on PostgreSQL for the
-    event, its content filters and its deliveries (the ORM path elsewhere: a read, the two
-    inserts, the webhooks with their filters, and the savepoint around them)."""
-    bound = 1 if connection.vendor == "postgresql" else 6
+    """The first trigger of a key: one statement on PostgreSQL for the key, the event, its
+    content filters and its deliveries; its repeat: that statement and the read of the
+    holding event (kept out of the statement: it would plan a read of every daily partition
+    of the events on every keyed trigger). The ORM path elsewhere: a read, the two inserts,
+    the webhooks with their filters, and the savepoint around them."""
+    bounds = (1, 2) if connection.vendor == "postgresql" else (6, 6)
     for attempt in range(2):  # the first, then the repeat
         with CaptureQueriesContext(connection) as queries:
             event = trigger_event(
                 organization=organization, event="application.created", payload={"a": 1}, idempotency_key="one"
             )
-        assert len(queries) <= bound and event.delivery_count == 1 and event.is_repeat == (attempt == 1)
+        assert len(queries) <= bounds[attempt] and event.delivery_count == 1 and event.is_repeat == (attempt == 1)
 
 
 # --- the API ------------------------------------------------------------------------------------
