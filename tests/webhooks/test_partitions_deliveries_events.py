@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from tests.migrating import latest, migrate_to
 from tests.webhooks.contracts.test_erasure import CANDIDATE, EMAIL, _payload, findings
+from tests.webhooks.test_partitions import _relation_exists
 from webhooks import partitions
 from webhooks.models import Delivery, Event, WebhookLog
 from webhooks.services import events as events_service
@@ -55,12 +56,6 @@ def _in(table: str, pk) -> bool:
         return cursor.fetchone() is not None
 
 
-def _exists(name: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [name])
-        return cursor.fetchone()[0] is not None
-
-
 @postgres_only
 @pytest.mark.django_db
 def test_prune_drops_old_days_of_deliveries_and_events_and_keeps_what_must_stay(organization, webhook):
@@ -92,7 +87,7 @@ def test_prune_drops_old_days_of_deliveries_and_events_and_keeps_what_must_stay(
     result = logs_prune(older_than_days=10)
     for table in partitions.TABLES:  # gone whole: their disk is returned
         for day in (old_day, old_day + dt.timedelta(days=1)):
-            assert not _exists(partitions.partition_for(day, table).name)
+            assert not _relation_exists(partitions.partition_for(day, table).name)
             assert partitions.partition_for(day, table).name in result.partitions_dropped
     assert (result.deliveries, result.events) == (3, 3)
     assert set(Delivery.objects.values_list("pk", flat=True)) == {
@@ -322,6 +317,6 @@ def test_the_migration_partitions_populated_deliveries_and_events_and_back(organ
             assert "webhook_deliveries" in _foreign_keys("webhook_logs")
             assert any("(event_id, webhook_id)" in d for d in _unique("webhook_deliveries"))
             assert any("(organization_id, idempotency_key)" in d for d in _unique("webhook_events"))
-            assert not _exists(partitions.EVENT_KEYS)
+            assert not _relation_exists(partitions.EVENT_KEYS)
     finally:
         migrate_to(latest())
