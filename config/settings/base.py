@@ -138,6 +138,11 @@ else:
     # operation, so CONN_MAX_AGE=0 would reconnect per task (docs/QUEUE.md).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The hot raw statements (common/db.py `prepared_cursor`) are prepared the 5th time a
+    # connection runs them; off for a PgBouncer in transaction mode (it cannot keep them).
+    # The ORM's queries bind on the client and are never prepared either way.
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Login rate limiting (django-axes) ---------------------------------------------------
