@@ -8,7 +8,11 @@ import subprocess
 from pathlib import Path
 
 
-def scenario_env(name: str, *, bench: str, extra: dict[str, str], postgres_redis: bool = False) -> dict[str, str]:
+def scenario_env(
+    name: str, *, bench: str, extra: dict[str, str], postgres_redis: bool = False, recreate: bool = True
+) -> dict[str, str]:
+    """The environment of a bench scenario. On PostgreSQL the database is dropped and
+    created again, unless `recreate` is false and it exists already."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -30,8 +34,13 @@ def scenario_env(name: str, *, bench: str, extra: dict[str, str], postgres_redis
     url = os.environ.get("BENCH_POSTGRES_URL", f"postgres://root@127.0.0.1:5432/bench_{bench}")
     dbname = url.rsplit("/", 1)[1]
     admin = url.rsplit("/", 1)[0] + "/postgres"
-    subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
-    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)
+    exists = subprocess.run(
+        ["psql", admin, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    if recreate or not exists:
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
+        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)
     env["DATABASE_URL"] = url
     if postgres_redis:
         env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")

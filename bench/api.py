@@ -17,8 +17,10 @@ Options: --logs N (default 10,000), --big (5,000,000 rows), --duration S (wrk, d
 --connections C (default 8), --samples N (sequential requests per target, default 100),
 --worker-class K and --threads N (gunicorn's -k and --threads; default config/gunicorn.py's,
 gthread with 4 threads: what production runs),
---only post (the POST targets alone, without loading log rows). For the POST targets it also
-prints the workers' CPU time per request (or per event), read from /proc, and the load average.
+--only post (the POST targets alone, without loading log rows), --reuse (keep a database
+loaded by an earlier run: migrated, not loaded again; a 5 M-row load takes about 15 minutes).
+For the POST targets it also prints the workers' CPU time per request (or per event), read
+from /proc, and the load average.
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_api, dropped and
 re-created), Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/5).
 """
@@ -149,19 +151,38 @@ def storage(dsn: str) -> tuple[float, list[tuple]]:
     return sum(row[3] for row in rows) / max(attempts, 1), rows
 
 
+def loaded_hooks(dsn: str) -> list[list[str]]:
+    """The bench organization's webhooks with their log counts, most first (as the loader prints them)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT w.id::text, (SELECT count(*) FROM webhook_logs l WHERE l.webhook_id = w.id) AS n"
+            " FROM webhooks w JOIN organizations_organization o ON o.id = w.organization_id"
+            " WHERE o.slug = 'bench' ORDER BY n DESC"
+        ).fetchall()
+    return [[pk, str(n)] for pk, n in rows]
+
+
 def run(args) -> int:
-    env = _common.scenario_env("postgres", bench="api", extra={"ALLOW_PRIVATE_URLS": "true"}, postgres_redis=True)
+    env = _common.scenario_env(
+        "postgres", bench="api", extra={"ALLOW_PRIVATE_URLS": "true"}, postgres_redis=True, recreate=not args.reuse
+    )
     dsn = env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     manage(env, "migrate", "-v0")
     reads_too = args.only == "all"
     logs = (BIG if args.big else args.logs) if reads_too else 1
     started = time.monotonic()
-    loaded = manage(env, "load_bench_data", "--logs", str(logs))
-    hooks = [line.split()[1:] for line in loaded.splitlines() if line.startswith("webhook ")]
+    hooks = loaded_hooks(dsn) if args.reuse else []
+    if hooks:
+        print(f"Reusing the loaded database ({sum(int(n) for _, n in hooks):,} logs; --reuse).", flush=True)
+    else:
+        loaded = manage(env, "load_bench_data", "--logs", str(logs))
+        hooks = [line.split()[1:] for line in loaded.splitlines() if line.startswith("webhook ")]
+        manage(env, "load_bench_data", "--logs", "1", "--webhooks", "1", "--organization", "bench-trigger")
+        print(f"Loaded {logs:,} logs in {time.monotonic() - started:.0f} s.", flush=True)
     big, small = hooks[0][0], hooks[-1][0]
-    manage(env, "load_bench_data", "--logs", "1", "--webhooks", "1", "--organization", "bench-trigger")
-    print(f"Loaded {logs:,} logs in {time.monotonic() - started:.0f} s (big webhook {hooks[0][1]} rows, "
-          f"small {hooks[-1][1]}).", flush=True)  # fmt: skip
+    print(f"Big webhook {hooks[0][1]} rows, small {hooks[-1][1]}.", flush=True)
     key = manage(env, "create_api_key", "bench").strip().splitlines()[-1]
     trigger_key = manage(env, "create_api_key", "bench-trigger").strip().splitlines()[-1]
 
@@ -311,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--worker-class", default="gthread", help="gunicorn's -k (gthread, the default, or sync)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn's --threads (gthread; default 4)")
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="keep the database if it holds a loaded bench organization (migrated, not loaded again)",
+    )  # fmt: skip
     parser.add_argument(
         "--only", choices=("all", "post"), default="all", help="post: only the POST targets (no log rows loaded)"
     )

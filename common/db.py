@@ -60,7 +60,7 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator:
     with conn.cursor():
         raw = psycopg.Cursor(conn.connection)
         conn.validate_thread_sharing()
-        wrapped = _DebugCursor(raw, conn) if conn.queries_logged else conn.make_cursor(raw)
+        wrapped = _DebugCursor(raw, conn) if conn.queries_logged else CursorWrapper(raw, conn)
         try:
             yield wrapped
         finally:
