@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import _common  # noqa: E402
 
-TABLES = ("webhook_events", "webhook_deliveries", "webhook_logs")
+TABLES = ("webhook_events", "webhook_deliveries", "webhook_logs", "webhook_event_keys")
 GOAL = 800
 
 
