@@ -213,7 +213,11 @@ class Delivery(models.Model):
                 condition=Q(state__in=["pending", "failed"]),
                 name="delivery_webhook_unfinished",
             ),
-            models.Index(fields=["state", "finished_at"], name="delivery_finished"),
+            # Pruning finished deliveries by `finished_at` (services/retention.py): pending
+            # ones have none, and the state need not be in every entry.
+            models.Index(
+                fields=["finished_at"], condition=Q(state__in=["succeeded", "failed"]), name="delivery_finished_at"
+            ),
             # Delivery flow (webhooks/engine/flow.py): first attempts are claimed before retries,
             # and the leases in flight are counted per webhook.
             models.Index(

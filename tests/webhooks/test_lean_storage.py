@@ -4,10 +4,11 @@ rebuilt exactly, old rows read as before, and each index serves the query it is 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from tests.conftest import make_key_client
@@ -166,11 +167,18 @@ def _organization_indexes() -> dict[str, int]:
     return found
 
 
+def _finished_indexes() -> dict[str, list[str]]:
+    """The deliveries' indexes pruning walks, by name: their columns."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "webhook_deliveries")
+    return {name: spec["columns"] for name, spec in constraints.items() if name.startswith("delivery_finished")}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_migration_0015_drops_the_organization_indexes_of_populated_logs_and_deliveries_and_back():
     """Forwards on a populated database: the single-column `organization_id` indexes of logs
-    and deliveries go (on every partition), the events' stays, every row stays; backwards
-    they come back on every partition."""
+    and deliveries go (on every partition), the events' stays, `delivery_finished` becomes
+    `delivery_finished_at`, every row stays; backwards they come back as they were."""
     before = [("webhooks", "0014_scale_partitions_deliveries_events")]
     old = migrate_to(before)
     try:
@@ -193,13 +201,16 @@ def test_migration_0015_drops_the_organization_indexes_of_populated_logs_and_del
             )  # fmt: skip
         everywhere = {table: (n, n) for table, (_, n) in _organization_indexes().items()}
         assert _organization_indexes() == everywhere
+        assert _finished_indexes() == {"delivery_finished": ["state", "finished_at"]}
         migrate_to([("webhooks", "0015_lean_indexes")])
         after = _organization_indexes()
         assert after["webhook_logs"][0] == after["webhook_deliveries"][0] == 0
         assert after["webhook_events"] == everywhere["webhook_events"]
+        assert _finished_indexes() == {"delivery_finished_at": ["finished_at"]}
         assert [m.objects.filter(organization_id=org.pk).count() for m in (Event, Delivery, WebhookLog)] == [2, 2, 2]
         migrate_to(before)
         assert _organization_indexes() == everywhere
+        assert _finished_indexes() == {"delivery_finished": ["state", "finished_at"]}
         assert OldLog.objects.filter(organization_id=org.pk).count() == 2
     finally:
         migrate_to(latest())
@@ -263,9 +274,13 @@ def test_each_kept_index_of_deliveries_events_and_keys_serves_its_query(organiza
         state="pending", lease_token__isnull=False, lease_expires_at__gt=Now(), webhook_id__in=[hook.pk]
     )
     assert _uses("delivery_leased", _plan(leased.values("webhook_id")))
-    # Pruning finished deliveries (services/retention.py, keyset per state).
-    finished = Delivery.objects.filter(state="succeeded", finished_at__lt=cutoff).order_by("finished_at", "pk")
-    assert _uses("delivery_finished", _plan(finished.values_list("finished_at", "pk")[:1000]))
+    # Pruning finished deliveries (services/retention.py, keyset over both finished states).
+    finished = Delivery.objects.filter(state__in=["succeeded", "failed"], finished_at__lt=cutoff)
+    finished = finished.order_by("finished_at", "pk").values_list("finished_at", "pk")
+    assert _uses("delivery_finished_at", _plan(finished[:1000]))
+    after = (cutoff - timedelta(days=3), uuid.uuid4())
+    window = finished.filter(Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1]))
+    assert _uses("delivery_finished_at", _plan(window[:1000]))
     # An event's deliveries (the orphan check, erasure, the ORM's cascade).
     assert _uses("unique_delivery_per_webhook", _plan(Delivery.objects.filter(event=events[0])))
     # Pruning orphan events (keyset on created_at), erasure's events of an organization, keys.
@@ -326,3 +341,64 @@ def test_deleting_an_organization_deletes_its_logs_deliveries_and_events_only(or
     assert WebhookLog.objects.get().webhook_id == theirs.pk
     assert Delivery.objects.get().webhook_id == theirs.pk
     assert Event.objects.get().organization_id == other_organization.pk
+
+
+# --- compaction of the days just closed (webhooks.compact_partitions) -----------------------
+
+
+def _index_files(partition: str) -> dict[str, tuple[int, int]]:
+    """The partition's indexes: name -> (file node, bytes)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.relname, i.relfilenode, pg_relation_size(i.oid) FROM pg_index x"
+            " JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = %s::regclass",
+            [partition],
+        )
+        return {name: (node, size) for name, node, size in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
+def test_the_daily_compaction_packs_the_indexes_of_the_days_just_closed_only(organization):
+    from webhooks import partitions
+
+    today = timezone.now().astimezone(UTC).date()
+    partitions.ensure_partitions(today=today - timedelta(days=4), days_ahead=5)
+    hook = webhook_create(organization=organization, name="w", url="https://a.test/hook", events=["*"])
+    with connection.cursor() as cursor:
+        for days, rows in ((0, 500), (1, 20_000), (3, 500)):  # yesterday's ids land all over its indexes
+            cursor.execute(
+                "INSERT INTO webhook_logs (id, organization_id, webhook_id, delivery_id, event_type, attempt,"
+                " request_url, request_headers, response_status, response_body, duration_ms, error, success,"
+                " created_at) SELECT gen_random_uuid(), %s, %s, gen_random_uuid(), 'job.opened', 1, %s, '{}', 200,"
+                " '', 1, '', true, %s::timestamptz + i * interval '1 second' FROM generate_series(1, %s) AS i",
+                [
+                    organization.pk,
+                    hook.pk,
+                    hook.url,
+                    partitions.partition_for(today - timedelta(days=days)).start,
+                    rows,
+                ],
+            )
+    name = {days: partitions.partition_for(today - timedelta(days=days)).name for days in (0, 1, 3)}
+    before = {days: _index_files(name[days]) for days in (0, 1, 3)}
+
+    rebuilt = tasks.compact_partitions()
+
+    assert name[1] in rebuilt and name[0] not in rebuilt and name[3] not in rebuilt
+    after = _index_files(name[1])
+    pkey = next(index for index in after if index.endswith("pkey"))
+    assert after[pkey][0] != before[1][pkey][0]  # a new file
+    assert after[pkey][1] < 0.8 * before[1][pkey][1], (before[1][pkey], after[pkey])
+    for days in (0, 3):  # today is still written; older days were compacted when they closed
+        assert _index_files(name[days]) == before[days]
+    assert WebhookLog.objects.filter(webhook=hook).count() == 21_000
+    newest = WebhookLog.objects.filter(webhook=hook, created_at__lt=partitions.partition_for(today).start).first()
+    assert newest is not None and newest.created_at.date() == today - timedelta(days=1)
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="the other databases'")
+def test_the_compaction_does_nothing_on_other_databases(db):
+    from webhooks import partitions
+
+    assert partitions.compact_partitions() == []

@@ -5,6 +5,10 @@ organization names the webhook (or the event) too, and the composite indexes led
 serve it; deleting an organization, and erasing a subject's data, read the tables once.
 The events keep theirs (erasure's and the organization cascade's reads of the events).
 
+`delivery_finished` (state, finished_at) becomes `delivery_finished_at` (finished_at) on
+succeeded and failed deliveries: pruning walks both states at once by `finished_at`, and an
+entry no longer holds the state.
+
 On PostgreSQL both tables are partitioned: dropping (or, backwards, creating) the index on
 the parent drops (creates) it on every partition in the same statement.
 """
@@ -40,4 +44,13 @@ class Migration(migrations.Migration):
                 to="organizations.organization",
             ),
         ),
+        migrations.AddIndex(
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("state__in", ["succeeded", "failed"])),
+                fields=["finished_at"],
+                name="delivery_finished_at",
+            ),
+        ),
+        migrations.RemoveIndex(model_name="delivery", name="delivery_finished"),
     ]
