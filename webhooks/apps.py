@@ -12,4 +12,7 @@ class WebhooksConfig(AppConfig):
         register_schedule(
             ScheduleSpec(name="webhooks.create_partitions", func="webhooks.tasks.create_partitions", minutes=24 * 60)
         )
+        register_schedule(
+            ScheduleSpec(name="webhooks.compact_partitions", func="webhooks.tasks.compact_partitions", minutes=24 * 60)
+        )
         register_schedule(ScheduleSpec(name="webhooks.prune_logs", func="webhooks.tasks.prune_logs", minutes=24 * 60))

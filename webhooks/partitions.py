@@ -4,7 +4,8 @@ PostgreSQL (docs/RELIABILITY.md, "Retention at scale").
 Each table is `PARTITION BY RANGE (created_at)`: one partition a UTC day, named
 `<table>_pYYYYMMDD`, plus `<table>_default`, so an insert never fails when the schedule has
 not created a day yet. The schedule `webhooks.create_partitions` creates
-`PARTITION_DAYS_AHEAD` days ahead for the three tables; pruning (webhooks/services/retention.py)
+`PARTITION_DAYS_AHEAD` days ahead for the three tables; `webhooks.compact_partitions`
+rebuilds the indexes of the days just closed, packed (`compact_partitions`); pruning (webhooks/services/retention.py)
 detaches and drops whole days older than the retention (O(1), disk returned at once): a
 day's rows that must stay (a delivery still pending, an event a kept delivery refers to)
 are moved into the default partition first, and only the boundary day and the default
@@ -44,6 +45,9 @@ DEFAULT = f"{TABLE}_default"
 #: Holds the events' idempotency keys on PostgreSQL (see the module's docstring).
 EVENT_KEYS = "webhook_event_keys"
 PARTITION_DAYS_AHEAD = 7
+#: Closed days the daily `webhooks.compact_partitions` rebuilds the indexes of (the day that
+#: closed since its last run, and the one before in case a run was missed).
+COMPACT_DAYS_BACK = 2
 
 
 def default_of(table: str) -> str:
@@ -156,6 +160,34 @@ def ensure_partitions(
                 _create(cursor, partition, table)
             created.append(partition.name)
     return created
+
+
+def compact_partitions(
+    *,
+    days_back: int = COMPACT_DAYS_BACK,
+    today: dt.date | None = None,
+    conn=None,
+    tables: tuple[str, ...] = TABLES,
+) -> list[str]:
+    """Rebuild, packed, the indexes of the daily partitions of the `days_back` days before
+    today (days closed). While its day is written, a partition's indexes led by a webhook,
+    an event or a random id take each new row inside the index, where a full page splits in
+    halves: they end about 1.5 times their packed size (bench/storage.py). A closed day takes
+    few rows after (rows go to the day of their `created_at`; a retried delivery is updated),
+    so its rebuilt indexes stay packed. `REINDEX TABLE CONCURRENTLY`: reads and writes of the
+    partition go on meanwhile (it cannot run inside a transaction). Returns the partitions
+    rebuilt; no-op on other databases."""
+    conn = conn or connection
+    today = today or timezone.now().astimezone(dt.UTC).date()
+    first = today - dt.timedelta(days=days_back)
+    rebuilt = []
+    for table in tables:
+        for partition in partitions(conn, table):
+            if first <= partition.day < today:
+                with conn.cursor() as cursor:
+                    cursor.execute(f'REINDEX TABLE CONCURRENTLY "{partition.name}"')
+                rebuilt.append(partition.name)
+    return rebuilt
 
 
 def _count(cursor, name: str) -> int:

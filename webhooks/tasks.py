@@ -29,3 +29,10 @@ def create_partitions() -> list[str]:
     from . import partitions
 
     return partitions.ensure_partitions()
+
+
+def compact_partitions() -> list[str]:
+    """Daily: rebuild the indexes of the days just closed, packed (PostgreSQL; no-op elsewhere)."""
+    from . import partitions
+
+    return partitions.compact_partitions()

@@ -127,11 +127,12 @@ def test_prune_rejects_bad_arguments(args):
         call_command("prune_webhook_logs", *args, stdout=StringIO(), stderr=StringIO())
 
 
-def test_sweep_and_prune_are_scheduled():
+def test_sweep_prune_and_compaction_are_scheduled():
     from django_q.models import Schedule
 
     call_command("setup_schedules", stdout=StringIO())
     schedules = dict(Schedule.objects.values_list("name", "func"))
     assert schedules["webhooks.sweep"] == "webhooks.tasks.sweep"
     assert schedules["webhooks.prune_logs"] == "webhooks.tasks.prune_logs"
+    assert schedules["webhooks.compact_partitions"] == "webhooks.tasks.compact_partitions"
     assert Schedule.objects.get(name="webhooks.sweep").minutes == 1

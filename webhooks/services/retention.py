@@ -241,35 +241,35 @@ def _prune_scope(
 
 
 def _prune_finished_deliveries(cutoff, scope: Q, batch_size: int, progress, before: int) -> int:
-    """Finished deliveries older than the cutoff, one state at a time along the
-    `(state, finished_at)` index, a keyset window of `batch_size` at a time: each batch
-    starts after the last row seen instead of rescanning the index's dead entries."""
+    """Finished deliveries older than the cutoff, along the `delivery_finished_at` index
+    (partial: succeeded and failed rows), a keyset window of `batch_size` at a time: each
+    batch starts after the last row seen instead of rescanning the index's dead entries."""
     deleted_total = 0
-    for state in (Delivery.State.SUCCEEDED, Delivery.State.FAILED):
-        old = Delivery.objects.filter(scope, state=state, finished_at__lt=cutoff).order_by("finished_at", "pk")
-        after = None
-        while True:
-            window = old
-            if after is not None:
-                window = window.filter(Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1]))
-            rows = list(window.values_list("finished_at", "pk")[:batch_size])
-            if not rows:
-                break
-            after = rows[-1]
-            ids = [pk for _, pk in rows]
-            with transaction.atomic():
-                # Raw deletes, no collector (it would SELECT the batch's logs first): the
-                # only rows referring to a delivery are its logs, deleted by their
-                # `delivery_id` index. A log newer than the cutoff of a delivery finished
-                # before it can exist (clock skew, a replay's attempt): it goes with it,
-                # as the collector's CASCADE did.
-                WebhookLog.objects.filter(delivery_id__in=ids)._raw_delete(WebhookLog.objects.db)
-                # The filter again: a row re-armed (recover) since it was listed stays.
-                batch = Delivery.objects.filter(_finished_before(cutoff), pk__in=ids)
-                deleted = batch._raw_delete(batch.db)
-            deleted_total += deleted
-            if progress and deleted:
-                progress("deliveries", before + deleted_total)
+    finished = [Delivery.State.SUCCEEDED, Delivery.State.FAILED]
+    old = Delivery.objects.filter(scope, state__in=finished, finished_at__lt=cutoff).order_by("finished_at", "pk")
+    after = None
+    while True:
+        window = old
+        if after is not None:
+            window = window.filter(Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1]))
+        rows = list(window.values_list("finished_at", "pk")[:batch_size])
+        if not rows:
+            break
+        after = rows[-1]
+        ids = [pk for _, pk in rows]
+        with transaction.atomic():
+            # Raw deletes, no collector (it would SELECT the batch's logs first): the
+            # only rows referring to a delivery are its logs, deleted by their
+            # `delivery_id` index. A log newer than the cutoff of a delivery finished
+            # before it can exist (clock skew, a replay's attempt): it goes with it,
+            # as the collector's CASCADE did.
+            WebhookLog.objects.filter(delivery_id__in=ids)._raw_delete(WebhookLog.objects.db)
+            # The filter again: a row re-armed (recover) since it was listed stays.
+            batch = Delivery.objects.filter(_finished_before(cutoff), pk__in=ids)
+            deleted = batch._raw_delete(batch.db)
+        deleted_total += deleted
+        if progress and deleted:
+            progress("deliveries", before + deleted_total)
     return deleted_total
 
 
