@@ -1,8 +1,9 @@
 """A fast local webhook receiver for benchmarks (asyncio, HTTP/1.1 keep-alive).
 
-Records (receive time, webhook-id, seq) for every POST (`"seq":` in the body, ours or django-webhook's); `GET /records` returns them as
-JSON and `GET /reset` clears them; any other request (a health check's GET) is answered
-`{"ok":true}`. Every answer comes after DELAY seconds (default 0).
+Records (receive time, webhook-id, seq) for every POST (`"seq":` in the body, ours or
+django-webhook's); `GET /records` returns them as JSON and `GET /reset` clears them; any
+other request (a health check's GET) is answered `{"ok":true}`. Every answer comes after
+DELAY seconds (default 0).
 Run: python bench/receiver.py PORT [DELAY]
 """
 
