@@ -32,16 +32,23 @@ def scenario_env(
         env.pop("REDIS_URL", None)
         return env
     url = os.environ.get("BENCH_POSTGRES_URL", f"postgres://root@127.0.0.1:5432/bench_{bench}")
+    recreate_database(url, only_if_missing=not recreate)
+    env["DATABASE_URL"] = url
+    if postgres_redis:
+        env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+    return env
+
+
+def recreate_database(url: str, *, only_if_missing: bool = False) -> None:
+    """Drops the PostgreSQL database of `url` and creates it again (with `only_if_missing`,
+    creates it only where it does not exist)."""
     dbname = url.rsplit("/", 1)[1]
     admin = url.rsplit("/", 1)[0] + "/postgres"
     exists = subprocess.run(
         ["psql", admin, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'"],
         check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
-    if recreate or not exists:
-        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
-        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)
-    env["DATABASE_URL"] = url
-    if postgres_redis:
-        env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
-    return env
+    if only_if_missing and exists:
+        return
+    subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)

@@ -1,8 +1,9 @@
 """A fast local webhook receiver for benchmarks (asyncio, HTTP/1.1 keep-alive).
 
-Records (receive time, webhook-id, seq) for every POST; `GET /records` returns them as
-JSON and `GET /reset` clears them; any other request (a health check's GET) is answered
-`{"ok":true}`. Every answer comes after DELAY seconds (default 0).
+Records (receive time, webhook-id, seq) for every POST (`"seq":` in the body, ours or
+django-webhook's); `GET /records` returns them as JSON and `GET /reset` clears them; any
+other request (a health check's GET) is answered `{"ok":true}`. Every answer comes after
+DELAY seconds (default 0).
 Run: python bench/receiver.py PORT [DELAY]
 """
 
@@ -14,7 +15,7 @@ import re
 import sys
 import time
 
-SEQ = re.compile(rb'"seq":(\d+)')
+SEQ = re.compile(rb'"seq": ?(\d+)')  # ours: `"seq":1`; django-webhook (json.dumps): `"seq": 1`
 records: list[tuple[float, str, int]] = []
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 JSON_OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'

@@ -14,7 +14,9 @@ cluster stopped, the trigger path alone: events/s of `trigger_event` (with and w
 idempotency key) and of `trigger_events` in batches of 100 and 1,000 (the batch endpoint's
 service), each event with its delivery.
 
-Options: --events N (default 3000), --only sqlite|postgres, --latency-events N.
+Options: --events N (default 3000), --only sqlite|postgres, --latency-events N, --peer (after
+the PostgreSQL scenario, django-webhook in the same conditions, bench/peer.py, and the ratio
+of our single-trigger figure to its figure: `ours X/s, django-webhook Y/s, ratio Zx`).
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_webhooks; the
 database is dropped and re-created), Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/5).
 """
@@ -22,6 +24,7 @@ database is dropped and re-created), Redis: BENCH_REDIS_URL (default redis://127
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -29,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -57,8 +61,9 @@ def scenario_env(name: str) -> dict[str, str]:
     return _common.scenario_env(name, bench="webhooks", extra=extra, postgres_redis=True)
 
 
-def run_scenario(name: str, args) -> int:
-    """Parent side: prepare, then re-run this file as the measuring child."""
+def run_scenario(name: str, args, result_file: str | None = None) -> int:
+    """Parent side: prepare, then re-run this file as the measuring child (which writes its
+    throughput figures as JSON to `result_file`, if given)."""
     env = scenario_env(name)
     subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     cmd = [
@@ -71,7 +76,30 @@ def run_scenario(name: str, args) -> int:
         "--latency-events",
         str(args.latency_events),
     ]
+    if result_file:
+        cmd += ["--result-file", result_file]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+
+
+def run_peer(args, ours: dict) -> int:
+    """bench/peer.py's measurement right after ours, and the ratio of the two figures."""
+    spec = importlib.util.spec_from_file_location("bench_peer", ROOT / "bench" / "peer.py")
+    assert spec is not None and spec.loader is not None
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    figures = peer.measure(args.events)
+    if figures is None:
+        return 0  # skipped, and said why
+    if "rate" not in figures:
+        print("django-webhook: the measurement failed (above); no ratio", flush=True)
+        return 1
+    print(
+        f"\nend to end, single triggers, N = {args.events}: ours {ours['single_rate']:,.0f} deliveries/s "
+        f"(load average {ours['load_average']}), django-webhook {figures['rate']:,.0f} deliveries/s "
+        f"(load average {figures['load_average']}), ratio {ours['single_rate'] / figures['rate']:.1f}x (goal >= 10x)",
+        flush=True,
+    )
+    return 1 if figures["failed"] else 0
 
 
 class Receiver:
@@ -113,7 +141,7 @@ class Receiver:
         self.proc.wait()
 
 
-def child(name: str, events: int, latency_events: int) -> int:
+def child(name: str, events: int, latency_events: int, result_file: str | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -137,6 +165,7 @@ def child(name: str, events: int, latency_events: int) -> int:
         if len(receiver.wait(1, 60)) < 1:
             raise RuntimeError("the cluster delivered nothing within 60 s")
         receiver.reset()
+        load_before = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
         # 1. Throughput.
         started = time.time()
@@ -157,6 +186,9 @@ def child(name: str, events: int, latency_events: int) -> int:
         )
         failed += lost > 0 or duplicated > 0
         single_rate = rate
+        if result_file:
+            load = "{} -> {:.1f} {:.1f} {:.1f}".format(load_before, *os.getloadavg())
+            Path(result_file).write_text(json.dumps({"single_rate": rate, "load_average": load}))
 
         # 1b. Throughput with batch triggers of 100.
         receiver.reset()
@@ -298,15 +330,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 3000)))
     parser.add_argument("--latency-events", type=int, default=200)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--peer", action="store_true", help="django-webhook after the PostgreSQL run, and the ratio")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
     if args.child:
-        return child(args.child, args.events, args.latency_events)
+        return child(args.child, args.events, args.latency_events, args.result_file)
+    if args.peer and args.only == "sqlite":
+        parser.error("--peer compares with the PostgreSQL + Redis figure: drop --only sqlite")
     failed = 0
     for name in ["sqlite", "postgres"]:
         if args.only and args.only != name:
             continue
-        failed += run_scenario(name, args) != 0
+        if not (args.peer and name == "postgres"):
+            failed += run_scenario(name, args) != 0
+            continue
+        with tempfile.NamedTemporaryFile(suffix=".json") as result:
+            failed += run_scenario(name, args, result.name) != 0
+            text = Path(result.name).read_text()
+        if not text:
+            print("ours: no single-trigger figure (above); django-webhook not measured", flush=True)
+            failed += 1
+            continue
+        failed += run_peer(args, json.loads(text)) != 0
     return 1 if failed else 0
 
 
