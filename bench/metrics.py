@@ -11,7 +11,14 @@ the order on, off, off, on, on, off, ... (so a drift of the machine hits both al
 prints each round, the median deliveries/s with metrics on and off, and the difference;
 and checks that the "on" rounds recorded every attempt and the "off" rounds none.
 
-Options: --deliveries N (default 3000), --rounds R (default 6, even), --only sqlite|postgres.
+On PostgreSQL it also prints the CPU that the server spent per delivery on the loop's own
+connection (its backend's utime + stime, read from /proc: the server must run on this
+machine). `--past-days D` first creates the daily partitions of the D days before today
+(webhooks/partitions.py), as a 30-day retention has them: each statement over the
+partitioned tables is then planned against ~D + 8 partitions.
+
+Options: --deliveries N (default 3000), --rounds R (default 6, even), --only sqlite|postgres,
+--past-days D (default 0).
 PostgreSQL: BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/bench_metrics; the
 database is dropped and re-created), Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/5).
 """
@@ -53,10 +60,28 @@ def run_scenario(name: str, args) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-multiproc-") as directory:
         env["PROMETHEUS_MULTIPROC_DIR"] = directory
         cmd = [PYTHON, __file__, "--child", name, "--deliveries", str(args.deliveries), "--rounds", str(args.rounds)]
+        cmd += ["--past-days", str(args.past_days)]
         return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
-def child(name: str, deliveries: int, rounds: int) -> int:
+def _backend_cpu() -> tuple[int, float] | None:
+    """This connection's PostgreSQL backend: its pid and the seconds of CPU it has used (None
+    elsewhere, or if the server's /proc is not ours to read)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def child(name: str, deliveries: int, rounds: int, past_days: int = 0) -> int:
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -79,6 +104,15 @@ def child(name: str, deliveries: int, rounds: int) -> int:
         f"{webhook_settings.send_concurrency()} concurrent sends, {deliveries} deliveries per round ---",
         flush=True,
     )
+    if past_days:
+        import datetime as dt
+
+        from webhooks import partitions
+
+        today = timezone.now().astimezone(dt.UTC).date()
+        start = today - dt.timedelta(days=past_days)
+        partitions.ensure_partitions(today=start, days_ahead=past_days + partitions.PARTITION_DAYS_AHEAD)
+        print(f"{len(partitions.partitions(table=partitions.DELIVERIES))} daily partitions per table", flush=True)
     receiver = Receiver()
     organization = organization_create(slug=f"bench-metrics-{name}")
     webhook = webhook_create(organization=organization, name="bench", url=receiver.url, events=["application.created"])
@@ -112,15 +146,20 @@ def child(name: str, deliveries: int, rounds: int) -> int:
             ]
         )
         receiver.reset()
+        server_started = _backend_cpu()
         started, cpu_started = time.perf_counter(), time.process_time()
         sent = 0
         while sent < deliveries:
             sent += tasks.deliver_due()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        server_ended = _backend_cpu()
         got = len({r[1] for r in receiver.wait(deliveries, 30)})
         if got != deliveries:
             raise RuntimeError(f"received {got} of {deliveries}")
-        return deliveries / elapsed, cpu / deliveries * 1e6
+        server = None
+        if server_started is not None and server_ended is not None and server_ended[0] == server_started[0]:
+            server = (server_ended[1] - server_started[1]) / deliveries * 1e6  # the same connection throughout
+        return deliveries / elapsed, cpu / deliveries * 1e6, server
 
     def recording_cost() -> float:
         """Microseconds the recording itself takes per delivery (a batch of 50 2xx attempts)."""
@@ -137,12 +176,13 @@ def child(name: str, deliveries: int, rounds: int) -> int:
         pattern = ["on", "off", "off", "on"]
         rates: dict[str, list[float]] = {"on": [], "off": []}
         cpus: dict[str, list[float]] = {"on": [], "off": []}
+        servers: list[float] = []
         seq = 0
         for index in range(rounds):
             mode = pattern[index % 4]
             settings.METRICS_ENABLED = mode == "on"
             before = recorded()
-            rate, cpu_us = one_round(seq)
+            rate, cpu_us, server_us = one_round(seq)
             seq += deliveries
             counted = recorded() - before
             expected = deliveries if mode == "on" else 0
@@ -150,8 +190,13 @@ def child(name: str, deliveries: int, rounds: int) -> int:
             failed += not ok
             rates[mode].append(rate)
             cpus[mode].append(cpu_us)
+            server = ""
+            if server_us is not None:
+                servers.append(server_us)
+                server = f" (PostgreSQL backend {server_us:,.0f} us)"
             print(
-                f"round {index + 1}: metrics {mode:3}: {rate:,.0f} deliveries/s, {cpu_us:,.0f} us CPU per delivery; "
+                f"round {index + 1}: metrics {mode:3}: {rate:,.0f} deliveries/s, {cpu_us:,.0f} us CPU per delivery"
+                f"{server}; "
                 f"webhook_deliveries_total +{counted:,.0f} (expected +{expected:,})" + ("" if ok else "  WRONG"),
                 flush=True,
             )
@@ -168,6 +213,9 @@ def child(name: str, deliveries: int, rounds: int) -> int:
             f"({(cpu_on - cpu_off) / cpu_off:+.1%})",
             flush=True,
         )
+        if servers:
+            median = statistics.median(servers)
+            print(f"the PostgreSQL backend's CPU per delivery: {median:,.0f} us (median of the rounds)", flush=True)
         settings.METRICS_ENABLED = True
         own = recording_cost()
         print(
@@ -186,10 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deliveries", type=int, default=int(os.environ.get("BENCH_METRICS_DELIVERIES", 3000)))
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--past-days", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
     if args.child:
-        return child(args.child, args.deliveries, args.rounds)
+        return child(args.child, args.deliveries, args.rounds, args.past_days)
     failed = 0
     for name in ["sqlite", "postgres"]:
         if args.only and args.only != name:

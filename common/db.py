@@ -19,15 +19,26 @@ The cursor is wrapped like Django's own (execute wrappers, `connection.queries` 
 PgBouncer in transaction mode cannot keep prepared statements), it is `connection.cursor()`.
 The ORM's own queries keep client-side binding: Django does not promise that every query
 it builds can be prepared (Django ticket #20516).
+
+`PreparedQuery` is for a hot ORM query: the queryset is compiled once, its values written
+into the SQL as literals (so a partial index's predicate, e.g. `state = 'pending'`, stays
+provable under a generic plan), and only what varies per call is a parameter: a set of
+keys as one array (`AnyOf`, `= ANY(%(name)s::uuid[])`, never an IN list whose length
+changes the text) and the LIMIT. Its rows are read back as the queryset would give them
+(the fields' converters; model instances with their `select_related` ones).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db.models import BooleanField, F, Func, QuerySet
+from django.db.models.query import ModelIterable, get_related_populators  # type: ignore[attr-defined]
 
 
 class _DebugCursor(CursorDebugWrapper):
@@ -65,3 +76,89 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator:
             yield wrapped
         finally:
             raw.close()
+
+
+# --- ORM queries compiled once -------------------------------------------------------------
+
+
+class _Named:
+    """A parameter left in a compiled query's SQL as `%(name)s`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class AnyOf(Func):
+    """`column = ANY(%(name)s::<type>[])` (or its negation): membership in a set given per
+    call as one array parameter of a `PreparedQuery`, so the SQL is the same for any size."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, column: str, name: str, *, negated: bool = False):
+        super().__init__(F(column))
+        self.name, self.negated = name, negated
+
+    def as_sql(self, compiler, connection, **extra):  # type: ignore[override]
+        (column,) = self.get_source_expressions()
+        sql, params = compiler.compile(column)
+        test = f"{sql} = ANY(%s::{column.output_field.db_type(connection)}[])"
+        return (f"NOT ({test})" if self.negated else test), [*params, _Named(self.name)]
+
+
+_PLACEHOLDER = re.compile(r"%%|%s")
+#: the LIMIT a `PreparedQuery` is compiled with, then made its `limit` parameter
+_LIMIT = 2_147_483_647
+
+
+class PreparedQuery:
+    """A queryset compiled once for `prepared_cursor` (see the module). Compile it where the
+    queryset could run (a `select_for_update` one inside a transaction)."""
+
+    def __init__(self, queryset: QuerySet, *, limit: bool = False):
+        if limit:
+            queryset = queryset[:_LIMIT]
+        self.using = queryset.db
+        connection = connections[self.using]
+        compiler = queryset.query.get_compiler(self.using)
+        sql, params = compiler.as_sql()
+        values = iter(params)
+
+        def bind(match: re.Match) -> str:
+            if match.group() == "%%":
+                return "%%"
+            value = next(values)
+            if isinstance(value, _Named):
+                return f"%({value.name})s"
+            return connection.ops.compose_sql("%s", [value]).replace("%", "%%")  # type: ignore[attr-defined]
+
+        sql = _PLACEHOLDER.sub(bind, sql)
+        if limit:
+            assert sql.count(f"LIMIT {_LIMIT}") == 1, sql
+            sql = sql.replace(f"LIMIT {_LIMIT}", "LIMIT %(limit)s")
+        self.sql, self.compiler = sql, compiler
+        self.instances_of = queryset._iterable_class is ModelIterable
+        if self.instances_of:
+            klass_info, select = compiler.klass_info, compiler.select
+            self.model = klass_info["model"]
+            fields = klass_info["select_fields"]
+            self.model_columns = slice(fields[0], fields[-1] + 1)
+            self.init_list = [column[0].target.attname for column in select[self.model_columns]]
+            self.populators = get_related_populators(klass_info, select, self.using)
+
+    def rows(self, **params: Any) -> list:
+        """The rows, converted as `values_list()` gives them; model instances for a queryset of
+        instances (`ModelIterable`: its `select_related` ones populated, no annotations)."""
+        with prepared_cursor(self.using) as cursor:
+            cursor.execute(self.sql, params)
+            fetched = cursor.fetchall()
+        converted = self.compiler.results_iter(results=[fetched], tuple_expected=True)
+        if not self.instances_of:
+            return list(converted)
+        instances = []
+        for row in converted:
+            instance = self.model.from_db(self.using, self.init_list, row[self.model_columns])
+            for populator in self.populators:
+                populator.populate(row, instance)
+            instances.append(instance)
+        return instances

@@ -15,11 +15,14 @@ the bucket holding the rank. Buckets grow by 1.5x, so an estimate is within that
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connection
+
+from common.db import prepared_cursor
 
 #: upper bounds (ms) of the attempt-duration buckets: 0.25 ms x 1.5^i, 0.25 ms to about 6 min;
 #: a last bucket holds the slower ones.
@@ -101,6 +104,11 @@ def add(rollup: Rollup) -> None:
 
     keys = sorted(rollup, key=lambda key: (str(key[0]), key[1]))
     rows = [rollup[key].values() for key in keys]
+    if connection.vendor == "postgresql":
+        webhooks, hours = [key[0] for key in keys], [key[1] for key in keys]
+        with prepared_cursor() as cursor:
+            cursor.execute(_upsert_sql(), [webhooks, hours, *(list(column) for column in zip(*rows, strict=True))])
+        return
     # Only the columns this batch moves: a batch touches few buckets.
     used = [i for i, column in enumerate(COLUMNS) if any(row[i] for row in rows)]
     columns = [COLUMNS[i] for i in used]
@@ -122,6 +130,26 @@ def add(rollup: Rollup) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+@functools.cache
+def _upsert_sql() -> str:
+    """PostgreSQL: `add`'s upsert with every column, one array each (`unnest`), so that one
+    text serves every batch and is prepared once per connection. (`unnest` takes at most 100
+    arrays: PostgreSQL's limit on a function's arguments.)"""
+    from .models import WebhookHourlyStats
+
+    quote = connection.ops.quote_name
+    types = {f.column: f.db_type(connection) for f in WebhookHourlyStats._meta.concrete_fields}
+    names = ("webhook_id", "hour", *COLUMNS)
+    arrays = ", ".join(f"%s::{types[name]}[]" for name in names)
+    sets = ", ".join(f"{quote(c)} = {quote(TABLE)}.{quote(c)} + EXCLUDED.{quote(c)}" for c in COLUMNS)
+    columns = ", ".join(quote(name) for name in names)
+    # The names are ours, the values parameters.
+    return (
+        f"INSERT INTO {quote(TABLE)} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+        f"ON CONFLICT (webhook_id, hour) DO UPDATE SET {sets}"
+    )
 
 
 def add_outcomes(outcomes: Iterable, *, now: datetime) -> None:

@@ -32,15 +32,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, Min, OuterRef, Q
+from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from common.db import AnyOf, PreparedQuery
 from integrations.ratelimit import US, Bucket, _allow_and_advance
 
 from .. import app_settings
 from ..models import Delivery, Webhook
-from .store import SECRET_FIELDS, _due
+from .store import SECRET_FIELDS, _due, lease
 
 #: requests in flight at most for a slow webhook (latest attempt failed, or one in flight
 #: for over SLOW_AFTER); a lower `max_concurrency` wins
@@ -55,8 +56,21 @@ _rate_blocked: dict[uuid.UUID, float] = {}
 
 #: the claim's queries (each lane's, the leases in flight, the webhooks), built once per
 #: process: filtering, slicing or `.all()` copy a queryset and never change it, and building
-#: these costs a claim more CPU than running them
+#: these costs a claim more CPU than running them. On PostgreSQL each is compiled once
+#: (`PreparedQuery`): one statement text per query whatever the claim, prepared once per
+#: connection, so it is not planned again against every daily partition of the deliveries.
 _lanes: dict = {}
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _compiled(key, build) -> PreparedQuery:
+    query = _lanes.get(key)
+    if query is None:
+        query = _lanes[key] = PreparedQuery(build())
+    return query
 
 
 @dataclass
@@ -82,10 +96,22 @@ def _in_flight(webhook_ids: list | None = None) -> dict:
     leased = Delivery.objects.filter(
         state=Delivery.State.PENDING, lease_token__isnull=False, lease_expires_at__gt=Now()
     )
+    if webhook_ids is not None and _postgres():
+
+        def build():
+            return (
+                leased.filter(AnyOf("webhook_id", "webhooks"))
+                .values_list("webhook_id")
+                .annotate(n=Count("pk"), oldest=Min("lease_expires_at"))
+                .order_by()
+            )
+
+        rows = _compiled("in_flight", build).rows(webhooks=list(webhook_ids))
+        return {pk: (count, oldest) for pk, count, oldest in rows}
     if webhook_ids is not None:
         leased = leased.filter(webhook_id__in=webhook_ids)
-    rows = leased.values("webhook_id").annotate(n=Count("pk"), oldest=Min("lease_expires_at")).order_by()
-    return {row["webhook_id"]: (row["n"], row["oldest"]) for row in rows}
+    grouped = leased.values_list("webhook_id").annotate(n=Count("pk"), oldest=Min("lease_expires_at")).order_by()
+    return {pk: (count, oldest) for pk, count, oldest in grouped}
 
 
 def _slow_by_age(oldest_expiry: datetime | None, now: datetime) -> bool:
@@ -96,25 +122,32 @@ def _slow_by_age(oldest_expiry: datetime | None, now: datetime) -> bool:
     return now - claimed_at > SLOW_AFTER
 
 
-def _blocked(now: datetime) -> tuple[set, float | None, dict]:
-    """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), the
-    seconds until the first of the rate-limited ones left out has a token, and the leases in
-    flight per webhook (`_in_flight`), read with their webhooks' caps in one query."""
-    rows = _lanes.get("leased")
-    if rows is None:  # built once per process, like the lanes
+def _leased() -> list:
+    """The unexpired leases per webhook, with the webhook's cap and latest results."""
+    queryset = _lanes.get("leased")
+    if queryset is None:  # built once per process, like the lanes
         leased = Delivery.objects.filter(
             state=Delivery.State.PENDING, lease_token__isnull=False, lease_expires_at__gt=Now()
         )
-        rows = _lanes["leased"] = (
+        queryset = _lanes["leased"] = (
             leased.values_list(
                 "webhook_id", "webhook__max_concurrency", "webhook__last_failure_at", "webhook__last_success_at"
             )
             .annotate(n=Count("pk"), oldest=Min("lease_expires_at"))
             .order_by()
         )
+    if _postgres():
+        return _compiled("leased_compiled", lambda: queryset).rows()
+    return list(queryset.all())
+
+
+def _blocked(now: datetime) -> tuple[set, float | None, dict]:
+    """Webhooks at their cap (approximate: no lock; `_admit` checks again under one), the
+    seconds until the first of the rate-limited ones left out has a token, and the leases in
+    flight per webhook (`_in_flight`), read with their webhooks' caps in one query."""
     flying: dict = {}
     blocked: set = set()
-    for pk, max_concurrency, failed_at, succeeded_at, count, oldest in rows.all():
+    for pk, max_concurrency, failed_at, succeeded_at, count, oldest in _leased():
         flying[pk] = (count, oldest)
         slow = _is_failing(failed_at, succeeded_at) or _slow_by_age(oldest, now)
         if count >= _cap(max_concurrency, slow):
@@ -154,6 +187,19 @@ def _lane(retries: bool, blocked: set):
     return queryset.exclude(webhook_id__in=blocked) if blocked else queryset
 
 
+def _lane_rows(retries: bool, blocked: set, limit: int) -> list[Delivery]:
+    if not _postgres():
+        return list(_lane(retries, blocked)[:limit])
+    # The states and attempts stay literals in the SQL: the lanes' partial indexes
+    # (`delivery_due_first`, `delivery_due`) are only usable when the text proves them.
+    key = ("compiled", retries)
+    query = _lanes.get(key)
+    if query is None:
+        lane = _lane(retries, set())
+        query = _lanes[key] = PreparedQuery(lane.filter(AnyOf("webhook_id", "blocked", negated=True)), limit=True)
+    return query.rows(blocked=list(blocked), limit=limit)
+
+
 def _with_webhooks(deliveries: list[Delivery]) -> list[Delivery]:
     """Each delivery with its webhook, one instance per webhook read by one query: a claim
     of many deliveries of few webhooks builds (and decrypts the headers of) each webhook
@@ -165,7 +211,12 @@ def _with_webhooks(deliveries: list[Delivery]) -> list[Delivery]:
     readable = _lanes.get("webhooks")
     if readable is None:
         readable = _lanes["webhooks"] = Webhook.objects.defer(*SECRET_FIELDS, "auth", "client_certificate")
-    webhooks = {w.pk: w for w in readable.filter(pk__in={d.webhook_id for d in deliveries})}
+    ids = {d.webhook_id for d in deliveries}
+    if _postgres():
+        found = _compiled("webhooks_compiled", lambda: readable.filter(AnyOf("pk", "ids"))).rows(ids=list(ids))
+    else:
+        found = list(readable.filter(pk__in=ids))
+    webhooks = {w.pk: w for w in found}
     for delivery in deliveries:
         # Deleting a webhook deletes its deliveries first, which waits for this claim's lock.
         delivery.webhook = webhooks[delivery.webhook_id]
@@ -174,11 +225,11 @@ def _with_webhooks(deliveries: list[Delivery]) -> list[Delivery]:
 
 def _candidates(limit: int, retry_limit: int, blocked: set) -> tuple[list[Delivery], bool]:
     """First attempts, then retries; and whether a lane came back full."""
-    first = list(_lane(False, blocked)[:limit])
+    first = _lane_rows(False, blocked, limit)
     room = min(limit - len(first), retry_limit)
     if room <= 0:
         return _with_webhooks(first), len(first) >= limit or retry_limit <= 0
-    retries = list(_lane(True, blocked)[:room])
+    retries = _lane_rows(True, blocked, room)
     return _with_webhooks(first + retries), len(retries) >= room
 
 
@@ -200,8 +251,20 @@ def _admit(candidates: list[Delivery], now: datetime, flying: dict) -> tuple[lis
     tats: dict = {}
     if limited:
         # One global order (by pk), like the recorder's: concurrent claims cannot deadlock.
-        rows = Webhook.objects.select_for_update().filter(pk__in=limited).order_by("pk")
-        tats = dict(rows.values_list("pk", "rate_tat_us"))
+        if _postgres():
+            locked = _compiled(
+                "limited",
+                lambda: (
+                    Webhook.objects.select_for_update()
+                    .filter(AnyOf("pk", "ids"))
+                    .order_by("pk")
+                    .values_list("pk", "rate_tat_us")
+                ),
+            )
+            tats = dict(locked.rows(ids=limited))
+        else:
+            rows = Webhook.objects.select_for_update().filter(pk__in=limited).order_by("pk")
+            tats = dict(rows.values_list("pk", "rate_tat_us"))
         counted = _in_flight(limited)
         flying = {**flying, **{pk: counted.get(pk, (0, None)) for pk in limited}}
     taken: list[Delivery] = []
@@ -250,13 +313,5 @@ def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
             rate_wait = blocked_wait if rate_wait is None else min(rate_wait, blocked_wait)
         if not deliveries:
             return Claim(rate_wait=rate_wait, more=more)
-        token = uuid.uuid4()
-        expires = now + timedelta(seconds=app_settings.lease_seconds())
-        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
-            lease_token=token, lease_expires_at=expires, attempts=F("attempts") + 1
-        )
-    for delivery in deliveries:
-        delivery.lease_token = token
-        delivery.lease_expires_at = expires
-        delivery.attempts += 1
+        lease(deliveries, now=now)
     return Claim(deliveries=deliveries, rate_wait=rate_wait, more=more)

@@ -14,10 +14,16 @@
 
 Webhook counters only ever move with `F()` expressions and conditional UPDATEs: the API
 and the admin write other fields of the same rows at the same time.
+
+On PostgreSQL the engine's hot statements go through `common.db.prepared_cursor`: each has
+one text whatever the batch (a set of ids is one array parameter), so it is prepared once
+per connection and PostgreSQL keeps a generic plan instead of planning every execution
+against each daily partition of the deliveries and logs (webhooks/partitions.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -30,6 +36,8 @@ from django.db import DataError, IntegrityError, InterfaceError, OperationalErro
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
+
+from common.db import AnyOf, PreparedQuery, prepared_cursor
 
 from .. import app_settings, rollups
 from ..models import Delivery, Webhook, WebhookLog
@@ -68,14 +76,29 @@ def _keys_of(secret: str, previous: str | None, previous_expires_at: datetime | 
     return keys
 
 
+#: the engine's compiled queries (`PreparedQuery`), built once per process
+_compiled: dict[str, PreparedQuery] = {}
+
+
+def _secrets(webhook_ids: set[uuid.UUID]) -> list:
+    if connection.vendor != "postgresql":
+        return list(Webhook.objects.filter(pk__in=webhook_ids).values_list("pk", *SECRET_FIELDS))
+    query = _compiled.get("secrets")
+    if query is None:
+        query = _compiled["secrets"] = PreparedQuery(
+            Webhook.objects.filter(AnyOf("pk", "ids")).values_list("pk", *SECRET_FIELDS)
+        )
+    return query.rows(ids=list(webhook_ids))
+
+
 def signing_keys(webhook_ids: set[uuid.UUID], *, now: datetime) -> dict[uuid.UUID, list[bytes] | None]:
     """Each webhook's signing keys in one query; None for a secret that cannot be decrypted
     (e.g. a Fernet key dropped before `reencrypt_credentials`), which then fails only its
     own deliveries instead of every batch it is part of."""
-    rows = Webhook.objects.filter(pk__in=webhook_ids).values_list("pk", *SECRET_FIELDS)
     try:
-        return {pk: _keys_of(secret, previous, until, now) for pk, secret, previous, until in rows}
+        return {pk: _keys_of(secret, previous, until, now) for pk, secret, previous, until in _secrets(webhook_ids)}
     except InvalidToken:
+        rows = Webhook.objects.filter(pk__in=webhook_ids).values_list("pk", *SECRET_FIELDS)
         keys: dict[uuid.UUID, list[bytes] | None] = {}
         for webhook_id in webhook_ids:
             try:
@@ -110,16 +133,32 @@ def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]
         deliveries = list(queryset.select_related("event", "webhook").defer(*secrets)[:limit])
         if not deliveries:
             return []
-        token = uuid.uuid4()
-        expires = now + timedelta(seconds=app_settings.lease_seconds())
-        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
-            lease_token=token, lease_expires_at=expires, attempts=F("attempts") + 1
+        lease(deliveries, now=now)
+    return deliveries
+
+
+def lease(deliveries: list[Delivery], *, now: datetime) -> None:
+    """Lease the claimed (locked) `deliveries` to this worker: a new token, an expiry, and
+    one more attempt, in the database and on the instances."""
+    token = uuid.uuid4()
+    expires = now + timedelta(seconds=app_settings.lease_seconds())
+    ids = [d.pk for d in deliveries]
+    if connection.vendor == "postgresql":
+        column = {f.name: connection.ops.quote_name(f.column) for f in Delivery._meta.concrete_fields}
+        sql = (
+            f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} SET "  # noqa: S608 (the model's names)
+            f"{column['lease_token']} = %s::uuid, {column['lease_expires_at']} = %s::timestamptz, "
+            f"{column['attempts']} = {column['attempts']} + 1 WHERE {column['id']} = ANY(%s::uuid[])"
         )
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, [token, expires, ids])
+    else:
+        leased = Delivery.objects.filter(pk__in=ids)
+        leased.update(lease_token=token, lease_expires_at=expires, attempts=F("attempts") + 1)
     for delivery in deliveries:
         delivery.lease_token = token
         delivery.lease_expires_at = expires
         delivery.attempts += 1
-    return deliveries
 
 
 # --- recording ----------------------------------------------------------------------------
@@ -166,8 +205,8 @@ def _log_values(outcome: Outcome) -> tuple:
 
 def _insert_logs(outcomes: list[Outcome]) -> None:
     """One INSERT of the attempts' logs: what `bulk_create` writes, without building a model
-    instance per row. On PostgreSQL the rows go as one array per column (`unnest`): a short
-    statement whatever the batch size, which psycopg parses once per process."""
+    instance per row. On PostgreSQL the rows go as one array per column (`unnest`): one
+    statement text whatever the batch size, prepared once per connection."""
     if not outcomes:
         return
     concrete = {f.name: f for f in WebhookLog._meta.concrete_fields}
@@ -175,7 +214,7 @@ def _insert_logs(outcomes: list[Outcome]) -> None:
     quote = connection.ops.quote_name
     table, columns = quote(WebhookLog._meta.db_table), ", ".join(quote(f.column) for f in fields)
     rows = [_log_values(o) for o in outcomes]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
             arrays = [list(column) for column in zip(*rows, strict=True)]
             headers = _LOG_FIELDS.index("custom_headers")
@@ -229,8 +268,8 @@ def _finish_deliveries_at_once(token: uuid.UUID, plan: BatchPlan, now: datetime)
     if not rows:
         return set()
     column = {f.name: connection.ops.quote_name(f.column) for f in Delivery._meta.concrete_fields}
-    # The names are the model's, the values parameters (one array per column: a short
-    # statement psycopg parses once). `delivered_at`: the first success only (a replay
+    # The names are the model's, the values parameters (one array per column: one text,
+    # prepared once per connection). `delivered_at`: the first success only (a replay
     # that succeeds again keeps it).
     sql = (
         f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} AS d SET "  # noqa: S608
@@ -246,7 +285,7 @@ def _finish_deliveries_at_once(token: uuid.UUID, plan: BatchPlan, now: datetime)
     ids, states, next_attempts, errors = (list(column) for column in zip(*rows, strict=True))
     params: list[Any] = [Delivery.State.PENDING.value, now, Delivery.State.SUCCEEDED.value, now]
     params += [ids, states, next_attempts, errors, token]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return {pk for (pk,) in cursor.fetchall()}
 
@@ -349,6 +388,14 @@ def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: dat
 
     Counters and `last_*_at` are statistics with times of their own: they leave `updated_at`
     alone. Disabling changes the webhook's state, so it moves `updated_at` too."""
+    if connection.vendor == "postgresql":
+        _move_counters_prepared(webhook_id, change, now)
+    else:
+        _move_counters(webhook_id, change, now)
+    return change.may_disable and _disable_if_due(webhook_id, change, now)
+
+
+def _move_counters(webhook_id: uuid.UUID, change: CounterChange, now: datetime) -> None:
     updates: dict = {
         "success_count": F("success_count") + change.successes,
         "failure_count": F("failure_count") + change.failures,
@@ -363,8 +410,9 @@ def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: dat
     if change.failures:
         updates["last_failure_at"] = now
     Webhook.objects.filter(pk=webhook_id).update(**updates)
-    if not change.may_disable:
-        return False
+
+
+def _disable_if_due(webhook_id: uuid.UUID, change: CounterChange, now: datetime) -> bool:
     active = Webhook.objects.filter(pk=webhook_id, is_active=True)
     if change.gone:
         return active.update(is_active=False, disabled_at=now, disabled_reason=GONE_REASON, updated_at=Now()) > 0
@@ -373,3 +421,36 @@ def move_webhook_counters(webhook_id: uuid.UUID, change: CounterChange, now: dat
         is_active=False, disabled_at=now, disabled_reason=threshold_reason(threshold), updated_at=Now()
     )
     return disabled > 0
+
+
+@functools.cache
+def _counters_sql() -> str:
+    """`_move_counters`' UPDATE, one text for every change (the names are the model's, the
+    values parameters): `consecutive_failures` set, or added to; `last_*_at` moved by a
+    success or a failure."""
+    column = {f.name: connection.ops.quote_name(f.column) for f in Webhook._meta.concrete_fields}
+    success, failure, consecutive = column["success_count"], column["failure_count"], column["consecutive_failures"]
+    last_success, last_failure = column["last_success_at"], column["last_failure_at"]
+    return (
+        f"UPDATE {connection.ops.quote_name(Webhook._meta.db_table)} SET "  # noqa: S608
+        f"{success} = {success} + %(successes)s::integer, {failure} = {failure} + %(failures)s::integer, "
+        f"{column['last_triggered_at']} = %(now)s::timestamptz, "
+        f"{consecutive} = COALESCE(%(consecutive_set)s::integer, {consecutive} + %(consecutive_add)s::integer), "
+        f"{last_success} = CASE WHEN %(successes)s::integer > 0 THEN %(now)s::timestamptz ELSE {last_success} END, "
+        f"{last_failure} = CASE WHEN %(failures)s::integer > 0 THEN %(now)s::timestamptz ELSE {last_failure} END "
+        f"WHERE {column['id']} = %(webhook)s::uuid"
+    )
+
+
+def _move_counters_prepared(webhook_id: uuid.UUID, change: CounterChange, now: datetime) -> None:
+    """`move_webhook_counters`' UPDATE as one prepared statement for every change."""
+    params = {
+        "successes": change.successes,
+        "failures": change.failures,
+        "now": now,
+        "consecutive_set": change.consecutive_set,
+        "consecutive_add": change.consecutive_add,
+        "webhook": webhook_id,
+    }
+    with prepared_cursor() as cursor:
+        cursor.execute(_counters_sql(), params)

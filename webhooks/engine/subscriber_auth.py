@@ -37,10 +37,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common.db import AnyOf, PreparedQuery
 from common.fields import is_readable
 from common.http import cached_session, hardened_session
 
@@ -254,17 +255,25 @@ def certificate_file(webhook_id: uuid.UUID, pem: str) -> str:
 
 # --- per batch -------------------------------------------------------------------------------
 
+#: `prepare`'s query on PostgreSQL, compiled once per process (common/db.py `PreparedQuery`)
+_settings_query: PreparedQuery | None = None
+
 
 def prepare(deliveries: list[Delivery], *, fetch: bool = True) -> dict[uuid.UUID, SubscriberContext]:
     """The subscriber context of each of the batch's webhooks that has auth or a certificate.
     With `fetch=False` bearer tokens are left pending: the sender calls `resolve()` (the
     drain loop does, in its send threads, so that no token endpoint stalls its loop)."""
     ids = {d.webhook_id for d in deliveries}
-    rows = (
-        Webhook.objects.filter(pk__in=ids)
-        .filter(Q(auth__isnull=False) | Q(client_certificate__isnull=False))
-        .values_list("pk", "auth", "client_certificate")
-    )
+    with_settings = Q(auth__isnull=False) | Q(client_certificate__isnull=False)
+    if connection.vendor == "postgresql":  # one text for any batch, prepared once per connection
+        global _settings_query
+        if _settings_query is None:
+            query = Webhook.objects.filter(AnyOf("pk", "ids")).filter(with_settings)
+            _settings_query = PreparedQuery(query.values_list("pk", "auth", "client_certificate"))
+        rows = _settings_query.rows(ids=list(ids))
+    else:
+        query = Webhook.objects.filter(pk__in=ids).filter(with_settings)
+        rows = list(query.values_list("pk", "auth", "client_certificate"))
     contexts: dict[uuid.UUID, SubscriberContext] = {}
     for webhook_id, auth, pem in rows:
         context = contexts[webhook_id] = SubscriberContext(_webhook_id=webhook_id)
