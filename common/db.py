@@ -60,7 +60,8 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator:
     with conn.cursor():
         raw = psycopg.Cursor(conn.connection)
         conn.validate_thread_sharing()
-        wrapped = _DebugCursor(raw, conn) if conn.queries_logged else conn.make_cursor(raw)
+        # django-stubs type make_cursor's argument as the wrapper; Django passes it the raw cursor.
+        wrapped = _DebugCursor(raw, conn) if conn.queries_logged else conn.make_cursor(raw)  # type: ignore[arg-type]
         try:
             yield wrapped
         finally:

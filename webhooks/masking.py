@@ -16,6 +16,7 @@ from typing import Any
 from django.db import connection
 from rest_framework import serializers
 
+from common.db import prepared_cursor
 from organizations.models import Organization
 
 from .events import is_custom_event
@@ -123,7 +124,9 @@ def payloads_by_delivery(delivery_ids: Iterable[Any]) -> dict:
     if connection.vendor != "postgresql":
         return dict(Delivery.objects.filter(pk__in=needed).values_list("pk", "event__payload"))
     # The same join written out: the ORM's compiling and converters cost more than the query.
-    with connection.cursor() as cursor:
+    # Prepared once per connection (common/db.py): the join is planned against every daily
+    # partition of both tables, about 6 ms with 38 of each (the ids say nothing of the day).
+    with prepared_cursor() as cursor:
         cursor.execute(_payloads_sql(), [list(needed)])
         return {pk: json.loads(payload) for pk, payload in cursor.fetchall()}
 
@@ -135,7 +138,7 @@ def _payloads_sql() -> str:
     return (
         f"SELECT {deliveries}.{quote('id')}, {events}.{quote('payload')} FROM {deliveries} "  # noqa: S608
         f"INNER JOIN {events} ON ({deliveries}.{quote('event_id')} = {events}.{quote('id')}) "
-        f"WHERE {deliveries}.{quote('id')} = ANY(%s)"
+        f"WHERE {deliveries}.{quote('id')} = ANY(%s::uuid[])"
     )
 
 
