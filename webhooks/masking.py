@@ -124,8 +124,8 @@ def payloads_by_delivery(delivery_ids: Iterable[Any]) -> dict:
     if connection.vendor != "postgresql":
         return dict(Delivery.objects.filter(pk__in=needed).values_list("pk", "event__payload"))
     # The same join written out: the ORM's compiling and converters cost more than the query.
-    # Prepared once per connection (common/db.py): the join is planned against every daily
-    # partition of both tables, about 6 ms with 38 of each (the ids say nothing of the day).
+    # Prepared once per connection (common/db.py): planning the join against every daily
+    # partition of both tables took about 6 ms with 38 of each (the ids say nothing of the day).
     with prepared_cursor() as cursor:
         cursor.execute(_payloads_sql(), [list(needed)])
         return {pk: json.loads(payload) for pk, payload in cursor.fetchall()}
@@ -133,12 +133,18 @@ def payloads_by_delivery(delivery_ids: Iterable[Any]) -> dict:
 
 @functools.cache
 def _payloads_sql() -> str:
+    """Each id looked up alone (LATERAL ... LIMIT 1): a nested loop of primary-key probes,
+    partition after partition until the row is found. The plain join's generic plan hashed
+    every event of every partition (14-19 ms for 41 ids at 10 k rows and 38 partitions,
+    against about 2 ms for this one)."""
     quote = connection.ops.quote_name
     deliveries, events = quote(Delivery._meta.db_table), quote(Event._meta.db_table)
+    pk, event, payload = quote("id"), quote("event_id"), quote("payload")
     return (
-        f"SELECT {deliveries}.{quote('id')}, {events}.{quote('payload')} FROM {deliveries} "  # noqa: S608
-        f"INNER JOIN {events} ON ({deliveries}.{quote('event_id')} = {events}.{quote('id')}) "
-        f"WHERE {deliveries}.{quote('id')} = ANY(%s::uuid[])"
+        f"SELECT d.{pk}, e.{payload} FROM unnest(%s::uuid[]) AS wanted(id) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT {deliveries}.{pk}, {deliveries}.{event} FROM {deliveries} "
+        f"WHERE {deliveries}.{pk} = wanted.id LIMIT 1) d "
+        f"CROSS JOIN LATERAL (SELECT {events}.{payload} FROM {events} WHERE {events}.{pk} = d.{event} LIMIT 1) e"
     )
 
 
