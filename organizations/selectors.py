@@ -8,6 +8,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
+from common.db import prepared_cursor
+
 from .models import ApiKey, Membership, Organization
 from .services import hash_api_key, split_api_key
 
@@ -34,7 +36,9 @@ def _api_key_lookup(connection) -> tuple[str, list, list, int]:
     """The SQL of `ApiKey.objects.select_related("organization").get(prefix=...)`, compiled
     once per connection with its column converters: compiling it was ~0.7 ms of CPU on every
     API request (most of the key check). The row is read on every request all the same, so a
-    revocation or an expiry takes effect on the next request in every process."""
+    revocation or an expiry takes effect on the next request in every process. On PostgreSQL
+    the statement is also prepared once per connection (common/db.py): 0.29-0.35 -> 0.18-0.24
+    ms a lookup, measured from Python with its round trip."""
     cached = _KEY_LOOKUPS.get(connection)
     if cached is None:
         key_fields = [field.attname for field in ApiKey._meta.concrete_fields]
@@ -51,7 +55,7 @@ def _api_key_lookup(connection) -> tuple[str, list, list, int]:
 def _api_key_by_prefix(prefix: str) -> ApiKey | None:
     connection = connections[DEFAULT_DB_ALIAS]
     sql, params, converters, split = _api_key_lookup(connection)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [prefix if param == _PREFIX_PLACEHOLDER else param for param in params])
         rows = cursor.fetchall()
     if len(rows) != 1:  # the prefix is unique: none or one

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -109,48 +110,71 @@ def _catalogue_paths(schema: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
 def payloads_for(logs: Iterable[WebhookLog], cache: dict) -> dict:
     """The payloads masking `logs` needs (those with a body whose type marks values
     sensitive), in one query, by delivery id; none when no log needs one."""
+    wanted = [
+        log for log in logs if log.response_body and log_sensitive_paths(log.organization_id, log.event_type, cache)
+    ]
     return payloads_by_delivery(
-        log.delivery_id
-        for log in logs
-        if log.response_body and log_sensitive_paths(log.organization_id, log.event_type, cache)
+        (log.delivery_id for log in wanted), {log.delivery_id: log.created_at for log in wanted}
     )
 
 
-def payloads_by_delivery(delivery_ids: Iterable[Any]) -> dict:
-    """The event payload of each delivery, in one query (none for no ids)."""
+def payloads_by_delivery(delivery_ids: Iterable[Any], logged_at: Mapping[Any, datetime] | None = None) -> dict:
+    """The event payload of each delivery (none for no ids). `logged_at`, when known, maps
+    a delivery id to the time of one of its attempts, which narrows where its rows are."""
     needed = set(delivery_ids)
     if not needed:
         return {}
     if connection.vendor != "postgresql":
         return dict(Delivery.objects.filter(pk__in=needed).values_list("pk", "event__payload"))
     # Written out (the ORM's compiling and converters cost more than the query) and prepared
-    # once per connection (common/db.py). Each delivery's event is looked up by its id and
-    # the delivery's `created_at`, which the trigger statements give both rows: PostgreSQL
-    # then probes the one daily partition of webhook_events holding that day. By id alone it
-    # would probe every partition, or hash-join them all (594 ms at 5 M rows, 38 partitions,
-    # against 8 ms). Deliveries created apart from their event (a test send) are looked up
-    # by id alone after, if any.
+    # once per connection (common/db.py). By id alone, each lookup would probe a daily
+    # partition after another (38 with 30 days kept: 65 ms at 5 M rows when the indexes are
+    # not cached) and the plain join's plan hashed every event of every partition (594 ms).
+    # So each delivery is first looked for in the days around its attempt (`logged_at`: a
+    # delivery is created before its attempts, most of them within the day) and its event by
+    # id and the delivery's `created_at`, which the trigger statements give both rows:
+    # PostgreSQL prunes each probe to a partition or two. What that misses (a replay days
+    # later, a test send's event stored apart) is looked up by id alone after.
     found: dict = {}
     with prepared_cursor() as cursor:
-        for sql in (_payloads_sql(same_day=True), _payloads_sql(same_day=False)):
-            cursor.execute(sql, [list(needed)])
+        if logged_at:
+            near = [pk for pk in needed if pk in logged_at]
+            cursor.execute(_payloads_near_sql(), [near, [logged_at[pk] for pk in near]])
             found.update((pk, json.loads(payload)) for pk, payload in cursor.fetchall())
             needed.difference_update(found)
-            if not needed:
-                break
+        if needed:
+            cursor.execute(_payloads_sql(), [list(needed)])
+            found.update((pk, json.loads(payload)) for pk, payload in cursor.fetchall())
     return found
 
 
 @functools.cache
-def _payloads_sql(*, same_day: bool) -> str:
+def _payloads_near_sql() -> str:
     quote = connection.ops.quote_name
     deliveries, events = quote(Delivery._meta.db_table), quote(Event._meta.db_table)
-    created = quote("created_at")
-    day = f" AND e.{created} = d.{created}" if same_day else ""
+    pk, event, payload, created = quote("id"), quote("event_id"), quote("payload"), quote("created_at")
     return (
-        f"SELECT d.{quote('id')}, e.{quote('payload')} FROM {deliveries} d CROSS JOIN LATERAL ("  # noqa: S608
-        f"SELECT e.{quote('payload')} FROM {events} e WHERE e.{quote('id')} = d.{quote('event_id')}{day} LIMIT 1"
-        f") e WHERE d.{quote('id')} = ANY(%s::uuid[])"
+        f"SELECT d.{pk}, e.{payload} FROM unnest(%s::uuid[], %s::timestamptz[]) AS wanted(id, logged_at) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT x.{pk}, x.{event}, x.{created} FROM {deliveries} x WHERE x.{pk} = wanted.id "
+        f"AND x.{created} > wanted.logged_at - interval '24 hours' "
+        f"AND x.{created} <= wanted.logged_at + interval '1 hour' LIMIT 1) d "
+        f"CROSS JOIN LATERAL (SELECT y.{payload} FROM {events} y "
+        f"WHERE y.{pk} = d.{event} AND y.{created} = d.{created} LIMIT 1) e"
+    )
+
+
+@functools.cache
+def _payloads_sql() -> str:
+    """Each id looked up alone (LATERAL ... LIMIT 1): a nested loop of primary-key probes,
+    partition after partition until the row is found."""
+    quote = connection.ops.quote_name
+    deliveries, events = quote(Delivery._meta.db_table), quote(Event._meta.db_table)
+    pk, event, payload = quote("id"), quote("event_id"), quote("payload")
+    return (
+        f"SELECT d.{pk}, e.{payload} FROM unnest(%s::uuid[]) AS wanted(id) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT {deliveries}.{pk}, {deliveries}.{event} FROM {deliveries} "
+        f"WHERE {deliveries}.{pk} = wanted.id LIMIT 1) d "
+        f"CROSS JOIN LATERAL (SELECT {events}.{payload} FROM {events} WHERE {events}.{pk} = d.{event} LIMIT 1) e"
     )
 
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Aggregate, FloatField, QuerySet, Sum
 from django.utils import timezone
 
-from common.db import prepared_cursor
+from common.db import prepared_cursor, prepared_statements_enabled
 from organizations.models import Organization
 
 from . import rollups
@@ -92,19 +92,27 @@ def webhook_log_page(
         if after is not None:
             logs = logs.filter(created_at__lte=after[0]).exclude(created_at=after[0], pk__gte=after[1])
         return list(logs.values(*LOG_COLUMNS)[:limit])
+    # A bound on `created_at` (the partition key) lets the planner prune the daily partitions
+    # when it plans with the values, so PostgreSQL keeps choosing such plans over the generic
+    # one (whose estimate counts every partition) and plans each cursor page anew: 0.6-0.9 ms
+    # with 38 days, against 0.03-0.07 ms for the generic plan, which prunes the same days at
+    # executor startup. A prepared statement (common/db.py) therefore writes the bound as a
+    # stable expression, which only the executor evaluates: after 5 custom plans of the whole
+    # table (about 3 ms each) its generic plan is kept. Client binding keeps the plain value.
+    bound = "(%s::timestamptz + interval '0')" if prepared_statements_enabled() else "%s"
     where: list[str] = ["webhook_id = %s"]
     params: list[Any] = [webhook.pk]
     for condition, value in (
         ("success = %s", success),
         ("event_type = %s", event or None),
-        ("created_at >= %s", since),
-        ("created_at <= %s", until),
+        (f"created_at >= {bound}", since),
+        (f"created_at <= {bound}", until),
     ):
         if value is not None:
             where.append(condition)
             params.append(value)
     if after is not None:
-        where.append("created_at <= %s AND NOT (created_at = %s AND id >= %s)")
+        where.append(f"created_at <= {bound} AND NOT (created_at = %s AND id >= %s)")
         params.extend([after[0], after[0], after[1]])
     sql = _log_page_sql(" AND ".join(where))
     with prepared_cursor() as cursor:

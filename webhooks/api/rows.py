@@ -48,7 +48,10 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         paths = row["response_body"] and log_sensitive_paths(row["organization_id"], row["event_type"], cache)
         masked.append(paths or None)
-    payloads = payloads_by_delivery(row["delivery_id"] for row, paths in zip(rows, masked, strict=True) if paths)
+    wanted = [row for row, paths in zip(rows, masked, strict=True) if paths]
+    payloads = payloads_by_delivery(
+        (row["delivery_id"] for row in wanted), {r["delivery_id"]: r["created_at"] for r in wanted}
+    )
     when = datetime_representation()
     headers_as_sent = WebhookLog.headers_as_sent
     result = []
