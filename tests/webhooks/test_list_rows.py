@@ -302,3 +302,35 @@ def test_the_webhook_list_is_the_serializer_output(api_client, webhooks_of_every
     assert response.status_code == HTTPStatus.OK and response.json()["count"] == 4
     webhooks = list(selectors.webhook_list(organization=webhooks_of_every_kind)[:3])
     assert response.json()["results"] == [dict(row) for row in WebhookSerializer(webhooks, many=True).data]
+
+
+def test_payloads_are_read_near_their_attempt_and_by_id_alone_for_what_that_misses(organization, webhook):
+    """A delivery made by a trigger shares its event's `created_at` and is found around its
+    attempt's time (one statement); one whose event was stored apart (a test send) or whose
+    attempt is days after it (a replay) is then found by id alone (a second statement)."""
+    from webhooks.models import Event
+
+    now = timezone.now()
+    near = [trigger_event(organization=organization, event="application.created", payload={"n": n}) for n in range(3)]
+    near_ids = list(Delivery.objects.filter(event__in=near).values_list("pk", flat=True))
+    assert len(near_ids) == 3
+    apart_event = Event.objects.create(organization=organization, type="application.created", payload={"n": "apart"})
+    apart = Delivery.objects.create(
+        organization=organization, event=apart_event, webhook=webhook, max_attempts=1, next_attempt_at=now
+    )
+    old = Delivery.objects.get(pk=near_ids[0])
+    Delivery.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=3))
+    Event.objects.filter(pk=old.event_id).update(created_at=now - timedelta(days=3))
+    expected = dict(Delivery.objects.values_list("pk", "event__payload"))
+    assert len({str(payload) for payload in expected.values()}) == 4
+
+    with CaptureQueriesContext(connection) as fresh:
+        assert payloads_by_delivery(near_ids[1:], {pk: now for pk in near_ids[1:]}) == {
+            pk: expected[pk] for pk in near_ids[1:]
+        }
+    everything = [*near_ids, apart.pk]
+    with CaptureQueriesContext(connection) as missed:
+        assert payloads_by_delivery(everything, {pk: now for pk in everything}) == expected
+    if connection.vendor == "postgresql":
+        assert len(fresh.captured_queries) == 1
+        assert len(missed.captured_queries) == 2

@@ -102,7 +102,10 @@ def test_logs_page_one_and_cursor_pages_keep_generic_plans_over_38_partitions(be
 def test_the_payloads_a_logs_page_masks_with_are_read_by_a_generic_plan(bench):
     api_client, big = bench
     logs = f"{BASE}{big}/logs/"
-    plans = _generic_after('"webhook_events"."payload"', lambda: _get(api_client, logs))
+    # The lookup near each attempt finds every payload here (the loader gives a delivery its
+    # event's created_at, as the trigger statements do): the one by id alone never runs.
+    plans = _generic_after("AS wanted(id, logged_at)", lambda: _get(api_client, logs))
+    assert _plans("AS wanted(id) ") == {}
     ((generic, custom),) = plans.values()
     assert generic >= CALLS - 10, plans
     assert custom <= 5, plans
