@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -168,6 +170,19 @@ def old_partitions(cutoff: dt.datetime, table: str = TABLE, conn=None) -> list[P
     return [p for p in partitions(conn, table) if p.end <= cutoff]
 
 
+def _detached_leftovers(table: str, conn) -> list[str]:
+    """Daily tables of `table` detached by a prune that stopped before dropping them."""
+    if not is_partitioned(conn, table):
+        return []
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+            "AND relnamespace = current_schema()::regnamespace AND relname ~ %s",
+            [_name_pattern(table).pattern],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 def drop_partitions_before(
     cutoff: dt.datetime,
     *,
@@ -176,15 +191,21 @@ def drop_partitions_before(
     table: str = TABLE,
     keep: str | None = None,
     keep_params: list | None = None,
+    before_drop: Callable[[Any, str], None] | None = None,
 ) -> tuple[list[str], int]:
     """Detach and drop every daily partition of `table` whose whole day is older than
     `cutoff`. `keep` (an SQL condition on the partition's rows, with `keep_params`) names
-    the rows that must stay: they are moved into the parent table once the partition is
-    detached, so into the default partition (no partition covers their day any more).
+    the rows that must stay: they are moved out of the detached table into the parent
+    table, so into the default partition (no partition covers their day any more).
     Returns (names, rows dropped, kept ones not counted). `dry_run` only counts.
 
-    Each partition is one short transaction holding an ACCESS EXCLUSIVE lock on `table`
-    (DETACH PARTITION takes it): writers wait for it, none loses a row."""
+    The detach and the move are one short transaction holding an ACCESS EXCLUSIVE lock on
+    `table` (DETACH PARTITION takes it): writers wait for it, none loses a row, and what
+    is kept is decided under the lock. `before_drop(cursor, name)` then runs on the
+    detached table, which holds only the rows dropped and which no writer can reach any
+    more, in a transaction of its own (no lock on `table`), before the table is dropped
+    (e.g. to delete the rows referring to the dropped ones). A table a prune
+    detached but did not drop (it stopped in between) is finished by the next prune."""
     conn = conn or connection
     dropped, rows = [], 0
     where = f"WHERE NOT ({keep})" if keep else ""
@@ -193,24 +214,41 @@ def drop_partitions_before(
             if dry_run:
                 cursor.execute(f'SELECT count(*) FROM "{partition.name}" {where}', keep_params or [])  # noqa: S608 - identifiers are this module's constants
                 rows += int(cursor.fetchone()[0])
-            else:
-                total = _count(cursor, partition.name)
-                # Deferred foreign-key checks of this transaction's own writes must run
-                # before the table goes (Django's constraints are INITIALLY DEFERRED).
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition.name}"')
-                moved = 0
-                if keep:
-                    cursor.execute(
-                        f'INSERT INTO "{table}" SELECT * FROM "{partition.name}" WHERE {keep}',  # noqa: S608 - identifiers are this module's constants
-                        keep_params or [],
-                    )
-                    moved = cursor.rowcount
+                dropped.append(partition.name)
+                continue
+            total = _count(cursor, partition.name)
+            # Deferred foreign-key checks of this transaction's own writes must run
+            # before the table goes (Django's constraints are INITIALLY DEFERRED).
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition.name}"')
+            moved = 0
+            if keep:
+                cursor.execute(
+                    f'WITH kept AS (DELETE FROM "{partition.name}" WHERE {keep} RETURNING *) '  # noqa: S608 - identifiers are this module's constants
+                    f'INSERT INTO "{table}" SELECT * FROM kept',
+                    keep_params or [],
+                )
+                moved = cursor.rowcount
+            if before_drop is None:
                 cursor.execute(f'DROP TABLE "{partition.name}"')
-                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-                rows += total - moved
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            rows += total - moved
+        if before_drop is not None:
+            _finish_detached(partition.name, before_drop, conn)
         dropped.append(partition.name)
+    if not dry_run and before_drop is not None:
+        for name in _detached_leftovers(table, conn):
+            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                rows += _count(cursor, name)
+            _finish_detached(name, before_drop, conn)
+            dropped.append(name)
     return dropped, rows
+
+
+def _finish_detached(name: str, before_drop: Callable[[Any, str], None], conn) -> None:
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        before_drop(cursor, name)
+        cursor.execute(f'DROP TABLE "{name}"')
 
 
 # --- the migrations (webhooks 0011: the logs; 0014: deliveries and events) ---------------
