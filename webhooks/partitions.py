@@ -170,19 +170,6 @@ def old_partitions(cutoff: dt.datetime, table: str = TABLE, conn=None) -> list[P
     return [p for p in partitions(conn, table) if p.end <= cutoff]
 
 
-def _detached_leftovers(table: str, conn) -> list[str]:
-    """Daily tables of `table` detached by a prune that stopped before dropping them."""
-    if not is_partitioned(conn, table):
-        return []
-    with conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
-            "AND relnamespace = current_schema()::regnamespace AND relname ~ %s",
-            [_name_pattern(table).pattern],
-        )
-        return sorted(row[0] for row in cursor.fetchall())
-
-
 def drop_partitions_before(
     cutoff: dt.datetime,
     *,
@@ -191,7 +178,7 @@ def drop_partitions_before(
     table: str = TABLE,
     keep: str | None = None,
     keep_params: list | None = None,
-    before_drop: Callable[[Any, str], None] | None = None,
+    before_drop: Callable[[Any, list[str]], None] | None = None,
 ) -> tuple[list[str], int]:
     """Detach and drop every daily partition of `table` whose whole day is older than
     `cutoff`. `keep` (an SQL condition on the partition's rows, with `keep_params`) names
@@ -199,16 +186,20 @@ def drop_partitions_before(
     table, so into the default partition (no partition covers their day any more).
     Returns (names, rows dropped, kept ones not counted). `dry_run` only counts.
 
-    The detach and the move are one short transaction holding an ACCESS EXCLUSIVE lock on
-    `table` (DETACH PARTITION takes it): writers wait for it, none loses a row, and what
-    is kept is decided under the lock. `before_drop(cursor, name)` then runs on the
-    detached table, which holds only the rows dropped and which no writer can reach any
-    more, in a transaction of its own (no lock on `table`), before the table is dropped
-    (e.g. to delete the rows referring to the dropped ones). A table a prune
-    detached but did not drop (it stopped in between) is finished by the next prune."""
+    The detach and the move are one short transaction per day holding an ACCESS EXCLUSIVE
+    lock on `table` (DETACH PARTITION takes it): writers wait for it, none loses a row, and
+    what stays is decided under the lock. `before_drop(cursor, names)` then runs once on
+    all the detached tables, which hold only the rows dropped and which no writer can reach
+    any more, in one transaction (no lock on `table`), before they are dropped (e.g. to
+    delete the rows referring to the dropped ones). Tables a prune detached but did not
+    drop (it stopped in between) are finished by the next prune."""
     conn = conn or connection
     dropped, rows = [], 0
     where = f"WHERE NOT ({keep})" if keep else ""
+    detached = [] if dry_run or before_drop is None else _detached_leftovers(table, conn)
+    for name in detached:  # a stopped prune's: their rows count now
+        with conn.cursor() as cursor:
+            rows += _count(cursor, name)
     for partition in old_partitions(cutoff, table, conn):
         with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
             if dry_run:
@@ -231,24 +222,31 @@ def drop_partitions_before(
                 moved = cursor.rowcount
             if before_drop is None:
                 cursor.execute(f'DROP TABLE "{partition.name}"')
+            else:
+                detached.append(partition.name)
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             rows += total - moved
-        if before_drop is not None:
-            _finish_detached(partition.name, before_drop, conn)
         dropped.append(partition.name)
-    if not dry_run and before_drop is not None:
-        for name in _detached_leftovers(table, conn):
-            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-                rows += _count(cursor, name)
-            _finish_detached(name, before_drop, conn)
-            dropped.append(name)
+    if detached and before_drop is not None:
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            before_drop(cursor, detached)
+            for name in detached:
+                cursor.execute(f'DROP TABLE "{name}"')
+        dropped += [name for name in detached if name not in dropped]
     return dropped, rows
 
 
-def _finish_detached(name: str, before_drop: Callable[[Any, str], None], conn) -> None:
-    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-        before_drop(cursor, name)
-        cursor.execute(f'DROP TABLE "{name}"')
+def _detached_leftovers(table: str, conn) -> list[str]:
+    """Daily tables of `table` detached by a prune that stopped before dropping them."""
+    if not is_partitioned(conn, table):
+        return []
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+            "AND relnamespace = current_schema()::regnamespace AND relname ~ %s",
+            [_name_pattern(table).pattern],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 # --- the migrations (webhooks 0011: the logs; 0014: deliveries and events) ---------------

@@ -138,12 +138,13 @@ def _drop_partitions(cutoff, result: PruneResult, dry_run: bool, progress) -> No
             progress("logs", result.logs)
 
     # A log of a delivery dropped goes with it, whatever its age (e.g. a replay's attempt,
-    # or clock skew), as the batches below do: once the day is detached and its kept rows
-    # moved out (one transaction, under the lock), the detached table holds exactly the
-    # deliveries dropped, and their logs are deleted by one join with it before it is
-    # dropped. A replay that re-armed one of them before the detach kept it, with its logs.
-    def logs_of_dropped(cursor, name: str) -> None:
-        cursor.execute(f'DELETE FROM webhook_logs WHERE delivery_id IN (SELECT id FROM "{name}")')  # noqa: S608 - a partition's name
+    # or clock skew), as the batches below do: once each day is detached and its kept rows
+    # moved out (one transaction a day, under the lock), the detached tables hold exactly
+    # the deliveries dropped, and their logs are deleted by one join with them all before
+    # they are dropped. A replay that re-armed one before its detach kept it, with its logs.
+    def logs_of_dropped(cursor, names: list[str]) -> None:
+        dropped_ids = " UNION ALL ".join(f'SELECT id FROM "{name}"' for name in names)  # noqa: S608 - partitions' names
+        cursor.execute(f"DELETE FROM webhook_logs WHERE delivery_id IN ({dropped_ids})")  # noqa: S608 - partitions' names
         result.logs += cursor.rowcount
 
     dropped, rows = partitions.drop_partitions_before(
