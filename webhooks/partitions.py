@@ -342,6 +342,25 @@ def convert(schema_editor, *, partitioned: bool, table: str = TABLE) -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
+def delete_dangling(schema_editor) -> tuple[int, int]:
+    """Delete the deliveries whose event is gone, then the logs whose delivery is gone
+    (both backends). Since migration 0014 nothing in the database prevents them (a raw
+    delete, a prune stopped between a day's detach and its drop); reversing 0014 restores
+    the foreign keys, which they would violate. They are what the old schema's cascade
+    would have deleted with their event or delivery. Returns (deliveries, logs) deleted."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{DELIVERIES}" WHERE NOT EXISTS '  # noqa: S608 - identifiers are this module's constants
+            f'(SELECT 1 FROM "{EVENTS}" e WHERE e.id = "{DELIVERIES}".event_id)'
+        )
+        deliveries = cursor.rowcount
+        cursor.execute(
+            f'DELETE FROM "{LOGS}" WHERE NOT EXISTS '  # noqa: S608 - identifiers are this module's constants
+            f'(SELECT 1 FROM "{DELIVERIES}" d WHERE d.id = "{LOGS}".delivery_id)'
+        )
+        return deliveries, cursor.rowcount
+
+
 def create_event_keys(schema_editor) -> None:
     """`webhook_event_keys`: the events' idempotency keys, filled from the events."""
     conn = schema_editor.connection
