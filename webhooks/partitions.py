@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 LOGS, DELIVERIES, EVENTS = "webhook_logs", "webhook_deliveries", "webhook_events"
@@ -112,23 +112,77 @@ def partitions(conn=None, table: str = TABLE) -> list[Partition]:
     return sorted(found, key=lambda p: p.day)
 
 
-def _create(cursor, partition: Partition, table: str) -> None:
-    """Create and attach one day. Rows of that day already in the default partition are
-    moved into it first (an attach would otherwise fail on them)."""
+#: a day starting later than this from now gets its partition by the constraint path of
+#: `_create` (no row can be written for it meanwhile); an earlier one by the moving path
+FUTURE_MARGIN = dt.timedelta(hours=1)
+
+
+def _create(conn, partition: Partition, table: str) -> None:
+    """Create and attach one day.
+
+    A day in the future (the schedule's days ahead): attaching would scan the whole default
+    partition under an ACCESS EXCLUSIVE lock on it (which every statement on the table that
+    does not prune by day waits for) to prove none of its rows is of that day. Instead a
+    CHECK constraint excluding the day is added to the default `NOT VALID` (catalog only),
+    validated under SHARE UPDATE EXCLUSIVE (the same scan, but reads and writes go on),
+    and the attach then skips the scan (PostgreSQL: the constraint implies it) and drops
+    the constraint: the ACCESS EXCLUSIVE locks last for catalog changes only.
+
+    A day already begun or past, or one whose rows are in the default partition (the
+    validation fails): its rows are moved from the default into the new partition under
+    that lock, then it is attached (the attach would otherwise fail on them)."""
     start, end = partition.start.isoformat(), partition.end.isoformat()
     default = default_of(table)
-    cursor.execute(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE')
-    cursor.execute(f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
-    cursor.execute(
-        f'WITH moved AS (DELETE FROM "{default}" WHERE created_at >= %s AND created_at < %s RETURNING *) '  # noqa: S608 - identifiers are this module's constants
-        f'INSERT INTO "{partition.name}" SELECT * FROM moved',
-        [start, end],
-    )
+    check = f"{default}_not_{partition.day:%Y%m%d}"
+    if partition.start > timezone.now() + FUTURE_MARGIN:
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            # Deferred foreign-key checks of this transaction's writes must run before the
+            # table is altered (as in `_attach`); deferred again after each step.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f'ALTER TABLE "{default}" DROP CONSTRAINT IF EXISTS "{check}"')
+            cursor.execute(
+                f'ALTER TABLE "{default}" ADD CONSTRAINT "{check}" '
+                "CHECK (created_at < %s OR created_at >= %s) NOT VALID",
+                [start, end],
+            )
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        try:
+            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(f'ALTER TABLE "{default}" VALIDATE CONSTRAINT "{check}"')
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            validated = True
+        except IntegrityError:  # rows of that day in the default partition: they move
+            validated = False
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            if validated:
+                cursor.execute(
+                    f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
+                )
+                _attach(cursor, partition, table)
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f'ALTER TABLE "{default}" DROP CONSTRAINT "{check}"')
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        if validated:
+            return
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        cursor.execute(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE')
+        cursor.execute(f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
+        cursor.execute(
+            f'WITH moved AS (DELETE FROM "{default}" WHERE created_at >= %s AND created_at < %s RETURNING *) '  # noqa: S608 - identifiers are this module's constants
+            f'INSERT INTO "{partition.name}" SELECT * FROM moved',
+            [start, end],
+        )
+        _attach(cursor, partition, table)
+
+
+def _attach(cursor, partition: Partition, table: str) -> None:
     # Deferred foreign-key checks of this transaction's writes to the table must run before
     # it is altered (Django's constraints are INITIALLY DEFERRED).
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute(
-        f'ALTER TABLE "{table}" ATTACH PARTITION "{partition.name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
+        f'ALTER TABLE "{table}" ATTACH PARTITION "{partition.name}" FOR VALUES FROM (%s) TO (%s)',
+        [partition.start.isoformat(), partition.end.isoformat()],
     )
     cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
@@ -154,8 +208,7 @@ def ensure_partitions(
             if day in existing:
                 continue
             partition = partition_for(day, table)
-            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-                _create(cursor, partition, table)
+            _create(conn, partition, table)
             created.append(partition.name)
     return created
 
