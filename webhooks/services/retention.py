@@ -144,7 +144,9 @@ def _drop_partitions(cutoff, result: PruneResult, dry_run: bool, progress) -> No
     # they are dropped. A replay that re-armed one before its detach kept it, with its logs.
     def logs_of_dropped(cursor, names: list[str]) -> None:
         dropped_ids = " UNION ALL ".join(f'SELECT id FROM "{name}"' for name in names)  # noqa: S608 - partitions' names
-        cursor.execute(f"DELETE FROM webhook_logs WHERE delivery_id IN ({dropped_ids})")  # noqa: S608 - partitions' names
+        # A join, not `IN (...)`: the planner would guess 200 distinct ids for the union
+        # (no statistics) and probe every log partition's index once per id.
+        cursor.execute(f"DELETE FROM webhook_logs l USING ({dropped_ids}) d WHERE l.delivery_id = d.id")  # noqa: S608 - partitions' names
         result.logs += cursor.rowcount
 
     dropped, rows = partitions.drop_partitions_before(
