@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 LOGS, DELIVERIES, EVENTS = "webhook_logs", "webhook_deliveries", "webhook_events"
@@ -114,23 +116,77 @@ def partitions(conn=None, table: str = TABLE) -> list[Partition]:
     return sorted(found, key=lambda p: p.day)
 
 
-def _create(cursor, partition: Partition, table: str) -> None:
-    """Create and attach one day. Rows of that day already in the default partition are
-    moved into it first (an attach would otherwise fail on them)."""
+#: a day starting later than this from now gets its partition by the constraint path of
+#: `_create` (no row can be written for it meanwhile); an earlier one by the moving path
+FUTURE_MARGIN = dt.timedelta(hours=1)
+
+
+def _create(conn, partition: Partition, table: str) -> None:
+    """Create and attach one day.
+
+    A day in the future (the schedule's days ahead): attaching would scan the whole default
+    partition under an ACCESS EXCLUSIVE lock on it (which every statement on the table that
+    does not prune by day waits for) to prove none of its rows is of that day. Instead a
+    CHECK constraint excluding the day is added to the default `NOT VALID` (catalog only),
+    validated under SHARE UPDATE EXCLUSIVE (the same scan, but reads and writes go on),
+    and the attach then skips the scan (PostgreSQL: the constraint implies it) and drops
+    the constraint: the ACCESS EXCLUSIVE locks last for catalog changes only.
+
+    A day already begun or past, or one whose rows are in the default partition (the
+    validation fails): its rows are moved from the default into the new partition under
+    that lock, then it is attached (the attach would otherwise fail on them)."""
     start, end = partition.start.isoformat(), partition.end.isoformat()
     default = default_of(table)
-    cursor.execute(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE')
-    cursor.execute(f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
-    cursor.execute(
-        f'WITH moved AS (DELETE FROM "{default}" WHERE created_at >= %s AND created_at < %s RETURNING *) '  # noqa: S608 - identifiers are this module's constants
-        f'INSERT INTO "{partition.name}" SELECT * FROM moved',
-        [start, end],
-    )
+    check = f"{default}_not_{partition.day:%Y%m%d}"
+    if partition.start > timezone.now() + FUTURE_MARGIN:
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            # Deferred foreign-key checks of this transaction's writes must run before the
+            # table is altered (as in `_attach`); deferred again after each step.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f'ALTER TABLE "{default}" DROP CONSTRAINT IF EXISTS "{check}"')
+            cursor.execute(
+                f'ALTER TABLE "{default}" ADD CONSTRAINT "{check}" '
+                "CHECK (created_at < %s OR created_at >= %s) NOT VALID",
+                [start, end],
+            )
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        try:
+            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(f'ALTER TABLE "{default}" VALIDATE CONSTRAINT "{check}"')
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            validated = True
+        except IntegrityError:  # rows of that day in the default partition: they move
+            validated = False
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            if validated:
+                cursor.execute(
+                    f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
+                )
+                _attach(cursor, partition, table)
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f'ALTER TABLE "{default}" DROP CONSTRAINT "{check}"')
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        if validated:
+            return
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        cursor.execute(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE')
+        cursor.execute(f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
+        cursor.execute(
+            f'WITH moved AS (DELETE FROM "{default}" WHERE created_at >= %s AND created_at < %s RETURNING *) '  # noqa: S608 - identifiers are this module's constants
+            f'INSERT INTO "{partition.name}" SELECT * FROM moved',
+            [start, end],
+        )
+        _attach(cursor, partition, table)
+
+
+def _attach(cursor, partition: Partition, table: str) -> None:
     # Deferred foreign-key checks of this transaction's writes to the table must run before
     # it is altered (Django's constraints are INITIALLY DEFERRED).
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute(
-        f'ALTER TABLE "{table}" ATTACH PARTITION "{partition.name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
+        f'ALTER TABLE "{table}" ATTACH PARTITION "{partition.name}" FOR VALUES FROM (%s) TO (%s)',
+        [partition.start.isoformat(), partition.end.isoformat()],
     )
     cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
@@ -156,8 +212,7 @@ def ensure_partitions(
             if day in existing:
                 continue
             partition = partition_for(day, table)
-            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-                _create(cursor, partition, table)
+            _create(conn, partition, table)
             created.append(partition.name)
     return created
 
@@ -208,41 +263,75 @@ def drop_partitions_before(
     table: str = TABLE,
     keep: str | None = None,
     keep_params: list | None = None,
+    before_drop: Callable[[Any, list[str]], None] | None = None,
 ) -> tuple[list[str], int]:
     """Detach and drop every daily partition of `table` whose whole day is older than
     `cutoff`. `keep` (an SQL condition on the partition's rows, with `keep_params`) names
-    the rows that must stay: they are moved into the parent table once the partition is
-    detached, so into the default partition (no partition covers their day any more).
+    the rows that must stay: they are moved out of the detached table into the parent
+    table, so into the default partition (no partition covers their day any more).
     Returns (names, rows dropped, kept ones not counted). `dry_run` only counts.
 
-    Each partition is one short transaction holding an ACCESS EXCLUSIVE lock on `table`
-    (DETACH PARTITION takes it): writers wait for it, none loses a row."""
+    The detach and the move are one short transaction per day holding an ACCESS EXCLUSIVE
+    lock on `table` (DETACH PARTITION takes it): writers wait for it, none loses a row, and
+    what stays is decided under the lock. `before_drop(cursor, names)` then runs once on
+    all the detached tables, which hold only the rows dropped and which no writer can reach
+    any more, in one transaction (no lock on `table`), before they are dropped (e.g. to
+    delete the rows referring to the dropped ones). Tables a prune detached but did not
+    drop (it stopped in between) are finished by the next prune."""
     conn = conn or connection
     dropped, rows = [], 0
     where = f"WHERE NOT ({keep})" if keep else ""
+    detached = [] if dry_run or before_drop is None else _detached_leftovers(table, conn)
+    for name in detached:  # a stopped prune's: their rows count now
+        with conn.cursor() as cursor:
+            rows += _count(cursor, name)
     for partition in old_partitions(cutoff, table, conn):
         with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
             if dry_run:
                 cursor.execute(f'SELECT count(*) FROM "{partition.name}" {where}', keep_params or [])  # noqa: S608 - identifiers are this module's constants
                 rows += int(cursor.fetchone()[0])
-            else:
-                total = _count(cursor, partition.name)
-                # Deferred foreign-key checks of this transaction's own writes must run
-                # before the table goes (Django's constraints are INITIALLY DEFERRED).
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition.name}"')
-                moved = 0
-                if keep:
-                    cursor.execute(
-                        f'INSERT INTO "{table}" SELECT * FROM "{partition.name}" WHERE {keep}',  # noqa: S608 - identifiers are this module's constants
-                        keep_params or [],
-                    )
-                    moved = cursor.rowcount
+                dropped.append(partition.name)
+                continue
+            total = _count(cursor, partition.name)
+            # Deferred foreign-key checks of this transaction's own writes must run
+            # before the table goes (Django's constraints are INITIALLY DEFERRED).
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition.name}"')
+            moved = 0
+            if keep:
+                cursor.execute(
+                    f'WITH kept AS (DELETE FROM "{partition.name}" WHERE {keep} RETURNING *) '  # noqa: S608 - identifiers are this module's constants
+                    f'INSERT INTO "{table}" SELECT * FROM kept',
+                    keep_params or [],
+                )
+                moved = cursor.rowcount
+            if before_drop is None:
                 cursor.execute(f'DROP TABLE "{partition.name}"')
-                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-                rows += total - moved
+            else:
+                detached.append(partition.name)
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            rows += total - moved
         dropped.append(partition.name)
+    if detached and before_drop is not None:
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            before_drop(cursor, detached)
+            for name in detached:
+                cursor.execute(f'DROP TABLE "{name}"')
+        dropped += [name for name in detached if name not in dropped]
     return dropped, rows
+
+
+def _detached_leftovers(table: str, conn) -> list[str]:
+    """Daily tables of `table` detached by a prune that stopped before dropping them."""
+    if not is_partitioned(conn, table):
+        return []
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+            "AND relnamespace = current_schema()::regnamespace AND relname ~ %s",
+            [_name_pattern(table).pattern],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 # --- the migrations (webhooks 0011: the logs; 0014: deliveries and events) ---------------
@@ -336,6 +425,25 @@ def convert(schema_editor, *, partitioned: bool, table: str = TABLE) -> None:
         ensure_partitions(conn=conn, tables=(table,))
     with conn.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def delete_dangling(schema_editor) -> tuple[int, int]:
+    """Delete the deliveries whose event is gone, then the logs whose delivery is gone
+    (both backends). Since migration 0014 nothing in the database prevents them (a raw
+    delete, a prune stopped between a day's detach and its drop); reversing 0014 restores
+    the foreign keys, which they would violate. They are what the old schema's cascade
+    would have deleted with their event or delivery. Returns (deliveries, logs) deleted."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{DELIVERIES}" WHERE NOT EXISTS '  # noqa: S608 - identifiers are this module's constants
+            f'(SELECT 1 FROM "{EVENTS}" e WHERE e.id = "{DELIVERIES}".event_id)'
+        )
+        deliveries = cursor.rowcount
+        cursor.execute(
+            f'DELETE FROM "{LOGS}" WHERE NOT EXISTS '  # noqa: S608 - identifiers are this module's constants
+            f'(SELECT 1 FROM "{DELIVERIES}" d WHERE d.id = "{LOGS}".delivery_id)'
+        )
+        return deliveries, cursor.rowcount
 
 
 def create_event_keys(schema_editor) -> None:

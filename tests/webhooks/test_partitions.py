@@ -84,6 +84,42 @@ def test_partitions_are_created_ahead_idempotently_and_take_their_days_rows_from
 
 @postgres_only
 @pytest.mark.django_db
+def test_a_day_ahead_is_attached_without_scanning_the_default_partition(organization, webhook):
+    """The schedule's days ahead: a CHECK constraint on each default partition, validated
+    before the attach (without blocking writers), lets the attach skip its scan of the
+    default under the ACCESS EXCLUSIVE lock (PostgreSQL says so at DEBUG1); the constraint
+    goes after, and a row of another day in the default stays there."""
+    _, delivery = _event_with_delivery(organization, timezone.now(), finished=False)
+    in_default = _log(delivery, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))  # no partition covers that day
+    far = timezone.now().astimezone(dt.UTC).date() + dt.timedelta(days=40)
+    notices: list[str] = []
+    connection.ensure_connection()
+
+    def handler(diagnostic):
+        notices.append(diagnostic.message_primary or "")
+
+    connection.connection.add_notice_handler(handler)
+    with connection.cursor() as cursor:
+        cursor.execute("SET client_min_messages = debug1")
+    try:
+        created = partitions.ensure_partitions(today=far, days_ahead=1)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET client_min_messages")
+        connection.connection.remove_notice_handler(handler)
+    assert len(created) == 2 * len(partitions.TABLES)
+    for table in partitions.TABLES:
+        implied = f'updated partition constraint for default partition "{partitions.default_of(table)}" is implied'
+        assert sum(implied in notice for notice in notices) == 2, (table, notices)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname FROM pg_constraint WHERE contype = 'c' AND conname LIKE '%%_default_not_%%'")
+        assert cursor.fetchall() == []
+        cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT} WHERE id = %s", [in_default.pk])
+        assert cursor.fetchone()[0] == 1
+
+
+@postgres_only
+@pytest.mark.django_db
 def test_prune_drops_whole_old_days_and_batch_deletes_only_the_boundary(organization, webhook):
     now = timezone.now()
     old_day = (now - dt.timedelta(days=20)).astimezone(dt.UTC).date()

@@ -320,3 +320,39 @@ def test_the_migration_partitions_populated_deliveries_and_events_and_back(organ
             assert not _relation_exists(partitions.EVENT_KEYS)
     finally:
         migrate_to(latest())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_goes_back_over_dangling_rows_deleting_them_and_forward_again(organization, webhook):
+    """Since 0014 nothing in the database stops a delivery outliving its event or a log its
+    delivery (raw deletes, a stopped prune). Reversing 0014 restores the foreign keys, which
+    such rows would violate: the reverse deletes them first (the old schema's cascade would
+    have), keeps every other row, and the migration then goes forward again unchanged."""
+    now = timezone.now()
+    kept_event, kept = _at(organization, now)
+    kept_log = _log(kept, now)
+    gone_event, orphan_delivery = _at(organization, now - dt.timedelta(days=2))
+    orphan_delivery_log = _log(orphan_delivery, now)
+    lost_event, lost_delivery = _at(organization, now - dt.timedelta(days=1))
+    orphan_log = _log(lost_delivery, now)
+    for model, pk in ((Event, gone_event.pk), (Delivery, lost_delivery.pk)):
+        rows = model.objects.filter(pk=pk)
+        rows._raw_delete(rows.db)  # no cascade: what the database now allows
+    try:
+        apps = migrate_to(BEFORE)
+        OldEvent, OldDelivery = apps.get_model("webhooks", "Event"), apps.get_model("webhooks", "Delivery")
+        OldLog = apps.get_model("webhooks", "WebhookLog")
+        assert set(OldEvent.objects.values_list("pk", flat=True)) == {kept_event.pk, lost_event.pk}  # no delivery: fine
+        assert list(OldDelivery.objects.values_list("pk", flat=True)) == [kept.pk]
+        assert list(OldLog.objects.values_list("pk", flat=True)) == [kept_log.pk]
+        assert not OldLog.objects.filter(pk__in=[orphan_log.pk, orphan_delivery_log.pk]).exists()
+        if connection.vendor == "postgresql":
+            assert "webhook_events" in _foreign_keys("webhook_deliveries")
+            assert "webhook_deliveries" in _foreign_keys("webhook_logs")
+        migrate_to(AFTER)
+        assert list(Delivery.objects.values_list("pk", "event_id")) == [(kept.pk, kept_event.pk)]
+        assert list(WebhookLog.objects.values_list("pk", flat=True)) == [kept_log.pk]
+        if connection.vendor == "postgresql":
+            assert partitions.is_partitioned(table=partitions.DELIVERIES)
+    finally:
+        migrate_to(latest())

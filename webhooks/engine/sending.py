@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -168,7 +169,7 @@ def _attempt(
             session = get_session()
             fixed = {**custom, **extra, "content-type": headers["content-type"]}
             response = session.send(
-                _prepared(session, webhook.url, fixed, headers, body),
+                _prepared(session, webhook.pk, webhook.url, fixed, headers, body),
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,
@@ -188,33 +189,60 @@ def _attempt(
     return outcome
 
 
-#: prepared requests without a body, per (session, URL, fixed headers): see `_prepared`
-_templates: dict[tuple, requests.PreparedRequest] = {}
+#: webhook id -> (the settings it was prepared with, when last used, the prepared request
+#: without a body): see `_prepared`
+_templates: dict[uuid.UUID, tuple[tuple, float, requests.PreparedRequest]] = {}
+_templates_lock = threading.Lock()
 MAX_TEMPLATES = 1024
+#: a webhook's template unused this long is dropped (with the credentials it holds)
+TEMPLATE_IDLE_SECONDS = 600.0
 
 
 def _prepared(
-    session: requests.Session, url: str, fixed: dict[str, str], headers: dict[str, str], body: bytes
+    session: requests.Session,
+    webhook_id: uuid.UUID,
+    url: str,
+    fixed: dict[str, str],
+    headers: dict[str, str],
+    body: bytes,
 ) -> requests.PreparedRequest:
     """The request `session.post(url, data=body, headers={**fixed, **headers})` would send.
 
     What only depends on the webhook (the URL parsed and checked, the session's headers
     merged with the webhook's, auth from the URL, cookies) is prepared once per process and
-    webhook settings, and copied for each delivery, which only adds its own headers and body:
+    webhook, and copied for each delivery, which only adds its own headers and body:
     preparing a request costs about as much CPU as sending it. The session's cookie policy
-    accepts none, so a template never holds one."""
-    key = (session, url, tuple(fixed.items()))
-    template = _templates.get(key)
-    if template is None:
-        if len(_templates) >= MAX_TEMPLATES:
-            _templates.clear()
-        template = session.prepare_request(requests.Request("POST", url, headers=fixed))
-        _templates[key] = template
+    accepts none, so a template never holds one.
+
+    One template per webhook, kept with what it was prepared from (session, URL, fixed
+    headers: custom ones and the subscriber's bearer token): when any of them changes (a
+    token refreshed, headers or URL edited) the next delivery prepares a new one and the old
+    one, with the old credentials, is dropped at once; one unused for
+    `TEMPLATE_IDLE_SECONDS` is dropped when another is prepared. Signing keys never enter a
+    template (the signature is a per-delivery header)."""
+    settings = (session, url, tuple(fixed.items()))
+    now = time.monotonic()
+    with _templates_lock:
+        cached = _templates.get(webhook_id)
+        if cached is not None and cached[0] == settings:
+            template = cached[2]
+            _templates[webhook_id] = (settings, now, template)
+        else:
+            template = session.prepare_request(requests.Request("POST", url, headers=fixed))
+            _forget_idle(now)
+            if len(_templates) >= MAX_TEMPLATES:
+                _templates.clear()
+            _templates[webhook_id] = (settings, now, template)
     prepared = template.copy()
     prepared.headers.update(headers)
     prepared.body = body
     prepared.headers["Content-Length"] = str(len(body))
     return prepared
+
+
+def _forget_idle(now: float) -> None:
+    for webhook_id in [pk for pk, (_, used, _) in _templates.items() if now - used > TEMPLATE_IDLE_SECONDS]:
+        del _templates[webhook_id]
 
 
 def _fill_from_response(outcome: Outcome, response: requests.Response, raw: bytes, secrets: list[str]) -> None:

@@ -7,7 +7,11 @@ webhooks/partitions.py and docs/RELIABILITY.md ("Retention at scale").
   cascades are unchanged, retention and erasure delete logs, deliveries, events in order.
 - `webhook_event_keys` (PostgreSQL) holds the events' idempotency keys, unique per
   organization, filled from the events; the trigger statement inserts into it.
-- The rows are copied in the migration's transaction: writers to the two tables wait."""
+- The rows are copied in the migration's transaction: writers to the two tables wait.
+- In reverse, the foreign keys come back: first the rows that would violate them are
+  deleted (deliveries whose event is gone, then logs whose delivery is gone: possible once
+  the constraints were dropped; the old schema's cascade would have deleted them), and
+  their counts printed."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -24,6 +28,9 @@ def forwards(apps, schema_editor):
 def backwards(apps, schema_editor):
     from webhooks import partitions
 
+    deliveries, logs = partitions.delete_dangling(schema_editor)
+    if deliveries or logs:
+        print(f"\n  webhooks 0014 reverse: deleted {deliveries} deliveries whose event is gone, {logs} logs whose delivery is gone")
     partitions.drop_event_keys(schema_editor)
     partitions.convert(schema_editor, partitioned=False, table=partitions.EVENTS)
     partitions.convert(schema_editor, partitioned=False, table=partitions.DELIVERIES)

@@ -69,7 +69,9 @@ def log_replay(*, log: WebhookLog) -> WebhookLog:
     with transaction.atomic():
         # The delivery first, then its webhook: the engine records a batch in that order
         # (webhooks/engine/store.py), so the two cannot deadlock.
-        delivery = Delivery.objects.select_for_update().get(pk=log.delivery_id)
+        delivery = Delivery.objects.select_for_update().filter(pk=log.delivery_id).first()
+        if delivery is None:  # pruned (retention) or deleted since the log was read
+            raise ConflictError("This attempt's delivery no longer exists (pruned or deleted): it cannot be replayed.")
         webhook = lock_webhook(log.webhook)  # the current `is_active`, not the one read with the log
         if not webhook.is_active and log.event_type != TEST_EVENT:
             raise ConflictError("The webhook is disabled: re-enable it before replaying.")

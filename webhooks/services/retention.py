@@ -126,41 +126,42 @@ def _drop_partitions(cutoff, result: PruneResult, dry_run: bool, progress) -> No
     """PostgreSQL: detach and drop the whole days older than `cutoff` (older than every
     retention in force) of the logs, then the deliveries, then the events. A day's rows that
     must stay go to the default partition first: deliveries not finished before the cutoff,
-    events a remaining delivery refers to. Nothing refers to a row dropped: the logs of a
-    dropped delivery in later days go first, the events go after the deliveries."""
+    events a remaining delivery refers to. Nothing refers to a row dropped for longer than
+    a moment: the logs of a dropped delivery in later days go right after its day is
+    detached (what stays is decided under the detach's lock, so a replay meanwhile loses
+    nothing), the events go after the deliveries."""
     dropped, rows = partitions.drop_partitions_before(cutoff, dry_run=dry_run, table=partitions.LOGS)
     result.partitions_dropped += dropped
     if not dry_run:
         result.logs += rows
         if progress and rows:
             progress("logs", result.logs)
-    old_deliveries = partitions.old_partitions(cutoff, partitions.DELIVERIES)
-    if old_deliveries:
-        end = old_deliveries[-1].end
-        if not dry_run:
-            # A log newer than the cutoff of a delivery about to go (e.g. a replay's attempt,
-            # or clock skew) goes with it, as the batches below do: one hash join of the logs
-            # left (the window) with the deliveries of the days dropped.
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    "DELETE FROM webhook_logs l USING webhook_deliveries d WHERE l.delivery_id = d.id "
-                    "AND d.created_at < %s AND d.state IN ('succeeded', 'failed') AND d.finished_at IS NOT NULL "
-                    "AND d.finished_at < %s",
-                    [end, cutoff],
-                )
-                result.logs += cursor.rowcount
-        dropped, rows = partitions.drop_partitions_before(
-            cutoff,
-            dry_run=dry_run,
-            table=partitions.DELIVERIES,
-            keep=f"NOT ({_FINISHED_BEFORE_SQL})",
-            keep_params=[cutoff],
-        )
-        result.partitions_dropped += dropped
-        if not dry_run:
-            result.deliveries += rows
-            if progress and rows:
-                progress("deliveries", result.deliveries)
+
+    # A log of a delivery dropped goes with it, whatever its age (e.g. a replay's attempt,
+    # or clock skew), as the batches below do: once each day is detached and its kept rows
+    # moved out (one transaction a day, under the lock), the detached tables hold exactly
+    # the deliveries dropped, and their logs are deleted by one join with them all before
+    # they are dropped. A replay that re-armed one before its detach kept it, with its logs.
+    def logs_of_dropped(cursor, names: list[str]) -> None:
+        dropped_ids = " UNION ALL ".join(f'SELECT id FROM "{name}"' for name in names)  # noqa: S608 - partitions' names
+        # A join, not `IN (...)`: the planner would guess 200 distinct ids for the union
+        # (no statistics) and probe every log partition's index once per id.
+        cursor.execute(f"DELETE FROM webhook_logs l USING ({dropped_ids}) d WHERE l.delivery_id = d.id")  # noqa: S608 - partitions' names
+        result.logs += cursor.rowcount
+
+    dropped, rows = partitions.drop_partitions_before(
+        cutoff,
+        dry_run=dry_run,
+        table=partitions.DELIVERIES,
+        keep=f"NOT ({_FINISHED_BEFORE_SQL})",
+        keep_params=[cutoff],
+        before_drop=logs_of_dropped,
+    )
+    result.partitions_dropped += dropped
+    if not dry_run:
+        result.deliveries += rows
+        if progress and rows:
+            progress("deliveries", result.deliveries)
     old_events = partitions.old_partitions(cutoff, partitions.EVENTS)
     if old_events and dry_run:  # their rows are counted with the batches' (would-be orphans)
         result.partitions_dropped += [p.name for p in old_events]
@@ -258,15 +259,19 @@ def _prune_finished_deliveries(cutoff, scope: Q, batch_size: int, progress, befo
         after = rows[-1]
         ids = [pk for _, pk in rows]
         with transaction.atomic():
-            # Raw deletes, no collector (it would SELECT the batch's logs first): the
-            # only rows referring to a delivery are its logs, deleted by their
-            # `delivery_id` index. A log newer than the cutoff of a delivery finished
-            # before it can exist (clock skew, a replay's attempt): it goes with it,
-            # as the collector's CASCADE did.
-            WebhookLog.objects.filter(delivery_id__in=ids)._raw_delete(WebhookLog.objects.db)
-            # The filter again: a row re-armed (recover) since it was listed stays.
+            # Raw deletes, no collector (it would SELECT the batch's logs first). The
+            # deliveries first, filtered again: a row re-armed (a replay, recover) since
+            # it was listed stays, and one deleted here is locked until the commit, so
+            # no writer re-arms it nor logs an attempt of it meanwhile (the engine and
+            # replays write a delivery before its logs). Then the logs of exactly the
+            # deliveries gone, by their `delivery_id` index: a log newer than the
+            # cutoff of a delivery finished before it (clock skew, a replay's attempt)
+            # goes with it, as the collector's CASCADE did; a kept delivery's stay.
             batch = Delivery.objects.filter(_finished_before(cutoff), pk__in=ids)
             deleted = batch._raw_delete(batch.db)
+            kept = Delivery.objects.filter(pk__in=ids).values("pk")
+            gone = WebhookLog.objects.filter(delivery_id__in=ids).exclude(delivery_id__in=kept)
+            gone._raw_delete(gone.db)
         deleted_total += deleted
         if progress and deleted:
             progress("deliveries", before + deleted_total)

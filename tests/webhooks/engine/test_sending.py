@@ -219,3 +219,84 @@ def test_each_delivery_gets_its_own_headers_and_body_and_a_changed_webhook_its_n
     tasks.deliver_due()
     last = receiver.wait_for(3)[-1]
     assert last.headers["x-tenant"] == "globex" and last.path.endswith("-moved")
+
+
+def _cached_text() -> str:
+    """Everything the process's request templates hold (keys, headers), as text."""
+    from webhooks.engine import sending
+
+    parts = [repr(list(sending._templates))]
+    for value in sending._templates.values():
+        for item in value if isinstance(value, tuple) else (value,):
+            if hasattr(item, "headers"):
+                parts.append(repr(dict(item.headers)))
+    return " ".join(parts)
+
+
+def test_a_refreshed_bearer_token_is_sent_next_and_the_old_one_not_kept(organization, webhook, receiver):
+    """A subscriber token refreshed (or rotated) between two deliveries of one webhook: the
+    next request carries the new token, and no request template still holds the old one."""
+    from webhooks.engine.subscriber_auth import SubscriberContext
+
+    for _ in range(2):
+        trigger_event(organization=organization, event="application.created", payload={})
+    first, second = claim_due(limit=2)
+    send_one(first, b"{}", [b"k" * 32], SubscriberContext(bearer="old-token-sentinel"))
+    assert "old-token-sentinel" in _cached_text()  # the template of the first send
+    send_one(second, b"{}", [b"k" * 32], SubscriberContext(bearer="new-token-sentinel"))
+    assert [r.headers["authorization"] for r in receiver.wait_for(2)] == [
+        "Bearer old-token-sentinel",
+        "Bearer new-token-sentinel",
+    ]
+    assert "old-token-sentinel" not in _cached_text()
+    assert "new-token-sentinel" in _cached_text()
+
+
+def test_edited_secret_headers_and_a_rotated_signing_secret_apply_at_once_and_leave_nothing_cached(
+    organization, receiver
+):
+    """A custom secret header edited and the signing secret rotated between deliveries: the
+    next delivery sends the new header and is signed with the new secret; no template holds
+    the old header value, and none ever holds a signature or a signing key."""
+    from webhooks.services import webhook_update
+
+    webhook = webhook_create(
+        organization=organization, name="h", url=receiver.url, events=["*"], headers={"X-Api-Key": "old-key-sentinel"}
+    )
+    trigger_event(organization=organization, event="job.opened", payload={})
+    tasks.deliver_due()
+    assert receiver.wait_for(1)[0].headers["x-api-key"] == "old-key-sentinel"
+    webhook_update(webhook=webhook, headers={"X-Api-Key": "new-key-sentinel"})
+    rotated = webhook_rotate_secret(webhook=webhook)
+    Webhook.objects.filter(pk=webhook.pk).update(previous_secret_expires_at=timezone.now() - timedelta(seconds=1))
+    trigger_event(organization=organization, event="job.opened", payload={})
+    tasks.deliver_due()
+    last = receiver.wait_for(2)[1]
+    assert last.headers["x-api-key"] == "new-key-sentinel"
+    ReferenceVerifier(rotated.secret).verify(last.body, last.headers)  # the new secret alone
+    assert len(last.headers["webhook-signature"].split()) == 1
+    cached = _cached_text()
+    assert "old-key-sentinel" not in cached and "new-key-sentinel" in cached
+    assert "webhook-signature" not in cached.lower()
+    assert rotated.secret not in cached and webhook.secret not in cached
+
+
+def test_a_template_unused_for_a_while_is_dropped(organization, receiver, monkeypatch):
+    """An idle webhook's template (and the credentials it holds) does not stay for the life
+    of the process: the next template prepared drops those idle past TEMPLATE_IDLE_SECONDS."""
+    from webhooks.engine import sending
+    from webhooks.engine.subscriber_auth import SubscriberContext
+
+    idle = webhook_create(organization=organization, name="idle", url=receiver.url, events=["job.opened"])
+    busy = webhook_create(organization=organization, name="busy", url=receiver.url + "b", events=["job.closed"])
+    trigger_event(organization=organization, event="job.opened", payload={})
+    [delivery] = claim_due(limit=1)
+    send_one(delivery, b"{}", [b"k" * 32], SubscriberContext(bearer="idle-token-sentinel"))
+    assert "idle-token-sentinel" in _cached_text()
+    monkeypatch.setattr(sending, "TEMPLATE_IDLE_SECONDS", 0.0)
+    time.sleep(0.01)
+    trigger_event(organization=organization, event="job.closed", payload={})
+    [other] = claim_due(limit=1)
+    assert other.webhook_id == busy.pk != idle.pk
+    send_one(other, b"{}", [b"k" * 32])
+    assert "idle-token-sentinel" not in _cached_text()
