@@ -30,6 +30,7 @@ changes the text) and the LIMIT. Its rows are read back as the queryset would gi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,36 @@ def prepared_statements_enabled(using: str = DEFAULT_DB_ALIAS) -> bool:
     return conn.vendor == "postgresql" and conn.settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None
 
 
+_STALE_PLAN = "cached plan must not change result type"
+
+
+@functools.cache
+def _cursor_class():
+    import psycopg
+    from psycopg import pq
+
+    class Cursor(psycopg.Cursor):
+        """Runs a statement again, unprepared, when another connection changed the result
+        type of the prepared one (a migration altering a selected column while this process
+        keeps its connection): PostgreSQL would otherwise fail every later execution of it
+        on this connection. Only outside a transaction: in one, the statement's failure
+        aborts it, and the rollback makes psycopg drop its prepared statements."""
+
+        def execute(self, query, params=None, **kwargs):
+            try:
+                return super().execute(query, params, **kwargs)
+            except psycopg.errors.FeatureNotSupported as error:
+                idle = self.connection.info.transaction_status == pq.TransactionStatus.IDLE
+                if not idle or _STALE_PLAN not in str(error):
+                    raise
+                # psycopg 3.3 (pinned) has no public call for this: forget every prepared
+                # statement; DEALLOCATE ALL follows the next execution.
+                self.connection._prepared.clear()
+                return super().execute(query, params, **kwargs)
+
+    return Cursor
+
+
 @contextmanager
 def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator:
     """A cursor whose statements psycopg prepares once per connection (see the module)."""
@@ -64,12 +95,10 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator:
         with conn.cursor() as cursor:
             yield cursor
         return
-    import psycopg
-
     # `conn.cursor()` connects (and runs the health check) as for any query; the raw cursor
     # then shares that psycopg connection, its adapters and its transaction.
     with conn.cursor():
-        raw = psycopg.Cursor(conn.connection)
+        raw = _cursor_class()(conn.connection)
         conn.validate_thread_sharing()
         wrapped = _DebugCursor(raw, conn) if conn.queries_logged else CursorWrapper(raw, conn)
         try:

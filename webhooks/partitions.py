@@ -151,22 +151,27 @@ def _create(conn, partition: Partition, table: str) -> None:
             )
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         try:
+            try:
+                with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    cursor.execute(f'ALTER TABLE "{default}" VALIDATE CONSTRAINT "{check}"')
+                    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+                validated = True
+            except IntegrityError:  # rows of that day in the default partition: they move
+                validated = False
             with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f'ALTER TABLE "{default}" VALIDATE CONSTRAINT "{check}"')
-                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-            validated = True
-        except IntegrityError:  # rows of that day in the default partition: they move
-            validated = False
-        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-            if validated:
-                cursor.execute(
-                    f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
-                )
-                _attach(cursor, partition, table)
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f'ALTER TABLE "{default}" DROP CONSTRAINT "{check}"')
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+                if validated:
+                    cursor.execute(
+                        f'CREATE TABLE "{partition.name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
+                    )
+                    _attach(cursor, partition, table)
+                _drop_check(cursor, default, check)
+        except BaseException:
+            # Left in place, the constraint would make every write of that day fail once
+            # the day comes (no partition of its own, and the default refusing it).
+            with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                _drop_check(cursor, default, check)
+            raise
         if validated:
             return
     with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
@@ -178,6 +183,12 @@ def _create(conn, partition: Partition, table: str) -> None:
             [start, end],
         )
         _attach(cursor, partition, table)
+
+
+def _drop_check(cursor, default: str, check: str) -> None:
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute(f'ALTER TABLE "{default}" DROP CONSTRAINT IF EXISTS "{check}"')
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def _attach(cursor, partition: Partition, table: str) -> None:

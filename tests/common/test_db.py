@@ -9,7 +9,7 @@ import sys
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import NotSupportedError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from common.db import prepared_cursor, prepared_statements_enabled
@@ -121,3 +121,45 @@ def test_the_setting_sets_psycopgs_prepare_threshold_on_postgresql(value, expect
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_select_still_answers_after_another_connection_changes_a_selected_columns_type():
+    """A migration run while a process keeps its connection (an `AlterField` widening a
+    varchar, from the migrating process) changes the result type of that process's prepared
+    statements: PostgreSQL then fails each execution ("cached plan must not change result
+    type") for as long as the connection lives. Outside a transaction the statement is run
+    again unprepared once psycopg's prepared statements are dropped; the row is the same."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    other = psycopg.connect(
+        autocommit=True, **{k: params[k] for k in ("dbname", "user", "host", "port", "password") if params.get(k)}
+    )
+    statement = "SELECT id, name FROM review_stale_plan WHERE id = %s"
+    try:
+        other.execute("CREATE TABLE review_stale_plan (id integer PRIMARY KEY, name varchar(10))")
+        other.execute("INSERT INTO review_stale_plan VALUES (1, 'a')")
+        for _ in range(6):
+            with prepared_cursor() as cursor:
+                cursor.execute(statement, [1])
+                assert cursor.fetchall() == [(1, "a")]
+        assert _prepared("FROM review_stale_plan") != []
+        other.execute("ALTER TABLE review_stale_plan ALTER COLUMN name TYPE varchar(20)")
+        for _ in range(12):  # and again once prepared anew
+            with prepared_cursor() as cursor:
+                cursor.execute(statement, [1])
+                assert cursor.fetchall() == [(1, "a")]
+        assert _prepared("FROM review_stale_plan") != []
+        # In a transaction the failure aborts it (not retried); its rollback drops psycopg's
+        # prepared statements, so the next execution answers.
+        other.execute("ALTER TABLE review_stale_plan ALTER COLUMN name TYPE varchar(30)")
+        with pytest.raises(NotSupportedError), transaction.atomic(), prepared_cursor() as cursor:
+            cursor.execute(statement, [1])
+        with prepared_cursor() as cursor:
+            cursor.execute(statement, [1])
+            assert cursor.fetchall() == [(1, "a")]
+    finally:
+        other.execute("DROP TABLE IF EXISTS review_stale_plan")
+        other.close()

@@ -11,7 +11,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import ProgrammingError, connection
 from django.utils import timezone
 
 from tests.concurrency import Concurrently
@@ -115,6 +115,28 @@ def test_a_day_ahead_is_attached_without_scanning_the_default_partition(organiza
         cursor.execute("SELECT conname FROM pg_constraint WHERE contype = 'c' AND conname LIKE '%%_default_not_%%'")
         assert cursor.fetchall() == []
         cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT} WHERE id = %s", [in_default.pk])
+        assert cursor.fetchone()[0] == 1
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_a_day_ahead_whose_attach_fails_leaves_no_constraint_refusing_its_rows(organization, webhook):
+    """The attach of a day ahead fails after its CHECK constraint was validated on the
+    default partition (here its table name is taken): the constraint goes all the same, so
+    the day's rows still have a place (the default) until a later run creates the day."""
+    _, delivery = _event_with_delivery(organization, timezone.now(), finished=False)
+    far = timezone.now().astimezone(dt.UTC).date() + dt.timedelta(days=40)
+    taken = partitions.partition_for(far, partitions.LOGS).name
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE TABLE "{taken}" (id integer)')
+    with pytest.raises(ProgrammingError):
+        partitions.ensure_partitions(today=far, days_ahead=0, tables=(partitions.LOGS,))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname FROM pg_constraint WHERE contype = 'c' AND conname LIKE '%%_default_not_%%'")
+        assert cursor.fetchall() == []
+    log = _log(delivery, dt.datetime.combine(far, dt.time(12), tzinfo=dt.UTC))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {partitions.default_of(partitions.LOGS)} WHERE id = %s", [log.pk])
         assert cursor.fetchone()[0] == 1
 
 
