@@ -251,9 +251,23 @@ def compact_partitions(
         for partition in partitions(conn, table):
             if first <= partition.day < today:
                 with conn.cursor() as cursor:
+                    for index in _failed_rebuilds(cursor, partition.name):
+                        cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
                     cursor.execute(f'REINDEX TABLE CONCURRENTLY "{partition.name}"')
                 rebuilt.append(partition.name)
     return rebuilt
+
+
+def _failed_rebuilds(cursor, table: str) -> list[str]:
+    """The invalid `*_ccnew` indexes that a `REINDEX ... CONCURRENTLY` of `table` stopped
+    midway (cancelled, killed, a timeout) left: PostgreSQL keeps updating them on every write
+    and the next REINDEX skips them, so the run drops them first."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisvalid AND c.relname ~ '_ccnew[0-9]*$'",
+        [f'"{table}"'],
+    )
+    return [row[0] for row in cursor.fetchall()]
 
 
 def _count(cursor, name: str) -> int:
@@ -292,7 +306,7 @@ def drop_partitions_before(
     conn = conn or connection
     dropped, rows = [], 0
     where = f"WHERE NOT ({keep})" if keep else ""
-    detached = [] if dry_run or before_drop is None else _detached_leftovers(table, conn)
+    detached = [] if dry_run or before_drop is None else _detached_leftovers(table, conn, cutoff)
     for name in detached:  # a stopped prune's: their rows count now
         with conn.cursor() as cursor:
             rows += _count(cursor, name)
@@ -332,17 +346,30 @@ def drop_partitions_before(
     return dropped, rows
 
 
-def _detached_leftovers(table: str, conn) -> list[str]:
-    """Daily tables of `table` detached by a prune that stopped before dropping them."""
+def _detached_leftovers(table: str, conn, cutoff: dt.datetime) -> list[str]:
+    """Daily tables of `table` detached by a prune that stopped before dropping them: only
+    days wholly older than `cutoff` (what a prune with it detaches). A day detached by hand
+    (to archive it) that is not older is left alone."""
     if not is_partitioned(conn, table):
         return []
+    pattern = _name_pattern(table)
     with conn.cursor() as cursor:
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
             "AND relnamespace = current_schema()::regnamespace AND relname ~ %s",
-            [_name_pattern(table).pattern],
+            [pattern.pattern],
         )
-        return sorted(row[0] for row in cursor.fetchall())
+        names = [row[0] for row in cursor.fetchall()]
+    old = []
+    for name in names:
+        match = pattern.match(name)
+        try:
+            day = dt.datetime.strptime(match.group(1), "%Y%m%d").date() if match else None
+        except ValueError:
+            day = None
+        if day is not None and partition_for(day, table).end <= cutoff:
+            old.append(name)
+    return sorted(old)
 
 
 # --- the migrations (webhooks 0011: the logs; 0014: deliveries and events) ---------------

@@ -399,6 +399,30 @@ def test_the_daily_compaction_packs_the_indexes_of_the_days_just_closed_only(org
     assert newest is not None and newest.created_at.date() == today - timedelta(days=1)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
+def test_the_compaction_drops_what_a_stopped_rebuild_left_before_rebuilding():
+    """A REINDEX CONCURRENTLY stopped midway leaves an invalid `*_ccnew` index that every
+    write still updates: the next compaction of that day drops it."""
+    from webhooks import partitions
+
+    today = timezone.now().astimezone(UTC).date()
+    partitions.ensure_partitions(today=today - timedelta(days=1), days_ahead=1)
+    day = partitions.partition_for(today - timedelta(days=1)).name
+    left = f"{day}_created_at_idx_ccnew"
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE INDEX "{left}" ON "{day}" (created_at)')
+        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [f'"{left}"'])
+
+    assert day in partitions.compact_partitions(tables=(partitions.TABLE,))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE %s", [f"{day}%ccnew%"])
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass AND NOT indisvalid", [f'"{day}"'])
+        assert cursor.fetchone()[0] == 0
+
+
 @pytest.mark.skipif(connection.vendor == "postgresql", reason="the other databases'")
 def test_the_compaction_does_nothing_on_other_databases(db):
     from webhooks import partitions

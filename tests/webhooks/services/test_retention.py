@@ -155,6 +155,29 @@ def test_a_day_detached_by_a_prune_that_stopped_is_finished_by_the_next(organiza
     assert not WebhookLog.objects.filter(pk=stray.pk).exists()
 
 
+@postgres_only
+@pytest.mark.django_db
+def test_a_day_detached_by_hand_within_the_retention_is_left_to_the_operator(organization, webhook):
+    """Only leftovers older than the cutoff are a stopped prune's: a recent day an operator
+    detached (to archive it) keeps its table and its deliveries' logs."""
+    now = timezone.now()
+    recent_day = (now - dt.timedelta(days=3)).astimezone(dt.UTC).date()
+    partitions.ensure_partitions(today=recent_day, days_ahead=0)
+    at = partitions.partition_for(recent_day).start + dt.timedelta(hours=3)
+    _, delivery = _event_with_delivery(organization, at)
+    Delivery.objects.filter(pk=delivery.pk).update(created_at=at)
+    log = _log(delivery, now)
+    archived = partitions.partition_for(recent_day, partitions.DELIVERIES).name
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{partitions.DELIVERIES}" DETACH PARTITION "{archived}"')
+    result = logs_prune(older_than_days=10)
+    assert archived not in result.partitions_dropped and _relation_exists(archived)
+    assert WebhookLog.objects.filter(pk=log.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{archived}"')
+        assert cursor.fetchone()[0] == 1
+
+
 @pytest.mark.django_db
 def test_replaying_an_attempt_whose_delivery_was_pruned_is_a_conflict(organization, webhook, api_client):
     from http import HTTPStatus
