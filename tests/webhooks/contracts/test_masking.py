@@ -99,6 +99,8 @@ def test_a_page_of_logs_reads_the_payloads_it_masks_in_one_query(api_client, del
     text = response.content.decode()
     assert all(f"n{n}xx" not in text for n in range(5))
     log_queries = [q["sql"] for q in captured.captured_queries if 'FROM "webhook_logs"' in q["sql"]]
-    payload_queries = [q["sql"] for q in captured.captured_queries if '"webhook_events"."payload"' in q["sql"]]
+    payload_queries = [
+        q["sql"] for q in captured.captured_queries if '"webhook_events"' in q["sql"] and "payload" in q["sql"]
+    ]
     assert len(log_queries) == 1 and "JOIN" not in log_queries[0]
     assert len(payload_queries) == 1
