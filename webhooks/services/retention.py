@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .. import app_settings, partitions
@@ -247,16 +249,8 @@ def _prune_finished_deliveries(cutoff, scope: Q, batch_size: int, progress, befo
     batch starts after the last row seen instead of rescanning the index's dead entries."""
     deleted_total = 0
     finished = [Delivery.State.SUCCEEDED, Delivery.State.FAILED]
-    old = Delivery.objects.filter(scope, state__in=finished, finished_at__lt=cutoff).order_by("finished_at", "pk")
-    after = None
-    while True:
-        window = old
-        if after is not None:
-            window = window.filter(Q(finished_at__gt=after[0]) | Q(finished_at=after[0], pk__gt=after[1]))
-        rows = list(window.values_list("finished_at", "pk")[:batch_size])
-        if not rows:
-            break
-        after = rows[-1]
+    old = Delivery.objects.filter(scope, state__in=finished, finished_at__lt=cutoff)
+    for rows in _keyset_windows(old, "finished_at", batch_size):
         ids = [pk for _, pk in rows]
         with transaction.atomic():
             # Raw deletes, no collector (it would SELECT the batch's logs first). The
@@ -278,6 +272,22 @@ def _prune_finished_deliveries(cutoff, scope: Q, batch_size: int, progress, befo
     return deleted_total
 
 
+def _keyset_windows(rows: QuerySet, column: str, batch_size: int) -> Iterator[list[tuple[Any, Any]]]:
+    """`rows`' (`column`, pk) in order, `batch_size` at a time, each window starting after the
+    last row of the one before (keyset), so no batch rescans what earlier ones passed."""
+    ordered = rows.order_by(column, "pk")
+    after = None
+    while True:
+        window = ordered
+        if after is not None:
+            window = window.filter(Q(**{f"{column}__gt": after[0]}) | Q(**{column: after[0], "pk__gt": after[1]}))
+        batch = list(window.values_list(column, "pk")[:batch_size])
+        if not batch:
+            return
+        after = batch[-1]
+        yield batch
+
+
 def _prune_orphan_events(cutoff, scope: Q, batch_size: int, progress, before: int) -> int:
     """Walk the events older than the cutoff along the `created_at` index, a window of
     `batch_size` at a time (keyset: after the last (created_at, id) seen), and delete those
@@ -286,16 +296,8 @@ def _prune_orphan_events(cutoff, scope: Q, batch_size: int, progress, before: in
     an anti-join over the whole tables, and events kept (a delivery still pending) are
     passed once, not re-read by every batch."""
     deleted_total = 0
-    after = None
-    old = Event.objects.filter(scope, created_at__lt=cutoff).order_by("created_at", "pk")
-    while True:
-        window = old
-        if after is not None:
-            window = window.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
-        rows = list(window.values_list("created_at", "pk")[:batch_size])
-        if not rows:
-            break
-        after = rows[-1]
+    old = Event.objects.filter(scope, created_at__lt=cutoff)
+    for rows in _keyset_windows(old, "created_at", batch_size):
         # One statement: DELETE ... WHERE id IN (window) AND NOT EXISTS (a delivery), raw
         # (no collector: nothing else refers to an event, and NOT EXISTS rules out the
         # deliveries), so the batch costs one index window plus one probe per row.

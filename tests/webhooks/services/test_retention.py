@@ -135,21 +135,28 @@ def _flat(params):
             yield value
 
 
+def _detached_day_with_a_delivery(organization, *, days_ago: int) -> tuple[str, WebhookLog]:
+    """A delivery on the day `days_ago` days back, an attempt log of it today, and that day's
+    deliveries partition detached: (its table's name, the log)."""
+    now = timezone.now()
+    day = (now - dt.timedelta(days=days_ago)).astimezone(dt.UTC).date()
+    partitions.ensure_partitions(today=day, days_ahead=0)
+    at = partitions.partition_for(day).start + dt.timedelta(hours=3)
+    _, delivery = _event_with_delivery(organization, at)
+    Delivery.objects.filter(pk=delivery.pk).update(created_at=at)
+    log = _log(delivery, now)
+    name = partitions.partition_for(day, partitions.DELIVERIES).name
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{partitions.DELIVERIES}" DETACH PARTITION "{name}"')
+    return name, log
+
+
 @postgres_only
 @pytest.mark.django_db
 def test_a_day_detached_by_a_prune_that_stopped_is_finished_by_the_next(organization, webhook):
     """A prune stopped between a day's detach and its drop leaves the detached table: the
     next prune deletes its deliveries' logs and drops it."""
-    now = timezone.now()
-    old_day = (now - dt.timedelta(days=20)).astimezone(dt.UTC).date()
-    partitions.ensure_partitions(today=old_day, days_ahead=0)
-    at = partitions.partition_for(old_day).start + dt.timedelta(hours=3)
-    _, delivery = _event_with_delivery(organization, at)
-    Delivery.objects.filter(pk=delivery.pk).update(created_at=at)
-    stray = _log(delivery, now)
-    left = partitions.partition_for(old_day, partitions.DELIVERIES).name
-    with connection.cursor() as cursor:
-        cursor.execute(f'ALTER TABLE "{partitions.DELIVERIES}" DETACH PARTITION "{left}"')
+    left, stray = _detached_day_with_a_delivery(organization, days_ago=20)
     result = logs_prune(older_than_days=10)
     assert left in result.partitions_dropped and not _relation_exists(left)
     assert not WebhookLog.objects.filter(pk=stray.pk).exists()
@@ -160,16 +167,7 @@ def test_a_day_detached_by_a_prune_that_stopped_is_finished_by_the_next(organiza
 def test_a_day_detached_by_hand_within_the_retention_is_left_to_the_operator(organization, webhook):
     """Only leftovers older than the cutoff are a stopped prune's: a recent day an operator
     detached (to archive it) keeps its table and its deliveries' logs."""
-    now = timezone.now()
-    recent_day = (now - dt.timedelta(days=3)).astimezone(dt.UTC).date()
-    partitions.ensure_partitions(today=recent_day, days_ahead=0)
-    at = partitions.partition_for(recent_day).start + dt.timedelta(hours=3)
-    _, delivery = _event_with_delivery(organization, at)
-    Delivery.objects.filter(pk=delivery.pk).update(created_at=at)
-    log = _log(delivery, now)
-    archived = partitions.partition_for(recent_day, partitions.DELIVERIES).name
-    with connection.cursor() as cursor:
-        cursor.execute(f'ALTER TABLE "{partitions.DELIVERIES}" DETACH PARTITION "{archived}"')
+    archived, log = _detached_day_with_a_delivery(organization, days_ago=3)
     result = logs_prune(older_than_days=10)
     assert archived not in result.partitions_dropped and _relation_exists(archived)
     assert WebhookLog.objects.filter(pk=log.pk).exists()
