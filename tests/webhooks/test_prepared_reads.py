@@ -68,6 +68,14 @@ def _generic_after(fragment: str, call) -> dict[str, tuple[int, int]]:
     }
 
 
+def _assert_generic(plans: dict[str, tuple[int, int]]) -> None:
+    """One statement, run on generic plans after at most 5 executions before psycopg
+    prepared it and 5 custom plans."""
+    ((generic, custom),) = plans.values()
+    assert generic >= CALLS - 10, plans
+    assert custom <= 5, plans
+
+
 def _cursor_at(webhook_id: str, fraction: float) -> str:
     rows = WebhookLog.objects.filter(webhook_id=webhook_id).order_by("-created_at", "-id")
     row = rows.values("created_at", "id")[int(rows.count() * fraction)]
@@ -93,10 +101,7 @@ def test_logs_page_one_and_cursor_pages_keep_generic_plans_over_38_partitions(be
     page_one = _generic_after('FROM "webhook_logs" WHERE webhook_id = $1 ORDER BY', lambda: _get(api_client, logs))
     cursor = _generic_after("created_at <= ($2::timestamptz + interval '0')", lambda: _get(api_client, deep))
     for plans in (page_one, cursor):
-        ((generic, custom),) = plans.values()
-        # At most 5 executions before psycopg prepares and 5 custom plans: the rest are generic.
-        assert generic >= CALLS - 10, plans
-        assert custom <= 5, plans
+        _assert_generic(plans)
 
 
 def test_the_payloads_a_logs_page_masks_with_are_read_by_a_generic_plan(bench):
@@ -106,9 +111,7 @@ def test_the_payloads_a_logs_page_masks_with_are_read_by_a_generic_plan(bench):
     # event's created_at, as the trigger statements do): the one by id alone never runs.
     plans = _generic_after("AS wanted(id, logged_at)", lambda: _get(api_client, logs))
     assert _plans("AS wanted(id) ") == {}
-    ((generic, custom),) = plans.values()
-    assert generic >= CALLS - 10, plans
-    assert custom <= 5, plans
+    _assert_generic(plans)
 
 
 def test_stats_keep_generic_plans_over_38_partitions(bench):
@@ -117,9 +120,7 @@ def test_stats_keep_generic_plans_over_38_partitions(bench):
     counts = _generic_after('FROM "webhook_deliveries" WHERE "webhook_id" = $1', lambda: _get(api_client, stats))
     rollups = _generic_after('FROM "webhook_hourly_stats"', lambda: _get(api_client, stats))
     for plans in (counts, rollups):
-        ((generic, custom),) = plans.values()
-        assert generic >= CALLS - 10, plans
-        assert custom <= 5, plans
+        _assert_generic(plans)
 
 
 def test_the_api_key_lookup_is_prepared(bench):
