@@ -650,9 +650,11 @@ def _fan_out_postgres(
     *,
     retries: int = _DANGLING_RETRIES,
 ) -> list[TriggerResult]:
-    # Prepared once per connection (common/db.py): planning these inserts into the daily
-    # partitions cost about as much as running them.
-    with prepared_cursor() as cursor:
+    # A single event's statements are prepared once per connection (common/db.py): planning
+    # these inserts into the daily partitions cost about as much as running them. The batch
+    # statement is not: its planning is shared by up to 1,000 events, and bound on the server
+    # it ran slower (batches of 1,000: 5,671 against 9,690 events/s, PostgreSQL 15).
+    with prepared_cursor() if len(items) == 1 else connection.cursor() as cursor:
         if len(items) == 1:
             (item,) = items
             params: dict[str, Any] = {
