@@ -144,14 +144,8 @@ def lease(deliveries: list[Delivery], *, now: datetime) -> None:
     expires = now + timedelta(seconds=app_settings.lease_seconds())
     ids = [d.pk for d in deliveries]
     if connection.vendor == "postgresql":
-        column = {f.name: connection.ops.quote_name(f.column) for f in Delivery._meta.concrete_fields}
-        sql = (
-            f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} SET "  # noqa: S608 (the model's names)
-            f"{column['lease_token']} = %s::uuid, {column['lease_expires_at']} = %s::timestamptz, "
-            f"{column['attempts']} = {column['attempts']} + 1 WHERE {column['id']} = ANY(%s::uuid[])"
-        )
         with prepared_cursor() as cursor:
-            cursor.execute(sql, [token, expires, ids])
+            cursor.execute(_lease_sql(), [token, expires, ids])
     else:
         leased = Delivery.objects.filter(pk__in=ids)
         leased.update(lease_token=token, lease_expires_at=expires, attempts=F("attempts") + 1)
@@ -159,6 +153,17 @@ def lease(deliveries: list[Delivery], *, now: datetime) -> None:
         delivery.lease_token = token
         delivery.lease_expires_at = expires
         delivery.attempts += 1
+
+
+@functools.cache
+def _lease_sql() -> str:
+    """`lease`'s UPDATE on PostgreSQL, built once (the names are the model's)."""
+    column = {f.name: connection.ops.quote_name(f.column) for f in Delivery._meta.concrete_fields}
+    return (
+        f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} SET "  # noqa: S608 (the model's names)
+        f"{column['lease_token']} = %s::uuid, {column['lease_expires_at']} = %s::timestamptz, "
+        f"{column['attempts']} = {column['attempts']} + 1 WHERE {column['id']} = ANY(%s::uuid[])"
+    )
 
 
 # --- recording ----------------------------------------------------------------------------
