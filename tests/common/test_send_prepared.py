@@ -1,0 +1,86 @@
+"""`common.http.send_prepared`: a prepared request sent through the hardened session's
+adapter, without the session layer, against a real local server. What guards the request
+stays: no redirect followed, no cookie kept, the address filter, the timeout, the deadline."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from common.http import InvalidIPAddress, hardened_session, read_capped, request_deadline, send_prepared
+from tests.webhooks.receiver import Receiver, Reply
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def _session(*, allow_private: bool = True, timeout: float = 5.0) -> requests.Session:
+    return hardened_session(allow_private=allow_private, user_agent="probe/1", timeout=timeout)
+
+
+def _prepared(session: requests.Session, url: str, body: bytes = b'{"a":1}') -> requests.PreparedRequest:
+    request = session.prepare_request(requests.Request("POST", url, headers={"X-Custom": "yes"}))
+    request.body = body
+    request.headers["Content-Length"] = str(len(body))
+    return request
+
+
+def test_it_sends_the_prepared_request_as_it_is(receiver):
+    session = _session()
+    response = send_prepared(session, _prepared(session, receiver.url), timeout=5)
+    assert response.status_code == 200
+    assert read_capped(response, 1024) == b"ok"
+    (received,) = receiver.requests
+    assert received.path == "/hook"
+    assert received.body == b'{"a":1}'
+    assert received.headers["x-custom"] == "yes"
+    assert received.headers["user-agent"] == "probe/1"
+
+
+def test_a_redirect_is_answered_not_followed(receiver):
+    receiver.replies.append(Reply(status=302, headers={"Location": receiver.url + "elsewhere"}))
+    session = _session()
+    response = send_prepared(session, _prepared(session, receiver.url), timeout=5)
+    assert response.status_code == 302
+    read_capped(response, 1024)
+    assert [r.path for r in receiver.requests] == ["/hook"]
+
+
+def test_a_cookie_set_by_the_receiver_is_never_kept_nor_sent(receiver):
+    receiver.replies.append(Reply(headers={"Set-Cookie": "session=receiver-secret; Path=/"}))
+    session = _session()
+    for _ in range(2):
+        read_capped(send_prepared(session, _prepared(session, receiver.url), timeout=5), 1024)
+    assert len(session.cookies) == 0
+    assert "cookie" not in receiver.requests[1].headers
+
+
+def test_a_private_address_is_refused_when_private_urls_are_not_allowed(receiver):
+    session = _session(allow_private=False)
+    with pytest.raises(InvalidIPAddress):
+        send_prepared(session, _prepared(session, receiver.url), timeout=5)
+    assert receiver.requests == []
+
+
+def test_the_timeout_bounds_a_slow_answer(receiver):
+    receiver.default = Reply(delay=2.0)
+    session = _session(timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        send_prepared(session, _prepared(session, receiver.url), timeout=0.3)
+    assert time.monotonic() - started < 1.5
+
+
+def test_the_deadline_bounds_the_whole_request(receiver):
+    receiver.default = Reply(delay=2.0)
+    session = _session(timeout=5)
+    started = time.monotonic()
+    with pytest.raises(requests.RequestException), request_deadline(0.4):
+        read_capped(send_prepared(session, _prepared(session, receiver.url), timeout=5), 1024)
+    assert time.monotonic() - started < 1.5
