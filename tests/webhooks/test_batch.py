@@ -349,3 +349,19 @@ def test_concurrent_batches_with_the_same_keys_store_each_event_once(organizatio
         assert [r.event.pk for r in results] == [stored[f"race-{i}"] for i in range(50)]  # type: ignore[union-attr]
     statuses = [r.status for results in outcomes for r in results]
     assert statuses.count("created") == 50
+
+
+def test_created_events_are_the_rows_stored(organization, webhook):
+    """The results' events are built positionally (`Model.from_db`): in the model's field order."""
+    from webhooks.services.events import _EVENT_FIELDS
+
+    assert _EVENT_FIELDS == tuple(f.attname for f in Event._meta.concrete_fields)
+    (result,) = trigger_events(
+        organization=organization,
+        events=[{"event": "application.created", "payload": {"n": 1}, "idempotency_key": "row"}],
+    )
+    stored = Event.objects.get(pk=result.event.pk)  # type: ignore[union-attr]
+    event = result.event
+    assert event is not None and not event._state.adding and event.organization == organization
+    for name in _EVENT_FIELDS:
+        assert getattr(event, name) == getattr(stored, name), name
