@@ -138,12 +138,44 @@ def request_deadline(seconds: float) -> Iterator[_Scope]:
         _local.scope = None
 
 
+#: A request's head and body, up to this many bytes in all, go out in one write instead of
+#: urllib3's two (head, then body): one segment on the wire instead of two (the sockets are
+#: TCP_NODELAY), one system call, and one wake-up of the receiver, as the standard library's
+#: `http.client` does for a bytes body. Larger bodies are written as they come.
+COALESCE_BYTES = 64 * 1024
+
+
 class _WatchedConnectionMixin(HTTPConnection):
+    _held: list[bytes] | None = None
+    _held_size = 0
+
     def request(self, *args, **kwargs):
         scope = getattr(_local, "scope", None)
         if scope is not None:
             scope.connections.append(self)
-        return super().request(*args, **kwargs)
+        self._held, self._held_size = [], 0
+        try:
+            super().request(*args, **kwargs)
+        except BaseException:
+            self._held = None  # nothing of a request that failed to build is sent
+            raise
+        self._release()
+
+    def send(self, data):
+        held = self._held
+        if held is not None and isinstance(data, bytes) and self._held_size + len(data) <= COALESCE_BYTES:
+            held.append(data)
+            self._held_size += len(data)
+            return
+        self._release(keep_holding=held is not None)
+        super().send(data)
+
+    def _release(self, *, keep_holding: bool = False) -> None:
+        held, self._held, self._held_size = self._held, None, 0
+        if held:
+            super().send(b"".join(held))  # connects first if need be (http.client's auto_open)
+        if keep_holding:
+            self._held = []
 
 
 class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):

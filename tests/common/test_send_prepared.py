@@ -9,7 +9,14 @@ import time
 import pytest
 import requests
 
-from common.http import InvalidIPAddress, hardened_session, read_capped, request_deadline, send_prepared
+from common.http import (
+    COALESCE_BYTES,
+    InvalidIPAddress,
+    hardened_session,
+    read_capped,
+    request_deadline,
+    send_prepared,
+)
 from tests.webhooks.receiver import Receiver, Reply
 
 
@@ -84,3 +91,49 @@ def test_the_deadline_bounds_the_whole_request(receiver):
     with pytest.raises(requests.RequestException), request_deadline(0.4):
         read_capped(send_prepared(session, _prepared(session, receiver.url), timeout=5), 1024)
     assert time.monotonic() - started < 1.5
+
+
+class _CountingSocket:
+    """The connection's real socket, counting its writes."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self.writes: list[int] = []
+
+    def sendall(self, data, *args):
+        self.writes.append(len(data))
+        return self._sock.sendall(data, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _counted_connection(session: requests.Session, request: requests.PreparedRequest) -> _CountingSocket:
+    """Put a connected, counting connection in the pool the request will use."""
+    pool = session.get_adapter(request.url).get_connection_with_tls_context(request, True)
+    connection = pool._get_conn()
+    connection.connect()
+    counting = _CountingSocket(connection.sock)
+    connection.sock = counting
+    pool._put_conn(connection)
+    return counting
+
+
+def test_the_head_and_a_small_body_go_out_in_one_write(receiver):
+    session = _session()
+    request = _prepared(session, receiver.url, body=b'{"a":"' + b"x" * 2000 + b'"}')
+    counting = _counted_connection(session, request)
+    read_capped(send_prepared(session, request, timeout=5), 1024)
+    assert len(counting.writes) == 1  # urllib3 alone writes the head, then the body
+    assert counting.writes[0] > 2000
+    assert receiver.requests[0].body == request.body
+
+
+def test_a_large_body_is_written_as_it_comes_and_arrives_whole(receiver):
+    session = _session()
+    body = b'{"a":"' + b"x" * (COALESCE_BYTES + 10) + b'"}'
+    request = _prepared(session, receiver.url, body=body)
+    counting = _counted_connection(session, request)
+    read_capped(send_prepared(session, request, timeout=5), 1024)
+    assert len(counting.writes) == 2  # the head, then the body that does not fit
+    assert receiver.requests[0].body == body
