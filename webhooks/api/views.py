@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import uuid
+
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -71,10 +74,27 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     serializer_class = WebhookSerializer
     lookup_value_regex = UUID_PATTERN
 
+    #: what `logs` and `stats` read of the webhook: nothing else is loaded (or decrypted)
+    read_fields = {"logs": selectors.WEBHOOK_LOG_FIELDS, "stats": selectors.WEBHOOK_STATS_FIELDS}
+
     def scoped_queryset(self, organization):
-        webhooks = selectors.webhook_list(organization=organization)
-        # The logs list needs the webhook's id only: its encrypted columns are not decrypted.
-        return webhooks.only("id") if self.action == "logs" else webhooks
+        return selectors.webhook_list(organization=organization)
+
+    def get_object(self):
+        fields = self.read_fields.get(self.action)
+        if fields is None:
+            return super().get_object()
+        # What `super().get_object()` does (a 404 for a malformed id or another organization's
+        # webhook), through the selector's compiled query.
+        try:
+            pk = uuid.UUID(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        except ValueError:
+            raise Http404 from None
+        webhook = selectors.webhook_get(organization=self.organization, pk=pk, fields=fields)
+        if webhook is None:
+            raise Http404
+        self.check_object_permissions(self.request, webhook)
+        return webhook
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
