@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connection
 from rest_framework import serializers
 
-from common.db import prepared_cursor
+from common.db import array_literal, prepared_cursor
 from organizations.models import Organization
 
 from .events import is_custom_event
@@ -139,11 +139,11 @@ def payloads_by_delivery(delivery_ids: Iterable[Any], logged_at: Mapping[Any, da
     with prepared_cursor() as cursor:
         if logged_at:
             near = [pk for pk in needed if pk in logged_at]
-            cursor.execute(_payloads_near_sql(), [near, [logged_at[pk] for pk in near]])
+            cursor.execute(_payloads_near_sql(), [array_literal(near), array_literal(logged_at[pk] for pk in near)])
             found.update((pk, json.loads(payload)) for pk, payload in cursor.fetchall())
             needed.difference_update(found)
         if needed:
-            cursor.execute(_payloads_sql(), [list(needed)])
+            cursor.execute(_payloads_sql(), [array_literal(needed)])
             found.update((pk, json.loads(payload)) for pk, payload in cursor.fetchall())
     return found
 
