@@ -12,6 +12,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from django.db import connection
@@ -62,8 +63,9 @@ def mask_body(body: str, paths: tuple[tuple[str, ...], ...], payload: Any) -> st
     values = sensitive_values_at(paths, payload)
     if not values:
         return body
-    # Also as the JSON that carried them (a receiver echoing the body escapes the same way).
-    escaped = [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]
+    # Also as the JSON that carried them (a receiver echoing the body escapes the same way):
+    # what json.dumps(v, ensure_ascii=False) gives a string, without building an encoder.
+    escaped = [encode_basestring(v)[1:-1] for v in values]
     return mask_text(body, sorted({*values, *escaped}, key=len, reverse=True))
 
 
