@@ -45,9 +45,15 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out each event type's sensitive paths once and reads the payloads it needs in one query
     (none when no row has a body whose type marks something sensitive)."""
     cache: dict = {}
+    paths_of: dict[tuple[Any, str], tuple[tuple[str, ...], ...]] = {}  # by (organization, type)
     masked = []
     for row in rows:
-        paths = row["response_body"] and log_sensitive_paths(row["organization_id"], row["event_type"], cache)
+        paths = None
+        if row["response_body"]:
+            key = (row["organization_id"], row["event_type"])
+            paths = paths_of.get(key)
+            if paths is None:
+                paths = paths_of[key] = log_sensitive_paths(*key, cache)
         masked.append(paths or None)
     wanted = [row for row, paths in zip(rows, masked, strict=True) if paths]
     payloads = payloads_by_delivery(
@@ -55,17 +61,22 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     )
     when = datetime_representation()
     headers_as_sent = WebhookLog.headers_as_sent
+    webhook_ids: dict[Any, str] = {}  # each webhook id as text, once (a page is one webhook's)
     result = []
     for row, paths in zip(rows, masked, strict=True):
         created_at = row["created_at"]
         message_id = f"msg_{row['delivery_id'].hex}"
-        headers = headers_as_sent(row["custom_headers"], message_id=message_id, created_at=created_at)
+        stored = row["custom_headers"]
+        headers = headers_as_sent(stored, message_id=message_id, created_at=created_at)
         body = row["response_body"]
         status = row["response_status"]
+        webhook_id = webhook_ids.get(row["webhook_id"])
+        if webhook_id is None:
+            webhook_id = webhook_ids[row["webhook_id"]] = str(row["webhook_id"])
         result.append(
             {
                 "id": str(row["id"]),
-                "webhook_id": str(row["webhook_id"]),
+                "webhook_id": webhook_id,
                 "event": str(row["event_type"]),
                 "message_id": message_id,
                 "attempt": int(row["attempt"]),
@@ -74,8 +85,11 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "duration_ms": float(row["duration_ms"]),
                 "error": str(row["error"]),
                 "request_url": str(row["request_url"]),
-                # DictField(child=CharField()): keys and values as text, None kept.
-                "request_headers": {str(k): None if v is None else str(v) for k, v in headers.items()},
+                # DictField(child=CharField()): keys and values as text, None kept (without stored
+                # headers, the standard ones are all text already).
+                "request_headers": {str(k): None if v is None else str(v) for k, v in headers.items()}
+                if stored
+                else headers,
                 "response_body": mask_body(body, paths, payloads[row["delivery_id"]]) if paths else body,
                 "created_at": when(created_at),
             }
