@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from common.api.pagination import CursorPagination
 from common.api.schema import ERROR, VALIDATION_ERROR
+from common.api.serializers import validated_query
 from organizations.access import request_organization
 from organizations.tenancy import OrganizationScopedMixin
 from webhooks import selectors, services
@@ -131,11 +132,10 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], pagination_class=CursorPagination)
     def logs(self, request, pk=None):
         webhook = self.get_object()
-        filters = WebhookLogFilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = validated_query(WebhookLogFilterSerializer, request.query_params)
         paginator = self.paginator
         after, size = paginator.keyset(request)
-        logs = selectors.webhook_log_page(webhook=webhook, after=after, limit=size + 1, **filters.validated_data)
+        logs = selectors.webhook_log_page(webhook=webhook, after=after, limit=size + 1, **filters)
         page = paginator.paginate_rows(logs, size)
         # What WebhookLogSerializer(page, many=True).data gives, built from the rows (webhooks/api/rows.py).
         return self.get_paginated_response(rows.log_rows(page))
@@ -154,9 +154,8 @@ class WebhookViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
-        params = WebhookStatsFilterSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        stats = selectors.webhook_stats(webhook=self.get_object(), **params.validated_data)
+        params = validated_query(WebhookStatsFilterSerializer, request.query_params)
+        stats = selectors.webhook_stats(webhook=self.get_object(), **params)
         # What WebhookStatsSerializer(stats).data gives, built directly (webhooks/api/rows.py).
         return Response(rows.stats_body(stats))
 
