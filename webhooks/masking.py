@@ -12,7 +12,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.db import connection
