@@ -40,9 +40,9 @@ WEBHOOK_STATS_FIELDS = (
 def webhook_get(*, organization: Organization, pk: uuid.UUID, fields: tuple[str, ...]) -> Webhook | None:
     """The organization's webhook `pk` with only `fields` loaded (no encrypted column is
     read or decrypted), or None. On PostgreSQL the query is compiled once per process and
-    prepared once per connection (common/db.py `PreparedQuery`): the ORM's `get()` of the
-    whole row compiled it, read and decrypted every column on every logs or stats request
-    (about 1 ms of CPU of a 6 ms request, bench/README.md "Logs and stats CPU")."""
+    prepared once per connection (common/db.py `PreparedQuery`): the ORM's `get()` compiled
+    it on every logs or stats request, and for stats read and decrypted the whole row (about
+    2 ms of the 5 ms of CPU a stats request took, bench/README.md "Logs and stats CPU")."""
     if connection.vendor != "postgresql":
         return webhook_list(organization=organization).only(*fields).filter(pk=pk).first()
     found = _webhook_get_query(fields).rows(ids=[pk], organizations=[organization.pk])
