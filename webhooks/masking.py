@@ -12,12 +12,13 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from django.db import connection
 from rest_framework import serializers
 
-from common.db import prepared_cursor
+from common.db import array_literal, prepared_cursor
 from organizations.models import Organization
 
 from .events import is_custom_event
@@ -62,8 +63,9 @@ def mask_body(body: str, paths: tuple[tuple[str, ...], ...], payload: Any) -> st
     values = sensitive_values_at(paths, payload)
     if not values:
         return body
-    # Also as the JSON that carried them (a receiver echoing the body escapes the same way).
-    escaped = [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]
+    # Also as the JSON that carried them (a receiver echoing the body escapes the same way):
+    # what json.dumps(v, ensure_ascii=False) gives a string, without building an encoder.
+    escaped = [encode_basestring(v)[1:-1] for v in values]
     return mask_text(body, sorted({*values, *escaped}, key=len, reverse=True))
 
 
@@ -139,11 +141,11 @@ def payloads_by_delivery(delivery_ids: Iterable[Any], logged_at: Mapping[Any, da
     with prepared_cursor() as cursor:
         if logged_at:
             near = [pk for pk in needed if pk in logged_at]
-            cursor.execute(_payloads_near_sql(), [near, [logged_at[pk] for pk in near]])
+            cursor.execute(_payloads_near_sql(), [array_literal(near), array_literal(logged_at[pk] for pk in near)])
             found.update((pk, json.loads(payload)) for pk, payload in cursor.fetchall())
             needed.difference_update(found)
         if needed:
-            cursor.execute(_payloads_sql(), [list(needed)])
+            cursor.execute(_payloads_sql(), [array_literal(needed)])
             found.update((pk, json.loads(payload)) for pk, payload in cursor.fetchall())
     return found
 

@@ -408,6 +408,19 @@ def values_at(payload: Any, path: tuple[str, ...]) -> Iterator[Any]:
         yield from values_at(payload[head], rest)
 
 
+def _values_at(payload: Any, path: tuple[str, ...]) -> Iterable[Any]:
+    """`values_at`; a path through objects alone (at most one value) walked without its
+    generators, one per step (masking a logs page walks every path of every payload)."""
+    if "*" in path:
+        return values_at(payload, path)
+    node = payload
+    for head in path:
+        if not isinstance(node, dict) or head not in node:
+            return ()
+        node = node[head]
+    return (node,)
+
+
 def _replace_at(payload: Any, path: tuple[str, ...], replacement: Any) -> None:
     if not path:
         return
@@ -450,7 +463,7 @@ def sensitive_values_at(paths: Iterable[tuple[str, ...]], payload: Any) -> list[
     """`sensitive_values` for paths already worked out (once per event type, not per log)."""
     found: set[str] = set()
     for path in paths:
-        for value in values_at(payload, path):
+        for value in _values_at(payload, path):
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 text = str(value)
                 if len(text) >= 3:

@@ -12,6 +12,7 @@ Every API serializer derives from `Serializer` or `ModelSerializer` here
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -66,6 +67,25 @@ class StrictInputMixin:
 
 class Serializer(StrictInputMixin, serializers.Serializer):
     pass
+
+
+def validated_query(serializer_class: type[Serializer], params: Mapping) -> dict[str, Any]:
+    """`serializer_class(data=params)`'s validated data (or its 400). Query parameters that
+    name none of its fields (a list's first page, or only `extra_allowed_keys`: a cursor)
+    validate into its defaults, which are worked out once rather than by building its
+    fields on every request (so its defaults are constants, not callables like `now`)."""
+    if all(key in serializer_class.extra_allowed_keys for key in params):
+        return dict(_query_defaults(serializer_class))
+    serializer = serializer_class(data=params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+@functools.cache
+def _query_defaults(serializer_class: type[Serializer]) -> dict[str, Any]:
+    serializer = serializer_class(data={})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 class ModelSerializer(StrictInputMixin, serializers.ModelSerializer):

@@ -5,6 +5,8 @@
   other header goes to DRF's (406 included).
 - `common.api.parsers.JSONParser` walks a parsed body for its depth and its text only when
   the JSON text could fail those checks: the same data or the same error as walking always.
+- `common.api.serializers.validated_query` gives a query serializer's defaults without
+  building it when no parameter names one of its fields: what the serializer validates.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import io
 import json
 
 import pytest
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.test import RequestFactory
 from rest_framework import exceptions
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -23,7 +25,9 @@ from rest_framework.request import Request
 
 from common.api.negotiation import ContentNegotiation
 from common.api.parsers import JSONParser, too_deep_message
+from common.api.serializers import validated_query
 from common.jsonvalues import contains_unstorable_text, nesting_exceeds
+from webhooks.api.serializers import WebhookLogFilterSerializer, WebhookStatsFilterSerializer
 
 
 def _negotiated(negotiation, renderers, accept, query=""):
@@ -99,3 +103,41 @@ BODIES = [
 def test_the_parser_answers_what_walking_every_body_answers(body, settings):
     settings.API_MAX_JSON_DEPTH = 32
     assert _parsed(body) == _walking_always(body)
+
+
+def _validated(serializer_class, query):
+    serializer = serializer_class(data=QueryDict(query))
+    if not serializer.is_valid():
+        return ("400", serializer.errors)
+    return ("ok", dict(serializer.validated_data))
+
+
+def _shortcut(serializer_class, query):
+    try:
+        return ("ok", validated_query(serializer_class, QueryDict(query)))
+    except exceptions.ValidationError as error:
+        return ("400", error.detail)
+
+
+@pytest.mark.parametrize(
+    ("serializer_class", "query"),
+    [
+        (WebhookLogFilterSerializer, ""),
+        (WebhookLogFilterSerializer, "cursor=abc&page_size=3"),
+        (WebhookLogFilterSerializer, "format=json"),
+        (WebhookLogFilterSerializer, "success=false&cursor=abc"),
+        (WebhookLogFilterSerializer, "since=2026-01-02T03:04:05Z&event=job.opened"),
+        (WebhookLogFilterSerializer, "since=yesterday"),
+        (WebhookLogFilterSerializer, "unknown=1"),
+        (WebhookLogFilterSerializer, "page=2"),
+        (WebhookStatsFilterSerializer, ""),
+        (WebhookStatsFilterSerializer, "window=30d"),
+        (WebhookStatsFilterSerializer, "window=1y"),
+        (WebhookStatsFilterSerializer, "cursor=abc"),
+    ],
+)
+def test_validated_query_answers_what_the_serializer_does(serializer_class, query):
+    assert _shortcut(serializer_class, query) == _validated(serializer_class, query)
+    first = validated_query(serializer_class, QueryDict(""))
+    first["changed"] = True  # a caller's copy: the next request's defaults are untouched
+    assert "changed" not in validated_query(serializer_class, QueryDict(""))

@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import NotSupportedError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from common.db import prepared_cursor, prepared_statements_enabled
+from common.db import array_literal, prepared_cursor, prepared_statements_enabled
 from tests.common.test_settings import clean_env
 from webhooks.selectors import _unfinished_counts_sql
 
@@ -163,3 +164,31 @@ def test_a_prepared_select_still_answers_after_another_connection_changes_a_sele
     finally:
         other.execute("DROP TABLE IF EXISTS review_stale_plan")
         other.close()
+
+
+@postgres_only
+@pytest.mark.parametrize("prepared", [True, False])
+def test_an_array_literal_reads_back_as_the_values_it_was_written_from(prepared, monkeypatch):
+    if not prepared:
+        monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", None)
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    moments = [
+        datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2026, 6, 1, tzinfo=timezone(timedelta(hours=-3))),
+    ]
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            "SELECT i, t FROM unnest(%s::uuid[], %s::timestamptz[]) AS x(i, t)",
+            [array_literal(ids), array_literal(moments)],
+        )
+        assert cursor.fetchall() == list(zip(ids, moments, strict=True))
+        cursor.execute("SELECT cardinality(%s::uuid[])", [array_literal([])])
+        assert cursor.fetchone() == (0,)
+
+
+def test_an_array_literal_takes_only_uuids_and_aware_datetimes():
+    assert array_literal(iter([uuid.UUID(int=1)])) == "{00000000-0000-0000-0000-000000000001}"
+    with pytest.raises(ValueError, match="no time zone"):
+        array_literal([datetime(2026, 1, 2)])
+    with pytest.raises(TypeError):
+        array_literal(["a,b}"])  # type: ignore[list-item]

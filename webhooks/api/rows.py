@@ -1,8 +1,9 @@
-"""The list endpoints' rows built by hand: the logs from `.values()` dicts (no model
+"""The list endpoints' rows and the stats body built by hand: the logs from `.values()` dicts (no model
 instances), the webhooks from their instances; no per-field serializer machinery (about
 4 ms a page of 50 logs through `WebhookLogSerializer`, bench/README.md "The logs page").
 Each is byte-for-byte what its serializer gives, which stays the documented shape and the
-schema's source (tests/webhooks/test_list_rows.py compares both for rows of every kind)."""
+schema's source (tests/webhooks/test_list_rows.py compares both for rows of every kind,
+tests/webhooks/test_stats_body.py for stats)."""
 
 from __future__ import annotations
 
@@ -44,9 +45,15 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out each event type's sensitive paths once and reads the payloads it needs in one query
     (none when no row has a body whose type marks something sensitive)."""
     cache: dict = {}
+    paths_of: dict[tuple[Any, str], tuple[tuple[str, ...], ...]] = {}  # by (organization, type)
     masked = []
     for row in rows:
-        paths = row["response_body"] and log_sensitive_paths(row["organization_id"], row["event_type"], cache)
+        paths = None
+        if row["response_body"]:
+            key = (row["organization_id"], row["event_type"])
+            paths = paths_of.get(key)
+            if paths is None:
+                paths = paths_of[key] = log_sensitive_paths(*key, cache)
         masked.append(paths or None)
     wanted = [row for row, paths in zip(rows, masked, strict=True) if paths]
     payloads = payloads_by_delivery(
@@ -54,17 +61,22 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     )
     when = datetime_representation()
     headers_as_sent = WebhookLog.headers_as_sent
+    webhook_ids: dict[Any, str] = {}  # each webhook id as text, once (a page is one webhook's)
     result = []
     for row, paths in zip(rows, masked, strict=True):
         created_at = row["created_at"]
         message_id = f"msg_{row['delivery_id'].hex}"
-        headers = headers_as_sent(row["custom_headers"], message_id=message_id, created_at=created_at)
+        stored = row["custom_headers"]
+        headers = headers_as_sent(stored, message_id=message_id, created_at=created_at)
         body = row["response_body"]
         status = row["response_status"]
+        webhook_id = webhook_ids.get(row["webhook_id"])
+        if webhook_id is None:
+            webhook_id = webhook_ids[row["webhook_id"]] = str(row["webhook_id"])
         result.append(
             {
                 "id": str(row["id"]),
-                "webhook_id": str(row["webhook_id"]),
+                "webhook_id": webhook_id,
                 "event": str(row["event_type"]),
                 "message_id": message_id,
                 "attempt": int(row["attempt"]),
@@ -73,13 +85,62 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "duration_ms": float(row["duration_ms"]),
                 "error": str(row["error"]),
                 "request_url": str(row["request_url"]),
-                # DictField(child=CharField()): keys and values as text, None kept.
-                "request_headers": {str(k): None if v is None else str(v) for k, v in headers.items()},
+                # DictField(child=CharField()): keys and values as text, None kept (without stored
+                # headers, the standard ones are all text already).
+                "request_headers": {str(k): None if v is None else str(v) for k, v in headers.items()}
+                if stored
+                else headers,
                 "response_body": mask_body(body, paths, payloads[row["delivery_id"]]) if paths else body,
                 "created_at": when(created_at),
             }
         )
     return result
+
+
+#: `WindowStatsSerializer`'s fields: IntegerField (True) or FloatField (False), in its order
+WINDOW_STATS_INTEGERS = {
+    "attempts": True,
+    "successes": True,
+    "failures": True,
+    "success_rate": False,
+    "mean_duration_ms": False,
+    "p50_duration_ms": False,
+    "p95_duration_ms": False,
+    "delivered": True,
+    "mean_latency_ms": False,
+    "p50_latency_ms": False,
+    "p95_latency_ms": False,
+}
+
+
+def _window_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, integer in WINDOW_STATS_INTEGERS.items():
+        value = stats[name]
+        result[name] = None if value is None else (int(value) if integer else float(value))
+    return result
+
+
+def stats_body(stats: dict[str, Any]) -> dict[str, Any]:
+    """`WebhookStatsSerializer(stats).data` of `selectors.webhook_stats`'s dict: the same
+    values in the same order, without building its 30 fields (two nested serializers)
+    on every request."""
+    when = datetime_representation()
+    window = stats["window"]
+    body = _window_stats(stats)
+    body.update(
+        {
+            "window": None if window is None else str(window),
+            "window_stats": None if stats["window_stats"] is None else _window_stats(stats["window_stats"]),
+            "last_24h": None if stats["last_24h"] is None else _window_stats(stats["last_24h"]),
+        }
+    )
+    for name in ("pending_deliveries", "failed_deliveries", "consecutive_failures"):
+        value = stats[name]
+        body[name] = None if value is None else int(value)
+    body["last_success_at"] = when(stats["last_success_at"])
+    body["last_failure_at"] = when(stats["last_failure_at"])
+    return body
 
 
 def webhook_rows(webhooks: Sequence[Webhook]) -> list[dict[str, Any]]:

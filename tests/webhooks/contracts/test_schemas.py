@@ -12,7 +12,15 @@ from jsonschema import Draft202012Validator
 from tests.api_errors import field_errors
 from webhooks import events as catalogue
 from webhooks.models import Delivery, Event, EventType
-from webhooks.schemas import CATALOGUE_EXAMPLES, MAX_SCHEMA_BYTES, sensitive_paths, subject_paths, validate_payload
+from webhooks.schemas import (
+    CATALOGUE_EXAMPLES,
+    MAX_SCHEMA_BYTES,
+    sensitive_paths,
+    sensitive_values_at,
+    subject_paths,
+    validate_payload,
+    values_at,
+)
 from webhooks.services import event_type_create, trigger_event, webhook_create
 
 pytestmark = pytest.mark.django_db
@@ -209,3 +217,51 @@ def test_deprecated_types_are_flagged_and_still_delivered(api_client, receiver):
     assert event.delivery_count == 1
     entries = {entry["event"]: entry for entry in api_client.get(CATALOGUE).json()}
     assert entries["custom.old"]["deprecated"] is True
+
+
+PAYLOAD = {
+    "candidate": {"email": "ada@example.com", "phone": 4412345, "flag": True, "short": "ab"},
+    "notes": [{"text": "first note"}, {"text": "second note"}, "not an object"],
+    "*": {"text": "a key named *"},
+    "list": ["x", {"text": "in a list"}],
+    "empty": None,
+}
+PATHS = [
+    ("candidate", "email"),
+    ("candidate", "phone"),
+    ("candidate", "flag"),
+    ("candidate", "short"),
+    ("candidate", "missing"),
+    ("candidate", "email", "deeper"),
+    ("notes", "*", "text"),
+    ("list", "text"),
+    ("*", "text"),
+    ("empty", "x"),
+    ("missing",),
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sensitive_values_at_finds_what_values_at_walks_path_by_path(path):
+    expected = sorted(
+        {
+            str(value)
+            for value in values_at(PAYLOAD, path)
+            if isinstance(value, str | int | float) and not isinstance(value, bool) and len(str(value)) >= 3
+        },
+        key=len,
+        reverse=True,
+    )
+    assert sensitive_values_at([path], PAYLOAD) == expected
+
+
+def test_sensitive_values_at_of_every_path_at_once():
+    assert sensitive_values_at(PATHS, PAYLOAD) == [
+        "ada@example.com",
+        "a key named *",
+        "second note",
+        "first note",
+        "4412345",
+    ]
+    assert sensitive_values_at([()], "the whole payload") == ["the whole payload"]
+    assert sensitive_values_at(PATHS, ["not", "an", "object"]) == []
