@@ -4,11 +4,11 @@
 In this one process, against a local keep-alive receiver (bench/receiver.py), N sequential
 POSTs of a delivery-sized body each way a send can be made, and the CPU (user + system)
 and wall time per request:
-- `engine` : what the delivery engine sends now (webhooks/engine/sending.py): a request
-  template copied per delivery, sent by `common.http.send_prepared` through the hardened
-  session's adapter, read with `read_capped` inside `request_deadline()`;
-- `session.send` : the same request sent by the hardened session's `send()` (the engine
-  before `send_prepared`);
+- `engine` : what the delivery engine sends (webhooks/engine/sending.py): a request
+  template copied per delivery, sent by the hardened session's `send()`, read with
+  `read_capped` inside `request_deadline()`;
+- `adapter` : the same request sent by the session's transport adapter alone, without the
+  session layer (hooks, its cookie jar, redirect look-ahead; tracing instruments that layer);
 - `requests` : a plain `requests.Session().post()` (the usual way, for comparison);
 - `urllib3`, `http.client` : the layers below, without the address filter, the deadline or
   the caps (what a send cannot go below in this stack).
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     import requests
     import urllib3
 
-    from common.http import hardened_session, read_capped, request_deadline, send_prepared
+    from common.http import hardened_session, read_capped, request_deadline
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -85,12 +85,14 @@ def main(argv: list[str] | None = None) -> int:
 
         def engine() -> None:
             with request_deadline(5):
-                read_capped(send_prepared(hardened, delivery(), timeout=5), 65536, truncate=True)
-
-        def session_send() -> None:
-            with request_deadline(5):
                 response = hardened.send(delivery(), timeout=5, allow_redirects=False, stream=True)
                 read_capped(response, 65536, truncate=True)
+
+        adapter = hardened.get_adapter(url)
+
+        def adapter_alone() -> None:
+            with request_deadline(5):
+                read_capped(adapter.send(delivery(), stream=True, timeout=(5, 5)), 65536, truncate=True)
 
         plain = requests.Session()
         all_headers = {"content-type": "application/json", **headers}
@@ -111,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             connection.getresponse().read()
 
         ways: dict[str, Callable[[], None]] = {
-            "engine (send_prepared)": engine,
-            "session.send": session_send,
+            "engine (session.send)": engine,
+            "adapter alone": adapter_alone,
             "requests": plain_requests,
             "urllib3": plain_urllib3,
             "http.client": plain_http_client,

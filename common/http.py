@@ -39,7 +39,6 @@ __all__ = [
     "hardened_session",
     "read_capped",
     "request_deadline",
-    "send_prepared",
 ]
 
 POOL_CONNECTIONS = 16
@@ -331,30 +330,6 @@ def hardened_session(
     session.trust_env = False
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return session
-
-
-def send_prepared(
-    session: requests.Session,
-    request: requests.PreparedRequest,
-    *,
-    timeout: float,
-    verify: bool | str = True,
-    cert: str | None = None,
-) -> requests.Response:
-    """Send `request` (prepared by `session`) through the session's transport adapter, as
-    `session.send(request, stream=True, allow_redirects=False)` would for a hardened
-    session, without the session layer: about 40% of a small request's CPU (the delivery
-    engine's, bench/README.md) goes to work that a hardened session does not need here:
-    response hooks (none), its cookie jar (it accepts no cookie), working out the redirect it
-    would not follow, and the same request settings merged again.
-
-    Everything that guards the request is the adapter's and stays: the connect-time
-    address filter and pinning (`PooledIPFilterAdapter`), the pools watched by
-    `request_deadline()`, TLS verification, the timeout, and requests' exceptions. The
-    answer is streamed: read it with `read_capped`, inside `request_deadline()`."""
-    adapter = session.get_adapter(request.url or "")
-    proxies = dict(session.proxies)  # none: environment proxies are off (trust_env)
-    return adapter.send(request, stream=True, timeout=(timeout, timeout), verify=verify, cert=cert, proxies=proxies)
 
 
 def cached_session(key: Hashable, factory: Callable[[], requests.Session]) -> requests.Session:

@@ -23,7 +23,7 @@ from requests_hardened.ip_filter import InvalidIPAddress
 
 from common import tracing
 from common.fields import is_readable
-from common.http import read_capped, request_deadline, send_prepared
+from common.http import read_capped, request_deadline
 from common.logs import delivery_context
 from common.redaction import REDACTED, mask_sensitive, redact, sensitive_values
 from common.tracing import attempt_span
@@ -168,12 +168,11 @@ def _attempt(
         with request_deadline(timeout):
             session = get_session()
             fixed = {**custom, **extra, "content-type": headers["content-type"]}
-            # Through the session's adapter (common/http.py): its address filter, pinning
-            # and deadline watch, without the session layer's per-request work.
-            response = send_prepared(
-                session,
+            response = session.send(
                 _prepared(session, webhook.pk, webhook.url, fixed, headers, body),
                 timeout=timeout,
+                allow_redirects=False,
+                stream=True,
                 cert=cert,
                 verify=app_settings.ca_bundle(),
             )

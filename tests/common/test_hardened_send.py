@@ -1,6 +1,7 @@
-"""`common.http.send_prepared`: a prepared request sent through the hardened session's
-adapter, without the session layer, against a real local server. What guards the request
-stays: no redirect followed, no cookie kept, the address filter, the timeout, the deadline."""
+"""A prepared request sent by a hardened session (common/http.py) as the delivery engine
+sends one (`send(..., stream=True, allow_redirects=False)`), against a real local server:
+no redirect followed, no cookie kept, the address filter, the timeout, the deadline, and
+the request's head and a small body written at once."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from common.http import (
     hardened_session,
     read_capped,
     request_deadline,
-    send_prepared,
 )
 from tests.webhooks.receiver import Receiver, Reply
 
@@ -31,6 +31,10 @@ def _session(*, allow_private: bool = True, timeout: float = 5.0) -> requests.Se
     return hardened_session(allow_private=allow_private, user_agent="probe/1", timeout=timeout)
 
 
+def _send(session: requests.Session, request: requests.PreparedRequest, *, timeout: float) -> requests.Response:
+    return session.send(request, timeout=timeout, stream=True, allow_redirects=False)
+
+
 def _prepared(session: requests.Session, url: str, body: bytes = b'{"a":1}') -> requests.PreparedRequest:
     request = session.prepare_request(requests.Request("POST", url, headers={"X-Custom": "yes"}))
     request.body = body
@@ -40,7 +44,7 @@ def _prepared(session: requests.Session, url: str, body: bytes = b'{"a":1}') -> 
 
 def test_it_sends_the_prepared_request_as_it_is(receiver):
     session = _session()
-    response = send_prepared(session, _prepared(session, receiver.url), timeout=5)
+    response = _send(session, _prepared(session, receiver.url), timeout=5)
     assert response.status_code == 200
     assert read_capped(response, 1024) == b"ok"
     (received,) = receiver.requests
@@ -53,7 +57,7 @@ def test_it_sends_the_prepared_request_as_it_is(receiver):
 def test_a_redirect_is_answered_not_followed(receiver):
     receiver.replies.append(Reply(status=302, headers={"Location": receiver.url + "elsewhere"}))
     session = _session()
-    response = send_prepared(session, _prepared(session, receiver.url), timeout=5)
+    response = _send(session, _prepared(session, receiver.url), timeout=5)
     assert response.status_code == 302
     read_capped(response, 1024)
     assert [r.path for r in receiver.requests] == ["/hook"]
@@ -63,7 +67,7 @@ def test_a_cookie_set_by_the_receiver_is_never_kept_nor_sent(receiver):
     receiver.replies.append(Reply(headers={"Set-Cookie": "session=receiver-secret; Path=/"}))
     session = _session()
     for _ in range(2):
-        read_capped(send_prepared(session, _prepared(session, receiver.url), timeout=5), 1024)
+        read_capped(_send(session, _prepared(session, receiver.url), timeout=5), 1024)
     assert len(session.cookies) == 0
     assert "cookie" not in receiver.requests[1].headers
 
@@ -71,7 +75,7 @@ def test_a_cookie_set_by_the_receiver_is_never_kept_nor_sent(receiver):
 def test_a_private_address_is_refused_when_private_urls_are_not_allowed(receiver):
     session = _session(allow_private=False)
     with pytest.raises(InvalidIPAddress):
-        send_prepared(session, _prepared(session, receiver.url), timeout=5)
+        _send(session, _prepared(session, receiver.url), timeout=5)
     assert receiver.requests == []
 
 
@@ -80,7 +84,7 @@ def test_the_timeout_bounds_a_slow_answer(receiver):
     session = _session(timeout=0.3)
     started = time.monotonic()
     with pytest.raises(requests.Timeout):
-        send_prepared(session, _prepared(session, receiver.url), timeout=0.3)
+        _send(session, _prepared(session, receiver.url), timeout=0.3)
     assert time.monotonic() - started < 1.5
 
 
@@ -89,7 +93,7 @@ def test_the_deadline_bounds_the_whole_request(receiver):
     session = _session(timeout=5)
     started = time.monotonic()
     with pytest.raises(requests.RequestException), request_deadline(0.4):
-        read_capped(send_prepared(session, _prepared(session, receiver.url), timeout=5), 1024)
+        read_capped(_send(session, _prepared(session, receiver.url), timeout=5), 1024)
     assert time.monotonic() - started < 1.5
 
 
@@ -123,7 +127,7 @@ def test_the_head_and_a_small_body_go_out_in_one_write(receiver):
     session = _session()
     request = _prepared(session, receiver.url, body=b'{"a":"' + b"x" * 2000 + b'"}')
     counting = _counted_connection(session, request)
-    read_capped(send_prepared(session, request, timeout=5), 1024)
+    read_capped(_send(session, request, timeout=5), 1024)
     assert len(counting.writes) == 1  # urllib3 alone writes the head, then the body
     assert counting.writes[0] > 2000
     assert receiver.requests[0].body == request.body
@@ -134,6 +138,6 @@ def test_a_large_body_is_written_as_it_comes_and_arrives_whole(receiver):
     body = b'{"a":"' + b"x" * (COALESCE_BYTES + 10) + b'"}'
     request = _prepared(session, receiver.url, body=body)
     counting = _counted_connection(session, request)
-    read_capped(send_prepared(session, request, timeout=5), 1024)
+    read_capped(_send(session, request, timeout=5), 1024)
     assert len(counting.writes) == 2  # the head, then the body that does not fit
     assert receiver.requests[0].body == body
