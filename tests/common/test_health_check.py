@@ -173,6 +173,9 @@ class _ForgetfulProxy:
                 target.sendall(data)
         except OSError:
             pass
+        finally:
+            for sock in (source, target):  # one side ended: so does the flow
+                sock.close()
 
     def forget(self) -> None:
         self.forgotten.set()
@@ -181,6 +184,9 @@ class _ForgetfulProxy:
 
     def close(self) -> None:
         self.listener.close()
+        for flow in self.flows:
+            for sock in flow:
+                sock.close()
 
 
 def test_a_quiet_connection_whose_flow_a_middlebox_forgot_is_replaced():
