@@ -45,15 +45,9 @@ def log_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out each event type's sensitive paths once and reads the payloads it needs in one query
     (none when no row has a body whose type marks something sensitive)."""
     cache: dict = {}
-    paths_of: dict[tuple[Any, str], tuple[tuple[str, ...], ...]] = {}  # by (organization, type)
     masked = []
     for row in rows:
-        paths = None
-        if row["response_body"]:
-            key = (row["organization_id"], row["event_type"])
-            paths = paths_of.get(key)
-            if paths is None:
-                paths = paths_of[key] = log_sensitive_paths(*key, cache)
+        paths = row["response_body"] and log_sensitive_paths(row["organization_id"], row["event_type"], cache)
         masked.append(paths or None)
     wanted = [row for row, paths in zip(rows, masked, strict=True) if paths]
     payloads = payloads_by_delivery(
