@@ -102,6 +102,60 @@ def run_peer(args, ours: dict) -> int:
     return 1 if figures["failed"] else 0
 
 
+class CpuMeter:
+    """CPU time (utime + stime, from /proc) of this machine's processes, by part: this
+    triggering process, the cluster (its session: the main process, pusher, workers,
+    monitor), the PostgreSQL server's processes, Redis, the receiver, everything else.
+    `delta()` since `start()`; empty where /proc is not readable (not Linux)."""
+
+    def __init__(self, cluster_pid: int, receiver_pid: int):
+        self.cluster_pid, self.receiver_pid = cluster_pid, receiver_pid
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.before: dict[str, float] = {}
+
+    def sample(self) -> dict[str, float]:
+        parts: dict[str, float] = {}
+        try:
+            entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+        except OSError:
+            return parts
+        for entry in entries:
+            try:
+                comm, rest = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
+            except OSError:
+                continue  # ended meanwhile
+            fields = rest.split()
+            pid, sid, cpu = int(entry), int(fields[3]), (int(fields[11]) + int(fields[12])) / self.tick
+            name = comm.split("(", 1)[1]
+            if pid == os.getpid():
+                part = "trigger process"
+            elif sid == self.cluster_pid:
+                part = "cluster"
+            elif pid == self.receiver_pid:
+                part = "receiver"
+            elif name == "postgres":
+                part = "PostgreSQL"
+            elif name.startswith("redis-server"):
+                part = "Redis"
+            else:
+                part = "other"
+            parts[part] = parts.get(part, 0.0) + cpu
+        return parts
+
+    def start(self) -> None:
+        self.before = self.sample()
+
+    def line(self, deliveries: int) -> str:
+        after = self.sample()
+        if not after or not deliveries:
+            return "CPU per delivery: not available (no /proc)"
+        order = ["trigger process", "cluster", "PostgreSQL", "Redis", "receiver", "other"]
+        used = {part: after.get(part, 0.0) - self.before.get(part, 0.0) for part in order}
+        total = sum(used.values())
+        shown = ", ".join(f"{part} {used[part] / deliveries * 1e6:,.0f}" for part in order)
+        return f"CPU per delivery (us): {shown}; total {total / deliveries * 1e6:,.0f}"
+
+
 class Receiver:
     def __init__(self):
         self.port = free_port()
@@ -168,6 +222,8 @@ def child(name: str, events: int, latency_events: int, result_file: str | None =
         load_before = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
         # 1. Throughput.
+        meter = CpuMeter(cluster.pid, receiver.proc.pid)
+        meter.start()
         started = time.time()
         for seq in range(events):
             trigger_event(organization=organization, event="application.created", payload={"seq": seq})
@@ -184,6 +240,7 @@ def child(name: str, events: int, latency_events: int, result_file: str | None =
             f"lost {lost}, duplicated {duplicated}",
             flush=True,
         )
+        print(meter.line(len(set(ids))), flush=True)
         failed += lost > 0 or duplicated > 0
         single_rate = rate
         if result_file:
@@ -193,6 +250,7 @@ def child(name: str, events: int, latency_events: int, result_file: str | None =
         # 1b. Throughput with batch triggers of 100.
         receiver.reset()
         base = 2_000_000
+        meter.start()
         started = time.time()
         for first in range(0, events, 100):
             batch = [
@@ -214,6 +272,7 @@ def child(name: str, events: int, latency_events: int, result_file: str | None =
             f"lost {lost}, duplicated {duplicated}",
             flush=True,
         )
+        print(meter.line(len(set(ids))), flush=True)
         failed += lost > 0 or duplicated > 0
 
         # 2. Latency at light load: 10 events/s.
