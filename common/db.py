@@ -109,6 +109,33 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator:
             raw.close()
 
 
+def plan_with_indexes(*, synchronous_commit: bool = True, using: str = DEFAULT_DB_ALIAS) -> None:
+    """For the rest of the current transaction (PostgreSQL; a no-op elsewhere or outside
+    one): the planner uses no sequential scan where an index serves, a prepared statement
+    runs its generic plan (planned once, as `PreparedQuery` texts are written for), and, with
+    `synchronous_commit=False`, the commit does not wait for the WAL flush. One statement.
+
+    For a transaction whose statements are all index lookups by design (the delivery
+    engine's claim and write). PostgreSQL plans from the tables' statistics, and a statement
+    prepared while its tables were small keeps its generic plan: a new day's partition, a
+    new install, or a server whose autovacuum (which runs ANALYZE) is off or behind, left
+    the engine's UPDATEs by id and its claim's join to the events scanning whole partitions
+    (the planner's default guess for `id = ANY(...)` without statistics is a quarter of the
+    rows), so each claim cost more as the tables grew. With sequential scans off the same
+    statements are index lookups whatever the statistics. The generic plan is then kept even
+    where its estimate (ten ids for any `= ANY($1)`) costs more than a plan for the actual
+    few ids would: planning again on every call costs more than that difference. `SET
+    LOCAL`: nothing outlives the transaction, and a statement prepared here was planned here."""
+    conn = connections[using]
+    if conn.vendor != "postgresql" or not conn.in_atomic_block:
+        return
+    settings = "set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
+    if not synchronous_commit:
+        settings += ", set_config('synchronous_commit', 'off', true)"
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT {settings}")
+
+
 def array_literal(values: Iterable[uuid.UUID | datetime]) -> str:
     """An array parameter written as PostgreSQL's text literal (`{a,b}`), for a statement that
     casts it (`%s::uuid[]`, `%s::timestamptz[]`). psycopg's list dumper adapts each element

@@ -36,7 +36,7 @@ from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from common.db import AnyOf, PreparedQuery
+from common.db import AnyOf, PreparedQuery, plan_with_indexes
 from integrations.ratelimit import US, Bucket, _allow_and_advance
 
 from .. import app_settings
@@ -303,6 +303,7 @@ def claim_ready(*, limit: int, retry_limit: int | None = None) -> Claim:
     retry_limit = limit if retry_limit is None else retry_limit
     now = timezone.now()
     with transaction.atomic():
+        plan_with_indexes()  # every statement of a claim is an index lookup (common.db)
         blocked, blocked_wait, flying = _blocked(now)
         candidates, more = _candidates(limit, retry_limit, blocked)
         if not candidates:

@@ -37,7 +37,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from common.db import AnyOf, PreparedQuery, prepared_cursor
+from common.db import AnyOf, PreparedQuery, plan_with_indexes, prepared_cursor
 
 from .. import app_settings, rollups
 from ..models import Delivery, Webhook, WebhookLog
@@ -117,6 +117,7 @@ def claim_due(*, limit: int, delivery_ids: list | None = None) -> list[Delivery]
     """Atomically lease up to `limit` due deliveries (or exactly `delivery_ids`)."""
     now = timezone.now()
     with transaction.atomic():
+        plan_with_indexes()  # see common.db
         # Due-ness by the database's clock, the one the triggering web process wrote with
         # on PostgreSQL: a worker whose clock lags must not find a fresh delivery "not due".
         queryset = Delivery.objects.filter(_due())
@@ -297,13 +298,11 @@ def _finish_deliveries_at_once(token: uuid.UUID, plan: BatchPlan, now: datetime)
 
 def _write(token: uuid.UUID, plan: BatchPlan, now: datetime) -> set:
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Results need not wait for the WAL flush: if the server crashed before flushing
-            # them, the delivery keeps its (durable) lease and is resent with the same
-            # webhook-id once it expires; at-least-once holds. Claims stay synchronous:
-            # losing one could let two workers send at once.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # Results need not wait for the WAL flush: if the server crashed before flushing
+        # them, the delivery keeps its (durable) lease and is resent with the same
+        # webhook-id once it expires; at-least-once holds. Claims stay synchronous:
+        # losing one could let two workers send at once. Index plans: see common.db.
+        plan_with_indexes(synchronous_commit=False)
         # Only rows this worker still owns: a lease taken over by another worker, or a
         # delivery deleted with its webhook meanwhile, gets no log and moves no counter.
         owned = _finish_deliveries(token, plan, now)

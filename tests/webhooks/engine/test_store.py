@@ -199,6 +199,6 @@ def test_a_claim_and_its_record_take_the_same_few_statements_whatever_their_size
     assert counts[0] == counts[1], counts
     assert WebhookLog.objects.count() == 44
     if connection.vendor == "postgresql":
-        # claim: caps + first attempts + webhooks + lease UPDATE; record: keys + subscriber
-        # settings + SET LOCAL + states + logs + 2 webhook counters + rollups
-        assert counts[0] == (4, 8), counts
+        # claim: planner settings + caps + first attempts + webhooks + lease UPDATE; record:
+        # keys + subscriber settings + planner settings + states + logs + 2 webhook counters + rollups
+        assert counts[0] == (5, 8), counts
