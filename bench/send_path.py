@@ -4,14 +4,17 @@
 In this one process, against a local keep-alive receiver (bench/receiver.py), N sequential
 POSTs of a delivery-sized body each way a send can be made, and the CPU (user + system)
 and wall time per request:
-- `engine` : what the delivery engine sends (webhooks/engine/sending.py): a request
-  template copied per delivery, sent by the hardened session's `send()`, read with
-  `read_capped` inside `request_deadline()`;
+- `engine` : what the delivery engine sends (webhooks/engine/sending.py): its own HTTP/1.1
+  client (webhooks/engine/transport.py), the webhook's request head built once, this
+  delivery's headers and length added, the answer read capped within the deadline;
+- `hardened session` : the engine's previous way, still that of every other outbound call
+  (common/http.py): a request template copied per delivery, sent by the hardened session's
+  `send()`, read with `read_capped` inside `request_deadline()`;
 - `adapter` : the same request sent by the session's transport adapter alone, without the
   session layer (hooks, its cookie jar, redirect look-ahead; tracing instruments that layer);
 - `requests` : a plain `requests.Session().post()` (the usual way, for comparison);
 - `urllib3`, `http.client` : the layers below, without the address filter, the deadline or
-  the caps (what a send cannot go below in this stack).
+  the caps.
 Each way runs 200 warm-up requests first; then the ways run in turn, `--rounds` times, and
 the median of the rounds is printed, so a drift of the machine hits them alike.
 """
@@ -83,7 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             prepared.headers["Content-Length"] = str(len(body))
             return prepared
 
+        from webhooks.engine import transport
+
+        target = transport.Target.build(url, {"content-type": "application/json"}, user_agent="bench/1")
+
         def engine() -> None:
+            head = transport.request_head(target, headers, len(body))
+            answer = transport.post(target, head, body, timeout=5, limit=65536, allow_private=True)
+            assert answer.body == b"ok"
+
+        def session_send() -> None:
             with request_deadline(5):
                 response = hardened.send(delivery(), timeout=5, allow_redirects=False, stream=True)
                 read_capped(response, 65536, truncate=True)
@@ -113,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             connection.getresponse().read()
 
         ways: dict[str, Callable[[], None]] = {
-            "engine (session.send)": engine,
+            "engine (transport)": engine,
+            "hardened session.send": session_send,
             "adapter alone": adapter_alone,
             "requests": plain_requests,
             "urllib3": plain_urllib3,

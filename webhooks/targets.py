@@ -1,7 +1,7 @@
 """Which webhook targets are allowed (SSRF protection at create/update time).
 
-The same rule holds again at connect time, where requests-hardened pins the connection to
-the address it checked (DNS rebinding): see `webhooks/http.py`.
+The same rule holds again at connect time, where the delivery client connects to the
+address it checked (DNS rebinding): see `webhooks/engine/transport.py`.
 """
 
 from __future__ import annotations

@@ -13,8 +13,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
@@ -23,17 +26,16 @@ from requests_hardened.ip_filter import InvalidIPAddress
 
 from common import tracing
 from common.fields import is_readable
-from common.http import read_capped, request_deadline
 from common.logs import delivery_context
 from common.redaction import REDACTED, mask_sensitive, redact, sensitive_values
 from common.tracing import attempt_span
 
 from .. import app_settings
-from ..http import get_session
 from ..models import Delivery, Event
 from ..retry import parse_retry_after
 from ..signing import sign
 from ..transforms import TransformError, apply_transform
+from . import transport
 from .policy import UNREADABLE_HEADERS, UNREADABLE_SECRET, Outcome
 from .subscriber_auth import SubscriberContext
 
@@ -164,24 +166,25 @@ def _attempt(
     timeout = app_settings.request_timeout()
     started = time.perf_counter()
     try:
-        # The timeout bounds each read; the deadline the whole request, body included.
-        with request_deadline(timeout):
-            session = get_session()
-            fixed = {**custom, **extra, "content-type": headers["content-type"]}
-            response = session.send(
-                _prepared(session, webhook.pk, webhook.url, fixed, headers, body),
+        target = _target(webhook.pk, webhook.url, {**custom, **extra, "content-type": headers["content-type"]})
+        own = {name: value for name, value in headers.items() if name != "content-type"}
+        with _client_span(target, own) as span:
+            answer = transport.post(
+                target,
+                transport.request_head(target, own, len(body)),
+                body,
                 timeout=timeout,
-                allow_redirects=False,
-                stream=True,
-                cert=cert,
+                limit=MAX_BODY_READ,  # a longer answer is cut, not an error: success is the status
+                allow_private=app_settings.allow_private_urls(),
                 verify=app_settings.ca_bundle(),
+                cert=cert,
             )
-            # A longer answer is cut, not an error: delivery success is the status code.
-            raw = read_capped(response, MAX_BODY_READ, truncate=True)
+            if span is not None:
+                span.set_attribute("http.response.status_code", answer.status)
         secrets = sensitive_values(custom) + ([subscriber.bearer] if subscriber and subscriber.bearer else [])
-        _fill_from_response(outcome, response, raw, secrets)
-    except requests.RequestException as exc:
-        outcome.error = error_text(exc, timeout)
+        _fill_from_response(outcome, answer, secrets)
+    except transport.SendError as exc:
+        outcome.error = str(exc)
     except Exception as exc:  # never let one delivery break the batch
         logger.exception("Unexpected error delivering %s", delivery.message_id)
         outcome.error = f"Unexpected error ({type(exc).__name__})."
@@ -189,55 +192,53 @@ def _attempt(
     return outcome
 
 
-#: webhook id -> (the settings it was prepared with, when last used, the prepared request
-#: without a body): see `_prepared`
-_templates: dict[uuid.UUID, tuple[tuple, float, requests.PreparedRequest]] = {}
+#: webhook id -> (the settings it was built with, when last used, its `transport.Target`):
+#: see `_target`
+_templates: dict[uuid.UUID, tuple[tuple, float, transport.Target]] = {}
 _templates_lock = threading.Lock()
 MAX_TEMPLATES = 1024
 #: a webhook's template unused this long is dropped (with the credentials it holds)
 TEMPLATE_IDLE_SECONDS = 600.0
 
 
-def _prepared(
-    session: requests.Session,
-    webhook_id: uuid.UUID,
-    url: str,
-    fixed: dict[str, str],
-    headers: dict[str, str],
-    body: bytes,
-) -> requests.PreparedRequest:
-    """The request `session.post(url, data=body, headers={**fixed, **headers})` would send.
+def _target(webhook_id: uuid.UUID, url: str, fixed: dict[str, str]) -> transport.Target:
+    """The webhook's request template: what only depends on the webhook (the URL parsed and
+    checked, the head with its fixed headers encoded) is built once per process and webhook;
+    each delivery only adds its own headers and body.
 
-    What only depends on the webhook (the URL parsed and checked, the session's headers
-    merged with the webhook's, auth from the URL, cookies) is prepared once per process and
-    webhook, and copied for each delivery, which only adds its own headers and body:
-    preparing a request costs about as much CPU as sending it. The session's cookie policy
-    accepts none, so a template never holds one.
-
-    One template per webhook, kept with what it was prepared from (session, URL, fixed
-    headers: custom ones and the subscriber's bearer token): when any of them changes (a
-    token refreshed, headers or URL edited) the next delivery prepares a new one and the old
+    One template per webhook, kept with what it was built from (URL, fixed headers: custom
+    ones and the subscriber's bearer token, the user agent): when any of them changes (a
+    token refreshed, headers or URL edited) the next delivery builds a new one and the old
     one, with the old credentials, is dropped at once; one unused for
-    `TEMPLATE_IDLE_SECONDS` is dropped when another is prepared. Signing keys never enter a
+    `TEMPLATE_IDLE_SECONDS` is dropped when another is built. Signing keys never enter a
     template (the signature is a per-delivery header)."""
-    settings = (session, url, tuple(fixed.items()))
+    user_agent = app_settings.user_agent()
+    settings = (url, tuple(fixed.items()), user_agent)
     now = time.monotonic()
     with _templates_lock:
         cached = _templates.get(webhook_id)
         if cached is not None and cached[0] == settings:
-            template = cached[2]
-            _templates[webhook_id] = (settings, now, template)
-        else:
-            template = session.prepare_request(requests.Request("POST", url, headers=fixed))
-            _forget_idle(now)
-            if len(_templates) >= MAX_TEMPLATES:
-                _templates.clear()
-            _templates[webhook_id] = (settings, now, template)
-    prepared = template.copy()
-    prepared.headers.update(headers)
-    prepared.body = body
-    prepared.headers["Content-Length"] = str(len(body))
-    return prepared
+            _templates[webhook_id] = (settings, now, cached[2])
+            return cached[2]
+    template = transport.Target.build(url, fixed, user_agent=user_agent)
+    with _templates_lock:
+        _forget_idle(now)
+        if len(_templates) >= MAX_TEMPLATES:
+            _templates.clear()
+        _templates[webhook_id] = (settings, now, template)
+    return template
+
+
+@contextmanager
+def _client_span(target: transport.Target, headers: dict[str, str]) -> Iterator[Any]:
+    """With tracing on, the request's client span (a child of the attempt's), whose W3C
+    `traceparent` goes out with the request."""
+    if not tracing.enabled():
+        yield None
+        return
+    with tracing.client_span(f"POST {target.host}", target.scheme, target.host, target.port) as span:
+        tracing.inject(headers)
+        yield span
 
 
 def _forget_idle(now: float) -> None:
@@ -245,19 +246,19 @@ def _forget_idle(now: float) -> None:
         del _templates[webhook_id]
 
 
-def _fill_from_response(outcome: Outcome, response: requests.Response, raw: bytes, secrets: list[str]) -> None:
-    outcome.status = response.status_code
+def _fill_from_response(outcome: Outcome, answer: transport.Answer, secrets: list[str]) -> None:
+    outcome.status = answer.status
     # PostgreSQL text cannot hold NUL: one receiver's odd answer must not fail the batch.
     # A receiver may echo the request (debug pages, echo servers): keep its secrets out.
-    text = redact(raw.decode("utf-8", "replace").replace("\x00", "\ufffd"), secrets)
+    text = redact(answer.body.decode("utf-8", "replace").replace("\x00", "\ufffd"), secrets)
     outcome.body_excerpt = text.encode()[: app_settings.response_excerpt_bytes()].decode("utf-8", "ignore")
-    outcome.success = 200 <= response.status_code < 300
-    outcome.gone = response.status_code == 410
+    outcome.success = 200 <= answer.status < 300
+    outcome.gone = answer.status == 410
     if not outcome.success:
-        outcome.error = f"HTTP {response.status_code}"
-        if 300 <= response.status_code < 400:
+        outcome.error = f"HTTP {answer.status}"
+        if 300 <= answer.status < 400:
             outcome.error += " (redirects are not followed)"
-        outcome.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        outcome.retry_after = parse_retry_after(answer.headers.get("retry-after"))
 
 
 def pool(size: int) -> ThreadPoolExecutor:

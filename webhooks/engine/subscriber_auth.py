@@ -11,7 +11,7 @@ shortly before they expire. A refresh is claimed with a conditional UPDATE of
 fetching too. A 401 from the receiver drops the token it was sent with (`token_rejected`),
 so the next attempt fetches a new one.
 
-The token request goes through a hardened session (webhooks/http.py rules: SSRF checks at
+The token request goes through a hardened session (common/http.py rules: SSRF checks at
 connect time, no redirects, timeouts and a deadline, capped answer). Errors name the
 token endpoint's status and OAuth `error` code, never its description or the secret.
 
