@@ -4,9 +4,10 @@ A delivery task (`webhooks.tasks.deliver_due`) carries no state: it claims *ever
 delivery, in batches, when it runs (docs/QUEUE.md). It is requested:
 
 - `drain_on_commit`: after a trigger's or a recovery's transaction commits (never for a
-  rolled-back one). A trigger coalesces: while a delivery task is queued and has not
-  started claiming (the "drain pending" marker), that task will claim the new delivery,
-  so no other is enqueued.
+  rolled-back one). A trigger of fewer than a batch of deliveries coalesces: while a
+  delivery task is queued, or a drain holds the "drain pending" marker (it will claim
+  again: webhooks/engine/loop.py `deliver_due`), that drain will claim the new
+  deliveries, so no other task is enqueued.
 - `wake_at`: an in-process timer for a retry due within `HORIZON` (the first retry comes
   after 5 s and the scheduler fires at most once a minute). An optimisation only: if the
   process dies, the sweeper finds the due delivery.
@@ -80,8 +81,8 @@ def drain_pending() -> bool:
 
 def claim_drain_pending() -> bool:
     """Set the marker unless it is set already, in one step (one Redis round trip): True
-    when this caller set it (no delivery task is queued and unstarted, so it must enqueue
-    one), False when a queued task that has not started claiming will take new work."""
+    when this caller set it (no delivery task is queued and no drain holds it, so it must
+    enqueue one), False when a queued task or a running drain will claim new work."""
     if _uses_redis():
         return bool(broker().connection.set(_redis_key(), 1, px=int(PENDING_TTL.total_seconds() * 1000), nx=True))
     if drain_pending():
@@ -100,7 +101,7 @@ def mark_drain_pending() -> None:
 
 
 def clear_drain_pending() -> None:
-    """Called by a delivery task before it claims anything."""
+    """Called by a drain before its last claim (webhooks/engine/loop.py)."""
     if _uses_redis():
         broker().connection.delete(_redis_key())
         return
@@ -115,17 +116,20 @@ def clear_drain_pending() -> None:
 def enqueue_drains(delivery_count: int, *, coalesce: bool = False) -> int:
     """Enqueue enough delivery tasks for `delivery_count` due deliveries (bounded).
 
-    With `coalesce` (after a trigger committed), a delivery task that is queued and has
-    not started claiming counts as one of them.
+    With `coalesce` (after a trigger committed), a delivery task that is queued, or a drain
+    holding the marker (it will claim again), counts as one of them for less than a batch
+    of deliveries: single triggers while a drain runs enqueue nothing, and a batch or more
+    still brings a task of its own, so a backlog is drained by several workers at once.
     """
     if delivery_count <= 0:
         return 0
-    wanted = min(-(-delivery_count // app_settings.batch_size()), workers() * 2)
+    batch = app_settings.batch_size()
+    wanted = min(-(-delivery_count // batch), workers() * 2)
     try:
         queue = broker()
         if coalesce:
-            # Before the enqueue: the task clears the marker when it starts.
-            if not claim_drain_pending():
+            # Before the enqueue: the task holds the marker while it drains.
+            if not claim_drain_pending() and delivery_count < batch:
                 wanted -= 1
             if wanted <= 0:
                 return 0

@@ -7,9 +7,9 @@ from .engine import loop
 
 
 def deliver_due() -> int:
-    """Claim and send due deliveries until none is left (or the time budget ends)."""
-    scheduling.clear_drain_pending()  # before claiming: later triggers must enqueue a task of their own
-    return loop.deliver_due()
+    """Claim and send due deliveries until none is left (or the time budget ends), holding
+    the "drain pending" marker meanwhile (webhooks/engine/loop.py `deliver_due`)."""
+    return loop.deliver_due(holds_marker=True)
 
 
 def sweep() -> int:

@@ -8,6 +8,7 @@ services that send one delivery synchronously (test, replay).
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import timedelta
@@ -23,10 +24,21 @@ from ..models import Delivery
 from . import flow, sending, store, subscriber_auth
 from .policy import BatchPlan, Outcome, plan_batch, skip_reason
 
+logger = logging.getLogger(__name__)
+
 #: seconds between claims while sends are in flight: after a claim that found work, and
 #: after one that found none
 BUSY_POLL = 0.005
 IDLE_POLL = 0.02
+#: the least time between two claims while the last one came back short (everything due
+#: was taken): deliveries arriving one by one are claimed a few at a time, not one per claim
+CLAIM_GAP = 0.005
+#: a task holding the "drain pending" marker keeps claiming (every IDLE_POLL) this long after
+#: its last claim that found work before it lets go: a stream of single triggers is drained
+#: by one task, not by one task per trigger
+LINGER = 0.05
+#: how often a task holding the marker sets it again (it expires after PENDING_TTL)
+HOLD_REFRESH = 1.0
 #: the longest a finished send waits for its claim's other sends before it is written
 RECORD_AFTER = 0.05
 
@@ -156,7 +168,7 @@ def _send(delivery: Delivery, keys: dict, now, subscribers: dict, bodies: dict) 
         return Outcome(delivery=delivery, started_at=now, error=f"Unexpected error ({type(exc).__name__}).")
 
 
-def deliver_due(*, time_budget: float | None = None) -> int:
+def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False) -> int:
     """Claim and send due deliveries while a backlog remains; returns how many were claimed.
 
     A pipeline, not batches (docs/QUEUE.md, "Flow"): up to `WEBHOOKS_SEND_CONCURRENCY`
@@ -164,7 +176,16 @@ def deliver_due(*, time_budget: float | None = None) -> int:
     `RECORD_AFTER` after the first finished), and free slots are refilled by new claims, so
     a receiver that never answers holds its own slots only (the claim's slow lane caps how
     many). Retries take at most half of the slots: first attempts always find one. Claims
-    follow the flow rules (webhooks/engine/flow.py)."""
+    follow the flow rules (webhooks/engine/flow.py); after a claim that came back short the
+    next waits `CLAIM_GAP`.
+
+    `holds_marker` (a delivery task): the "drain pending" marker (webhooks/scheduling.py)
+    says this drain will claim again, so triggers meanwhile enqueue no task. It is held
+    (set again every `HOLD_REFRESH`) while the drain runs and for `LINGER` after its last
+    claim that found work; to stop, the drain clears it and then claims once more, stopping
+    only if that claim finds nothing. A trigger that found the marker set committed before
+    it was cleared, so that last claim sees its delivery; one that found it clear enqueues
+    a task of its own."""
     budget = app_settings.drain_seconds() if time_budget is None else time_budget
     slots = max(app_settings.send_concurrency(), 1)
     retry_slots = max(1, slots // 2)
@@ -176,21 +197,45 @@ def deliver_due(*, time_budget: float | None = None) -> int:
     sent = 0
     claims = 0
     backlog = False
+    last_claim = last_work = held_at = started
+    releasing = False  # the marker is cleared: the next claim that finds nothing ends the drain
+    found_none = False  # the last claim found nothing
+    if holds_marker:
+        _hold()
     try:
         while True:
             claimed_none = True
-            if claims and not in_flight and not backlog and not recorder.released_successor:
+            now = time.monotonic()
+            drained = (
+                claims
+                and not in_flight
+                and (not backlog or (found_none and holds_marker))
+                and not recorder.released_successor
+            )
+            if drained and releasing:
+                return sent  # the claim after the marker was cleared found nothing
+            if drained and holds_marker and (not sent or (found_none and backlog) or now - last_work >= LINGER):
+                _let_go(0, True)
+                releasing = True  # one more claim decides
+            elif drained and not holds_marker:
                 # Drained, and the last claim found all there was (like a batch that came back
                 # short): what became due since (e.g. operational events) is a new trigger's.
                 return sent
             recorder.released_successor = False
-            elapsed = time.monotonic() - started
+            elapsed = now - started
             # Past its budget a task keeps claiming only while its own sends are still in
             # flight, for at most one more request timeout: a send that hangs must not
             # leave this worker idle while it waits for it (bounded: budget + 2 timeouts).
             claiming = elapsed <= budget or (bool(in_flight) and elapsed <= budget + app_settings.request_timeout())
-            if claiming and len(in_flight) < slots:
+            gap = 0.0 if backlog or releasing or not claims else last_claim + CLAIM_GAP - now
+            if drained and not releasing:
+                gap = max(gap, last_claim + IDLE_POLL - now)  # lingering: claim now and then
+            if claiming and len(in_flight) < slots and gap > 0 and not in_flight:
+                time.sleep(gap)
+                continue
+            if claiming and len(in_flight) < slots and gap <= 0:
                 claims += 1
+                last_claim = time.monotonic()
                 room = min(slots - len(in_flight), limit)
                 retries = sum(1 for d in in_flight.values() if d.attempts > 1)
                 claim = flow.claim_ready(limit=room, retry_limit=max(0, retry_slots - retries))
@@ -198,26 +243,40 @@ def deliver_due(*, time_budget: float | None = None) -> int:
                 # Sticky while sends are in flight: a webhook at its cap (its leases ours)
                 # has nothing claimable until they end; a claim with none in flight decides.
                 backlog = claim.more or (backlog and bool(in_flight))
-                claimed_none = not claim.deliveries
+                claimed_none = found_none = not claim.deliveries
+                if claim.deliveries:
+                    last_work = last_claim
+                    if releasing:  # work came in as the marker was cleared: hold it again
+                        releasing = False
+                        _hold()
+                        held_at = last_claim
+                if holds_marker and not releasing and last_claim - held_at >= HOLD_REFRESH:
+                    _hold()
+                    held_at = last_claim
                 started_sends = _start(claim.deliveries, pool, recorder)
                 for delivery, future in started_sends:
                     in_flight[future] = delivery
                 if not in_flight and claim.rate_wait is not None:
                     if time.monotonic() - started + claim.rate_wait > budget:
                         scheduling.wake_at(timezone.now() + timedelta(seconds=claim.rate_wait))
-                        return sent
+                        return _let_go(sent, holds_marker and not releasing)
                     time.sleep(claim.rate_wait)
                     continue
             elif not claiming and not in_flight:
-                if backlog:
-                    scheduling.hand_over()  # the rest of the backlog goes to a fresh task
+                if backlog or (holds_marker and not releasing):
+                    # The rest of the backlog (or what came in since the last claim, under the
+                    # marker this task held) goes to a fresh task, for which the marker is set.
+                    scheduling.hand_over()
+                    return sent
                 return sent
             if not in_flight:
-                if claimed_none or not backlog:
+                if not holds_marker and (claimed_none or not backlog):
                     return sent
                 continue
             # Wait for a send to finish; come back sooner to claim what became due meanwhile.
             timeout = IDLE_POLL if claimed_none else BUSY_POLL
+            if gap > 0:
+                timeout = min(timeout, gap)
             partial = recorder.next_due()
             if partial is not None:
                 timeout = min(timeout, partial)
@@ -226,10 +285,33 @@ def deliver_due(*, time_budget: float | None = None) -> int:
                 recorder.finished(future.result())
                 del in_flight[future]
             recorder.flush()
+    except BaseException:
+        if holds_marker:
+            _let_go(0, True)  # the sweeper finds what this drain leaves behind
+        raise
     finally:
         for future in list(in_flight):  # only after an error in this loop: let the sends end
             recorder.finished(future.result())
         recorder.flush(everything=True)
+
+
+def _hold() -> None:
+    try:
+        scheduling.mark_drain_pending()
+    except Exception:  # the broker is down: triggers enqueue (or fail to) as without a marker
+        logger.warning("Could not set the drain-pending marker.", exc_info=True)
+
+
+def _let_go(sent: int, held: bool) -> int:
+    """Stop holding the marker: from now on a trigger enqueues a task. On the way out
+    without a last claim (rate limits, an error), a trigger that found it set just before is
+    claimed by the wake-up, a later trigger or the sweeper."""
+    if held:
+        try:
+            scheduling.clear_drain_pending()
+        except Exception:  # the broker is down: the marker expires by itself
+            logger.warning("Could not clear the drain-pending marker.", exc_info=True)
+    return sent
 
 
 def _split(deliveries: list[Delivery]) -> tuple[list[Delivery], list[tuple[Delivery, str]]]:
