@@ -7,10 +7,10 @@ import io
 import json
 import logging
 import re
+import socket
 import uuid
 
 import pytest
-import responses
 
 from common.logs import ContextFilter, JsonFormatter, TextFormatter, log_secrets
 from tests.common.test_settings_validation import manage
@@ -150,12 +150,18 @@ def test_bound_secret_values_are_redacted_whatever_their_name(capture):
 
 
 @pytest.mark.django_db
-@responses.activate
-def test_an_unexpected_delivery_error_does_not_log_the_webhook_header_secret(capture, organization):
-    # The receiver's library (third-party HTTP, mocked) raises with the custom header in its message.
+def test_an_unexpected_delivery_error_does_not_log_the_webhook_header_secret(capture, organization, monkeypatch):
+    # The system's resolver (third party, faked) raises with the custom header in its message.
     url = "https://receiver.example.com/hook"
     webhook_create(organization=organization, name="Echo", url=url, events=["*"], headers={"X-Receiver-Token": SECRET})
-    responses.add(responses.POST, url, body=ValueError(f"bad header value {SECRET!r}"))
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if host == "receiver.example.com":
+            raise ValueError(f"bad header value {SECRET!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
     cap = capture()
     event = trigger_event(organization=organization, event="application.created", payload={})
     assert tasks.deliver_due() == 1

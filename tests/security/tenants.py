@@ -177,10 +177,16 @@ def _deliver_once(tenant: Tenant) -> WebhookLog:
     delivery = Delivery.objects.create(
         organization=tenant.organization, event=event, webhook=tenant.webhook, next_attempt_at=timezone.now()
     )
-    with responses.RequestsMock() as mocked:
+    from urllib.parse import urlsplit
+
+    from tests.webhooks.hosted import hosted
+
+    # The receiver is a real local HTTPS server under the webhook's own name; the subscriber's
+    # token endpoint (a third party's) is mocked.
+    with hosted(str(urlsplit(tenant.webhook.url).hostname)) as receiver, responses.RequestsMock() as mocked:
         mocked.add(responses.POST, tenant.webhook.auth["token_url"], json=_subscriber_token(tenant))
-        mocked.add(responses.POST, tenant.webhook.url, body="thanks", status=200)
         process(claim_due(limit=1, delivery_ids=[delivery.pk]))
+        receiver.wait_for(1)
     return WebhookLog.objects.get(delivery=delivery)
 
 

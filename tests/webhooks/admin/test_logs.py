@@ -31,7 +31,9 @@ def hooks(organization, receiver):
         organization=organization,
         name="ATS",
         url=receiver.url + "ats",
-        events=["*"],
+        # Not "*": CRM's failure is announced (an operational event), and the drain, still
+        # claiming, would deliver that announcement to ATS too.
+        events=["application.created"],
         headers={"Authorization": "Bearer log-sentinel"},
     )
     crm = webhook_create(
@@ -82,12 +84,12 @@ def test_the_webhook_filter_lists_only_the_users_organizations_webhooks(client, 
 
 def test_the_changelist_query_count_is_constant(admin_client, hooks, organization, django_assert_max_num_queries):
     for n in range(20):
-        trigger_event(organization=organization, event="job.opened", payload={"n": n})
+        trigger_event(organization=organization, event="application.created", payload={"n": n})
     tasks.deliver_due()
     with django_assert_max_num_queries(12):
         response = admin_client.get(LOGS)
-    # every log, whatever operational events the failures added (webhook.delivery.exhausted)
-    assert response.context["cl"].result_count == WebhookLog.objects.count() >= 42
+    # every log (ATS's 21 at least, CRM's until it is disabled), in the same few queries
+    assert response.context["cl"].result_count == WebhookLog.objects.count() >= 22
 
 
 def test_the_log_page_shows_the_request_body_and_the_response(admin_client, hooks):
