@@ -141,3 +141,36 @@ def test_a_drain_holds_the_marker_while_it_sends_and_lets_go_when_done(organizat
     assert results == [1]
     assert not scheduling.drain_pending()
     assert enqueued(1) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_whose_budget_ends_as_it_lets_go_leaves_no_trigger_behind(organization, receiver, monkeypatch):
+    """The drain clears the marker and its budget is spent before the claim that would
+    decide: a trigger that committed just before the clear (it found the marker set, so it
+    enqueued nothing) must still be claimed, or handed to a new task."""
+    from tests.webhooks.receiver import Reply
+    from webhooks.engine import loop
+    from webhooks.models import Delivery
+    from webhooks.services import trigger_event, webhook_create
+
+    receiver.default = Reply(delay=0.05)
+    webhook_create(organization=organization, name="late", url=receiver.url, events=["job.created"])
+    enqueues = mock.Mock()
+    monkeypatch.setattr(scheduling, "async_task", enqueues)
+    trigger_event(organization=organization, event="job.created", payload={"seq": 0})
+    enqueues.reset_mock()
+    monkeypatch.setattr(loop, "LINGER", 0.0)
+    real_clear = scheduling.clear_drain_pending
+    late: list[int] = []
+
+    def clear_after_a_trigger() -> None:
+        if not late:  # a trigger commits just before the marker is cleared: it finds it set
+            late.append(1)
+            trigger_event(organization=organization, event="job.created", payload={"seq": 1})
+        real_clear()
+
+    monkeypatch.setattr(scheduling, "clear_drain_pending", clear_after_a_trigger)
+    loop.deliver_due(time_budget=0.01, holds_marker=True)
+    assert late
+    stranded = Delivery.objects.filter(state=Delivery.State.PENDING).count()
+    assert stranded == 0 or enqueues.called

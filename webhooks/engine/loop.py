@@ -263,9 +263,10 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
                     time.sleep(claim.rate_wait)
                     continue
             elif not claiming and not in_flight:
-                if backlog or (holds_marker and not releasing):
+                if backlog or holds_marker:
                     # The rest of the backlog (or what came in since the last claim, under the
-                    # marker this task held) goes to a fresh task, for which the marker is set.
+                    # marker this task held, or cleared without the claim that would decide)
+                    # goes to a fresh task.
                     scheduling.hand_over()
                     return sent
                 return sent
