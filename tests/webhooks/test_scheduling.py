@@ -174,3 +174,24 @@ def test_a_drain_whose_budget_ends_as_it_lets_go_leaves_no_trigger_behind(organi
     assert late
     stranded = Delivery.objects.filter(state=Delivery.State.PENDING).count()
     assert stranded == 0 or enqueues.called
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_whose_deciding_claim_meets_a_rate_limit_waits_and_claims_again(organization, receiver, monkeypatch):
+    """The claim after the marker was cleared finds the only delivery left waiting for its
+    webhook's rate limit: the drain waits for it and sends it, rather than ending after the
+    wait with it left pending (no task, no wake-up: only the sweeper would find it)."""
+    from tests.webhooks.receiver import Reply
+    from webhooks.engine import loop
+    from webhooks.models import Delivery
+    from webhooks.services import trigger_event, webhook_create
+
+    receiver.default = Reply(delay=0.1)  # the first send outlasts the linger
+    webhook_create(organization=organization, name="limited", url=receiver.url, events=["job.created"], rate_limit=2)
+    enqueues = mock.Mock()
+    monkeypatch.setattr(scheduling, "async_task", enqueues)
+    monkeypatch.setattr(scheduling, "wake_at", mock.Mock())
+    for seq in range(2):
+        trigger_event(organization=organization, event="job.created", payload={"seq": seq})
+    assert loop.deliver_due(time_budget=5, holds_marker=True) == 2
+    assert Delivery.objects.filter(state=Delivery.State.PENDING).count() == 0

@@ -200,6 +200,7 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
     last_claim = last_work = held_at = started
     releasing = False  # the marker is cleared: the next claim that finds nothing ends the drain
     found_none = False  # the last claim found nothing
+    rate_waited = False  # slept for a rate limit: the next claim is what the wait was for
     if holds_marker:
         _hold()
     try:
@@ -211,7 +212,9 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
                 and not in_flight
                 and (not backlog or (found_none and holds_marker))
                 and not recorder.released_successor
+                and not rate_waited
             )
+            rate_waited = False
             if drained and releasing:
                 return sent  # the claim after the marker was cleared found nothing
             if drained and holds_marker and (not sent or (found_none and backlog) or now - last_work >= LINGER):
@@ -261,6 +264,7 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
                         scheduling.wake_at(timezone.now() + timedelta(seconds=claim.rate_wait))
                         return _let_go(sent, holds_marker and not releasing)
                     time.sleep(claim.rate_wait)
+                    rate_waited = True
                     continue
             elif not claiming and not in_flight:
                 if backlog or holds_marker:
