@@ -46,6 +46,9 @@ import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import idna
+from requests.utils import requote_uri
+
 from common.ssrf import is_public_address
 
 #: the longest answer head read (status line and headers)
@@ -101,7 +104,13 @@ class Target:
         except ValueError:
             raise SendError("Request failed (invalid port).") from None
         host = parts.hostname
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if not host.isascii():  # as requests sent it: IDNA in Host, SNI and DNS
+            try:
+                host = idna.encode(host, uts46=True).decode("ascii")
+            except idna.IDNAError:
+                raise SendError("Request failed (invalid host name).") from None
+        # As requests sent it: what is not ASCII percent-encoded as UTF-8.
+        target = requote_uri((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         default_port = port == (443 if scheme == "https" else 80)
         shown = f"[{host}]" if ":" in host else host
         host_header = shown if default_port else f"{shown}:{port}"

@@ -239,3 +239,16 @@ def test_a_partial_answer_on_a_kept_connection_is_not_retried():
         _post(server)
     assert str(raised.value) == transport.CONNECTION_CLOSED
     assert len(server.requests) == 2 and server.connections == 1
+
+
+def test_a_url_with_non_ascii_host_or_path_goes_out_as_requests_sent_it():
+    """A host name in Unicode goes out IDNA-encoded (Host, SNI, DNS), and a path or query
+    with non-ASCII characters percent-encoded as UTF-8, as `requests` sent them."""
+    target = transport.Target.build("http://bücher.example:8080/é?q=ü&x=%41", {}, user_agent="test-agent")
+    assert target.host == "xn--bcher-kva.example"
+    assert target.head.startswith(b"POST /%C3%A9?q=%C3%BC&x=A HTTP/1.1\r\nHost: xn--bcher-kva.example:8080\r\n")
+    cyrillic = transport.Target.build("https://пример.испытание/путь", {}, user_agent="test-agent")
+    assert cyrillic.head.startswith(
+        b"POST /%D0%BF%D1%83%D1%82%D1%8C HTTP/1.1\r\nHost: xn--e1afmkfd.xn--80akhbyknj4f\r\n"
+    )
+
