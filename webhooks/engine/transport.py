@@ -493,8 +493,29 @@ def _decoder(encoding: str):
     if encoding in ("gzip", "x-gzip"):
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
     if encoding == "deflate":
-        return zlib.decompressobj()
+        return _Deflate()
     return None  # identity (or one we did not ask for: kept as sent)
+
+
+class _Deflate:
+    """Deflate in its zlib wrapper, or raw as some servers send it (urllib3 took both)."""
+
+    def __init__(self):
+        self._obj = zlib.decompressobj()
+        self._seen: bytes | None = b""  # the input until the zlib header checked out
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._seen is None:
+            return self._obj.decompress(data, max_length)
+        self._seen += data
+        try:
+            out = self._obj.decompress(data, max_length)
+        except zlib.error:
+            seen, self._seen, self._obj = self._seen, None, zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._obj.decompress(seen, max_length)
+        if len(self._seen) >= 2:  # the header is two bytes
+            self._seen = None
+        return out
 
 
 def _take_buffer(conn: _Connection, size: int) -> bytes:

@@ -252,3 +252,12 @@ def test_a_url_with_non_ascii_host_or_path_goes_out_as_requests_sent_it():
         b"POST /%D0%BF%D1%83%D1%82%D1%8C HTTP/1.1\r\nHost: xn--e1afmkfd.xn--80akhbyknj4f\r\n"
     )
 
+
+def test_a_raw_deflate_answer_is_decoded():
+    """`Content-Encoding: deflate` without the zlib wrapper (as some servers send it) is
+    decoded, as urllib3 did, rather than failing the delivery."""
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    body = compressor.compress(b"raw deflated!") + compressor.flush()
+    reply = b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    server = Scripted([reply])
+    assert _post(server).body == b"raw deflated!"
