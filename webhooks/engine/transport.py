@@ -284,6 +284,7 @@ def _connect(target: Target, deadline: float, timeout: float, *, allow_private: 
             sock.connect(address)  # the address checked: no second resolution
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if context is not None:
+                sock.settimeout(_left(deadline, timeout))  # the handshake gets what is left
                 sock = context.wrap_socket(sock, server_hostname=target.host)
             return _Connection(sock)
         except BaseException as exc:

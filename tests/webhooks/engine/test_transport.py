@@ -261,3 +261,38 @@ def test_a_raw_deflate_answer_is_decoded():
     reply = b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     server = Scripted([reply])
     assert _post(server).body == b"raw deflated!"
+
+
+def test_a_slow_connect_leaves_the_tls_handshake_only_the_time_left(monkeypatch):
+    """Connecting takes most of `timeout` and the server then never finishes its first TLS
+    record: the request still ends at its deadline, not a whole `timeout` later."""
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"\x16\x03\x03\x40\x00")  # a 16 KiB handshake record announced, never sent
+            stop.wait(5)
+
+    threading.Thread(target=trickle, daemon=True).start()
+
+    class SlowConnect(socket.socket):
+        def connect(self, address):
+            time.sleep(0.4)
+            super().connect(address)
+
+    target = transport.Target.build(f"https://127.0.0.1:{listener.getsockname()[1]}/", {}, user_agent="test-agent")
+    monkeypatch.setattr(transport.socket, "socket", SlowConnect)
+    started = time.monotonic()
+    with pytest.raises(transport.SendError, match=r"Timed out after 0\.5 s\."):
+        transport.post(target, transport.request_head(target, {}, 0), b"", timeout=0.5, limit=10, allow_private=True)
+    elapsed = time.monotonic() - started
+    monkeypatch.undo()
+    stop.set()
+    listener.close()
+    assert elapsed < 0.7
