@@ -278,7 +278,11 @@ def _connect(target: Target, deadline: float, timeout: float, *, allow_private: 
         if not allow_private and not is_public_address(ipaddress.ip_address(str(address[0]).split("%", 1)[0])):
             refused_private = True
             continue
-        sock = socket.socket(family, kind, proto)
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:  # a family this host has no support for (IPv6 disabled): the next
+            error = exc
+            continue
         try:
             sock.settimeout(_left(deadline, timeout))
             sock.connect(address)  # the address checked: no second resolution

@@ -296,3 +296,19 @@ def test_a_slow_connect_leaves_the_tls_handshake_only_the_time_left(monkeypatch)
     stop.set()
     listener.close()
     assert elapsed < 0.7
+
+
+def test_an_address_whose_socket_cannot_be_made_is_skipped_for_the_next(monkeypatch):
+    """As on a host without IPv6: the name resolves to an address of a family no socket can
+    be made for, then to one that works. The next address is tried, as urllib3 did, rather
+    than the error escaping the client."""
+    server = Scripted([OK])
+    port = int(server.url.split(":")[2].split("/")[0])
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        unsupported = (socket.AF_UNIX, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))
+        return [unsupported, *real(host, *args, **kwargs)]
+
+    monkeypatch.setattr(transport.socket, "getaddrinfo", resolve)
+    assert _post(server).status == 200
