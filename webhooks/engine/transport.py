@@ -418,7 +418,7 @@ def _fill(conn: _Connection, deadline: float, timeout: float) -> bool:
 
 def _read_head(conn: _Connection, deadline: float, timeout: float) -> bytes:
     while True:
-        end = conn.buffer.find(b"\r\n\r\n")
+        end = conn.buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
         if end >= 0:
             head = bytes(conn.buffer[:end])
             del conn.buffer[: end + 4]

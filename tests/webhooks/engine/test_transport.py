@@ -312,3 +312,10 @@ def test_an_address_whose_socket_cannot_be_made_is_skipped_for_the_next(monkeypa
 
     monkeypatch.setattr(transport.socket, "getaddrinfo", resolve)
     assert _post(server).status == 200
+
+
+def test_an_answer_head_over_64_kib_is_refused_even_when_it_arrives_whole():
+    big = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (100 * 1024) + b"\r\nContent-Length: 2\r\n\r\nok"
+    server = Scripted([big])
+    with pytest.raises(transport.SendError, match="larger than 64 KiB"):
+        _post(server)
