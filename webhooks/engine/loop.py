@@ -37,7 +37,8 @@ CLAIM_GAP = 0.005
 #: its last claim that found work before it lets go: a stream of single triggers is drained
 #: by one task, not by one task per trigger
 LINGER = 0.05
-#: how often a task holding the marker sets it again (it expires after PENDING_TTL)
+#: how often, at most, a task holding the marker sets it again at a claim (it expires after
+#: PENDING_TTL: a drain whose sends fill every slot claims nothing and lets it expire)
 HOLD_REFRESH = 1.0
 #: the longest a finished send waits for its claim's other sends before it is written
 RECORD_AFTER = 0.05
@@ -181,7 +182,7 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
 
     `holds_marker` (a delivery task): the "drain pending" marker (webhooks/scheduling.py)
     says this drain will claim again, so triggers meanwhile enqueue no task. It is held
-    (set again every `HOLD_REFRESH`) while the drain runs and for `LINGER` after its last
+    (set again at its claims, at most every `HOLD_REFRESH`) while the drain runs and for `LINGER` after its last
     claim that found work; to stop, the drain clears it and then claims once more, stopping
     only if that claim finds nothing. A trigger that found the marker set committed before
     it was cleared, so that last claim sees its delivery; one that found it clear enqueues
