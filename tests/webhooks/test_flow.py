@@ -266,3 +266,16 @@ def test_a_never_answering_webhook_does_not_delay_another(organization, receiver
     # Batches recorded only when their slowest send ends would hold these for ~2 s.
     assert latencies[-1] < 1.0, latencies[-5:]
     assert len(receiver.requests) >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_drain_sends_an_ordered_webhooks_events_one_after_another(organization, receiver, monkeypatch):
+    """Each send of an ordered webhook releases the next event: one drain (without the
+    marker: no lingering) claims it, even when the send ended within `CLAIM_GAP` of its
+    claim (a gap longer than a send here makes that sure)."""
+    monkeypatch.setattr(loop, "CLAIM_GAP", 0.5)
+    webhook_create(organization=organization, name="ordered", url=receiver.url, events=["job.created"], ordered=True)
+    for n in range(3):
+        trigger_event(organization=organization, event="job.created", payload={"n": n})
+    assert loop.deliver_due(time_budget=5) == 3
+    assert [r.json()["data"]["n"] for r in receiver.wait_for(3, timeout=5)] == [0, 1, 2]

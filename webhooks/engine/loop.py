@@ -225,7 +225,6 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
                 # Drained, and the last claim found all there was (like a batch that came back
                 # short): what became due since (e.g. operational events) is a new trigger's.
                 return sent
-            recorder.released_successor = False
             elapsed = now - started
             # Past its budget a task keeps claiming only while its own sends are still in
             # flight, for at most one more request timeout: a send that hangs must not
@@ -239,6 +238,7 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
                 continue
             if claiming and len(in_flight) < slots and gap <= 0:
                 claims += 1
+                recorder.released_successor = False  # this claim takes the successor
                 last_claim = time.monotonic()
                 room = min(slots - len(in_flight), limit)
                 retries = sum(1 for d in in_flight.values() if d.attempts > 1)
