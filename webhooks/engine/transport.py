@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 import select
 import socket
 import ssl
@@ -416,12 +417,16 @@ def _fill(conn: _Connection, deadline: float, timeout: float) -> bool:
     return True
 
 
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
 def _read_head(conn: _Connection, deadline: float, timeout: float) -> bytes:
     while True:
-        end = conn.buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
-        if end >= 0:
-            head = bytes(conn.buffer[:end])
-            del conn.buffer[: end + 4]
+        # Lines end with CRLF, or LF alone as http.client (so requests) accepted too.
+        end = _HEAD_END.search(conn.buffer, 0, MAX_HEAD_BYTES + 4)
+        if end is not None:
+            head = bytes(conn.buffer[: end.start()])
+            del conn.buffer[: end.end()]
             return head
         if len(conn.buffer) > MAX_HEAD_BYTES:
             raise SendError("The answer's head is larger than 64 KiB.")
@@ -434,7 +439,7 @@ def _read_head(conn: _Connection, deadline: float, timeout: float) -> bytes:
 def _read_answer(conn: _Connection, deadline: float, timeout: float, limit: int) -> tuple[Answer, bool]:
     while True:
         head = _read_head(conn, deadline, timeout)
-        lines = head.decode("latin-1").split("\r\n")
+        lines = [line.removesuffix("\r") for line in head.decode("latin-1").split("\n")]
         status_line = lines[0].split(" ", 2)
         if len(status_line) < 2 or not status_line[0].startswith("HTTP/") or not status_line[1].isdigit():
             raise SendError(NOT_HTTP)
@@ -578,10 +583,10 @@ def _read_chunked(conn, deadline, timeout, limit, decoder) -> tuple[bytes, bool]
 
 def _read_line(conn: _Connection, deadline: float, timeout: float) -> bytes:
     while True:
-        end = conn.buffer.find(b"\r\n")
+        end = conn.buffer.find(b"\n")
         if end >= 0:
-            line = bytes(conn.buffer[:end])
-            del conn.buffer[: end + 2]
+            line = bytes(conn.buffer[:end]).removesuffix(b"\r")  # CRLF, or LF alone
+            del conn.buffer[: end + 1]
             return line
         if len(conn.buffer) > MAX_HEAD_BYTES:
             raise SendError(NOT_HTTP)

@@ -319,3 +319,14 @@ def test_an_answer_head_over_64_kib_is_refused_even_when_it_arrives_whole():
     server = Scripted([big])
     with pytest.raises(transport.SendError, match="larger than 64 KiB"):
         _post(server)
+
+
+def test_an_answer_with_bare_line_feeds_is_read_as_http_client_read_it():
+    """Some receivers end lines with LF alone; `requests` (http.client) took their answers,
+    so a delivery they accepted must not fail here (it would be sent again and again)."""
+    bare = b"HTTP/1.1 200 OK\nContent-Type: text/plain\nTransfer-Encoding: chunked\n\n2\nok\n0\n\n"
+    server = Scripted([bare, OK])
+    answer = _post(server)
+    assert (answer.status, answer.headers["content-type"], answer.body) == (200, "text/plain", b"ok")
+    assert _post(server).status == 200
+    assert server.connections == 1
