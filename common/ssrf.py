@@ -8,7 +8,9 @@ caught by the address check. Call sites pass `allow_private` from `ALLOW_PRIVATE
 (through their app's `app_settings.allow_private_urls()`) for development and tests.
 
 This is the check at save time; the same rule holds again at connect time, where
-requests-hardened pins the connection to the address it checked (DNS rebinding).
+requests-hardened (common/http.py) or, for webhook deliveries, the engine's own client
+(webhooks/engine/transport.py, with this rule alone) connects to the address it checked
+(DNS rebinding).
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ What the hardened session (common/http.py) guarantees holds here too:
   cookies, redirects never followed (a 3xx is an answer).
 - **Time**: `timeout` bounds connecting and every read and write, and the whole request
   (the answer's body included) ends within `timeout` too: each socket operation gets the
-  time left, so a receiver trickling a byte a second is cut off at the deadline.
+  time left, so a receiver trickling a byte a second is cut off at the deadline. Name
+  resolution is the exception: `getaddrinfo` has no timeout of its own (as with `requests`),
+  so a slow resolver holds a send for the resolver's timeouts (resolv.conf); the time it
+  takes counts against the deadline.
 - **Size**: the answer's head is at most 64 KiB, its body is read up to `limit` bytes
   *decoded* (gzip and deflate are undone chunk by chunk, so a small compressed answer that
   inflates to gigabytes costs `limit` bytes); a longer body is cut, and its connection
