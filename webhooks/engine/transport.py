@@ -63,6 +63,10 @@ COALESCE_BYTES = 64 * 1024
 MAX_IDLE_PER_ORIGIN = 100
 #: an idle connection older than this is closed rather than reused
 IDLE_SECONDS = 60.0
+#: idle connections kept in all (each holds a file descriptor); beyond, one is closed
+MAX_IDLE = 256
+#: how often, at most, idle connections of every origin are checked for their age
+PRUNE_SECONDS = 1.0
 READ_CHUNK = 64 * 1024
 
 #: the outcome texts (webhooks/engine/sending.py logs them as the attempt's error)
@@ -206,9 +210,13 @@ class _Connection:
 
 _idle: dict[tuple, list[_Connection]] = {}
 _idle_lock = threading.Lock()
+#: idle connections in `_idle`, and when those idle too long were last closed
+_idle_total = 0
+_pruned_at = 0.0
 
 
 def _take(key: tuple) -> _Connection | None:
+    global _idle_total
     now = time.monotonic()
     while True:
         with _idle_lock:
@@ -216,26 +224,47 @@ def _take(key: tuple) -> _Connection | None:
             if not stack:
                 return None
             conn = stack.pop()
+            _idle_total -= 1
         if not conn.dropped(now):
             return conn
         conn.close()
 
 
 def _give_back(key: tuple, conn: _Connection) -> None:
-    conn.idle_since = time.monotonic()
+    global _idle_total, _pruned_at
+    now = conn.idle_since = time.monotonic()
+    stale: list[_Connection] = []
     with _idle_lock:
+        if now - _pruned_at >= PRUNE_SECONDS:
+            # Origins not sent to again keep their connections (descriptors) until closed
+            # here: without this, a worker sending to many receivers ran out of descriptors.
+            _pruned_at = now
+            for origin, kept in list(_idle.items()):
+                fresh = [c for c in kept if now - c.idle_since <= IDLE_SECONDS]
+                stale += [c for c in kept if now - c.idle_since > IDLE_SECONDS]
+                if fresh:
+                    _idle[origin] = fresh
+                else:
+                    del _idle[origin]
+            _idle_total = sum(len(kept) for kept in _idle.values())
         stack = _idle.setdefault(key, [])
-        if len(stack) < MAX_IDLE_PER_ORIGIN:
+        keep = len(stack) < MAX_IDLE_PER_ORIGIN and _idle_total < MAX_IDLE
+        if keep:
             stack.append(conn)
-            return
-    conn.close()
+            _idle_total += 1
+    for old in stale:
+        old.close()
+    if not keep:
+        conn.close()
 
 
 def close_all() -> None:
     """Close every idle connection (tests)."""
+    global _idle_total
     with _idle_lock:
         stacks = list(_idle.values())
         _idle.clear()
+        _idle_total = 0
     for stack in stacks:
         for conn in stack:
             conn.close()
@@ -243,8 +272,8 @@ def close_all() -> None:
 
 def _after_fork_in_child() -> None:
     # Without the lock: another thread may have held it when the process forked.
-    global _idle, _idle_lock
-    stacks, _idle, _idle_lock = list(_idle.values()), {}, threading.Lock()
+    global _idle, _idle_lock, _idle_total
+    stacks, _idle, _idle_lock, _idle_total = list(_idle.values()), {}, threading.Lock(), 0
     for stack in stacks:
         for conn in stack:
             conn.close()  # this process's descriptor only: the parent's connection stays open

@@ -4,6 +4,7 @@ keep-alive reuse, framing (length, chunked, to the end), decoded caps, bad answe
 import gzip
 import socket
 import threading
+import time
 import zlib
 
 import pytest
@@ -266,7 +267,6 @@ def test_a_raw_deflate_answer_is_decoded():
 def test_a_slow_connect_leaves_the_tls_handshake_only_the_time_left(monkeypatch):
     """Connecting takes most of `timeout` and the server then never finishes its first TLS
     record: the request still ends at its deadline, not a whole `timeout` later."""
-    import time
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -330,3 +330,27 @@ def test_an_answer_with_bare_line_feeds_is_read_as_http_client_read_it():
     assert (answer.status, answer.headers["content-type"], answer.body) == (200, "text/plain", b"ok")
     assert _post(server).status == 200
     assert server.connections == 1
+
+
+def _idle_connections() -> int:
+    return sum(len(stack) for stack in transport._idle.values())
+
+
+def test_idle_connections_of_origins_not_sent_to_again_are_closed(monkeypatch):
+    """Each kept connection holds a descriptor: those idle past IDLE_SECONDS are closed even
+    when their origin gets no request again, and at most MAX_IDLE are kept in all."""
+    monkeypatch.setattr(transport, "IDLE_SECONDS", 0.05)
+    monkeypatch.setattr(transport, "PRUNE_SECONDS", 0.0)
+    first = Scripted([OK])
+    assert _post(first).status == 200
+    assert _idle_connections() == 1
+    time.sleep(0.1)
+    second = Scripted([OK])
+    assert _post(second).status == 200
+    assert _idle_connections() == 1  # the first origin's connection, idle too long, is closed
+
+    monkeypatch.setattr(transport, "IDLE_SECONDS", 60.0)
+    monkeypatch.setattr(transport, "MAX_IDLE", 2)
+    for server in [Scripted([OK]) for _ in range(3)]:
+        assert _post(server).status == 200
+    assert _idle_connections() == 2
