@@ -1,4 +1,4 @@
-"""Sending: one signed POST per delivery, a batch concurrently over one pooled session.
+"""Sending: one signed POST per delivery, a batch concurrently over the engine's client (transport).
 
 No database access: the loop passes each webhook's signing keys in (the store reads
 them), and gets back an `Outcome` per delivery. Nothing raised by one send can break the
