@@ -566,15 +566,21 @@ def _take_buffer(conn: _Connection, size: int) -> bytes:
     return data
 
 
-def _read_length(conn, deadline, timeout, limit, length, decoder) -> tuple[bytes, bool]:
-    out = _Decoded(decoder, limit)
-    left = length
+def _read_exactly(conn, deadline, timeout, size: int, out: _Decoded) -> int:
+    """Read up to `size` bytes of the body into `out` (fewer once it is full); the bytes left."""
+    left = size
     while left > 0 and not out.full:
         if not conn.buffer and not _fill(conn, deadline, timeout):
             raise SendError(CONNECTION_CLOSED)
         data = _take_buffer(conn, left)
         left -= len(data)
         out.add(data)
+    return left
+
+
+def _read_length(conn, deadline, timeout, limit, length, decoder) -> tuple[bytes, bool]:
+    out = _Decoded(decoder, limit)
+    left = _read_exactly(conn, deadline, timeout, length, out)
     return out.value(), left == 0 and not conn.buffer
 
 
@@ -601,14 +607,7 @@ def _read_chunked(conn, deadline, timeout, limit, decoder) -> tuple[bytes, bool]
             while _read_line(conn, deadline, timeout):  # trailers, up to the empty line
                 pass
             return out.value(), not conn.buffer
-        left = size
-        while left > 0 and not out.full:
-            if not conn.buffer and not _fill(conn, deadline, timeout):
-                raise SendError(CONNECTION_CLOSED)
-            data = _take_buffer(conn, left)
-            left -= len(data)
-            out.add(data)
-        if left == 0:
+        if _read_exactly(conn, deadline, timeout, size, out) == 0:
             _read_line(conn, deadline, timeout)  # the CRLF after the chunk
     return out.value(), False
 
