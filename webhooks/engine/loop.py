@@ -273,7 +273,6 @@ def deliver_due(*, time_budget: float | None = None, holds_marker: bool = False)
                     # marker this task held, or cleared without the claim that would decide)
                     # goes to a fresh task.
                     scheduling.hand_over()
-                    return sent
                 return sent
             if not in_flight:
                 if not holds_marker and (claimed_none or not backlog):

@@ -373,9 +373,8 @@ def post(
     deadline = time.monotonic() + timeout
     context = None
     if target.scheme == "https":
-        stamp = os.stat(cert).st_mtime_ns if cert else 0
-        try:
-            context = _tls_context(verify, cert, stamp)
+        try:  # a certificate file gone (its process directory cleaned) is a TLS error too
+            context = _tls_context(verify, cert, os.stat(cert).st_mtime_ns if cert else 0)
         except (ssl.SSLError, OSError):
             raise SendError(TLS_ERROR) from None
     key = (target.scheme, target.host, target.port, verify, cert, allow_private)

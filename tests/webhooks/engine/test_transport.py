@@ -354,3 +354,18 @@ def test_idle_connections_of_origins_not_sent_to_again_are_closed(monkeypatch):
     for server in [Scripted([OK]) for _ in range(3)]:
         assert _post(server).status == 200
     assert _idle_connections() == 2
+
+
+def test_a_client_certificate_file_that_is_gone_is_a_tls_error(tmp_path):
+    target = transport.Target.build("https://127.0.0.1:9/", {}, user_agent="t")
+    with pytest.raises(transport.SendError) as raised:
+        transport.post(
+            target,
+            transport.request_head(target, {}, 0),
+            b"",
+            timeout=1,
+            limit=10,
+            allow_private=True,
+            cert=str(tmp_path / "gone.pem"),
+        )
+    assert str(raised.value) == transport.TLS_ERROR
